@@ -1,0 +1,66 @@
+"""aflow: an async-native task framework in the vocabulary of Prefect 1.
+
+Tasks are classes with an ``async def run``; a `Flow` wires them into a graph; ``await
+flow.run()`` runs every task as soon as its upstreams are done, in one event loop.
+"""
+
+from __future__ import annotations
+
+from . import context as context
+from . import signals as signals
+from . import states as states
+from . import triggers as triggers
+from ._builtin_tasks import Constant as Constant
+from ._builtin_tasks import Parameter as Parameter
+from ._defaults import LazyDefault as LazyDefault
+from ._defaults import defaults_from_attrs as defaults_from_attrs
+from ._edge import Edge as Edge
+from ._edge import flatten as flatten
+from ._edge import mapped as mapped
+from ._edge import unmapped as unmapped
+from ._flow import Flow as Flow
+from ._resources import run_resource as run_resource
+from ._task import FunctionTask as FunctionTask
+from ._task import Task as Task
+from ._task import tags as tags
+from ._task import task as task
+from .exceptions import AflowError as AflowError
+from .exceptions import FlowValidationError as FlowValidationError
+from .exceptions import ParameterError as ParameterError
+from .exceptions import TaskDefinitionError as TaskDefinitionError
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "AflowError",
+    "Constant",
+    "Edge",
+    "Flow",
+    "FlowValidationError",
+    "FunctionTask",
+    "LazyDefault",
+    "Parameter",
+    "ParameterError",
+    "Task",
+    "TaskDefinitionError",
+    "context",
+    "defaults_from_attrs",
+    "flatten",
+    "mapped",
+    "run_resource",
+    "signals",
+    "states",
+    "tags",
+    "task",
+    "triggers",
+    "unmapped",
+)
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) or callable(_obj):
+        try:
+            _obj.__module__ = __name__
+        except (AttributeError, TypeError):
+            pass
+del _name, _obj

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+
+if TYPE_CHECKING:
+    from ._task import Task
+
+__all__ = ("Edge", "flatten", "mapped", "unmapped")
+
+T = TypeVar("T")
+
+
+@final
+class Edge:
+    """A dependency from ``upstream_task`` to ``downstream_task``.
+
+    Args:
+        upstream_task: The task whose result (or completion) is needed.
+        downstream_task: The task that needs it.
+        key: The ``run`` argument that receives the upstream result; None for an ordering-only edge.
+        mapped: Whether the downstream task maps over the upstream result.
+        flattened: Whether the upstream result is un-nested one level before mapping.
+    """
+
+    __slots__ = ("_hash", "downstream_task", "flattened", "key", "mapped", "upstream_task")
+
+    def __init__(
+        self,
+        upstream_task: Task,
+        downstream_task: Task,
+        key: str | None = None,
+        mapped: bool = False,
+        flattened: bool = False,
+    ) -> None:
+        if key is not None and not key.isidentifier():
+            raise ValueError(f"Edge key {key!r} is not a valid Python identifier")
+        self.upstream_task = upstream_task
+        self.downstream_task = downstream_task
+        self.key = key
+        self.mapped = mapped
+        self.flattened = flattened
+        self._hash = hash((id(upstream_task), id(downstream_task), key, mapped, flattened))
+
+    def _tuple(self) -> tuple[int, int, str | None, bool, bool]:
+        return (id(self.upstream_task), id(self.downstream_task), self.key, self.mapped, self.flattened)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Edge):
+            return NotImplemented
+        return self._hash == other._hash and self._tuple() == other._tuple()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if hasattr(self, "_hash"):
+            raise AttributeError("Edge is immutable")
+        object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        flags = "".join(
+            f", {f}=True" for f in ("mapped", "flattened") if getattr(self, f)
+        )
+        key = f", key={self.key!r}" if self.key else ""
+        return f"<Edge {self.upstream_task.name} -> {self.downstream_task.name}{key}{flags}>"
+
+
+class _Annotation(Generic[T]):
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.value!r})"
+
+
+@final
+class unmapped(_Annotation[T]):  # noqa: N801 - Prefect's spelling
+    """Pass the whole value to every child of a mapped call: ``t.map(xs, y=unmapped(ys))``."""
+
+    __slots__ = ()
+
+
+@final
+class mapped(_Annotation[T]):  # noqa: N801
+    """Map over this one argument in an ordinary call: ``t(mapped(xs), y=ys)``."""
+
+    __slots__ = ()
+
+
+@final
+class flatten(_Annotation[T]):  # noqa: N801
+    """Un-nest a list of lists one level before mapping over it: ``t.map(flatten(xss))``."""
+
+    __slots__ = ()

@@ -1,0 +1,468 @@
+"""The scheduler: starts each task as soon as its upstreams are done, all in one event loop.
+
+Each task run (and each mapped child) is one asyncio task. A node counts the upstream events it
+still waits for; the last one to arrive starts it. A mapped task needs only the *width* of an
+upstream mapped task (known once that one's parent has mapped), not its children: child ``i``
+waits for the upstream's child ``i`` alone, so mapped pipelines run depth-first, with no barrier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Sized
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._builtin_tasks import Constant, Parameter
+from .._clock import SYSTEM_CLOCK, Clock
+from .._resources import RunResources
+from .._run_context import FlowRunContext, flow_run_var
+from ..exceptions import AflowInternalError, ParameterError
+from ..states import Failed, Mapped, Pending, Running, State, Success
+from ._task_runner import Runner, expanded, run_task, set_state
+
+if TYPE_CHECKING:
+    from .._edge import Edge
+    from .._flow import Flow
+    from .._task import Task
+
+__all__ = ("FlowRunner",)
+
+logger = logging.getLogger("aflow.flow_runner")
+
+
+class _Node:
+    """The run-time record of one task of the flow."""
+
+    __slots__ = (
+        "child_listeners",
+        "child_states",
+        "child_waiting",
+        "children_left",
+        "consts",
+        "df_getters",
+        "edges_in",
+        "finish_listeners",
+        "is_mapped",
+        "resolve_listeners",
+        "resolved",
+        "state",
+        "task",
+        "waiting",
+        "width",
+    )
+
+    def __init__(self, task: Task, edges_in: list[Edge], consts: dict[str, Any] | None) -> None:
+        self.task = task
+        self.edges_in = edges_in
+        self.consts = consts
+        self.state: State | None = None
+        self.waiting = 0
+        self.finish_listeners: list[_Node] = _NONE
+        self.resolve_listeners: list[_Node] = _NONE
+        self.resolved = False
+        self.is_mapped = any(e.mapped for e in edges_in) if edges_in else False
+        self.width: int | None = None  # known once a mapped task has mapped
+        # set by _map_parent, for mapped tasks only:
+        self.child_states: list[State | None]
+        self.children_left: int
+        self.child_waiting: list[int]
+        self.child_listeners: list[_Node]
+        self.df_getters: list[Any]
+
+
+_NONE: list[_Node] = []  # shared "no listeners" marker; never appended to
+
+
+def _flatten(value: Any, name: str) -> list[Any]:
+    out: list[Any] = []
+    for item in value:
+        if not isinstance(item, (list, tuple)):
+            raise TypeError(f"flatten() over {name} needs a list of lists, found item {item!r}")
+        out.extend(item)
+    return out
+
+
+class FlowRunner:
+    """Runs one flow once. Made by `Flow.run`."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        parameters: dict[str, Any],
+        *,
+        context: dict[str, Any] | None,
+        max_concurrency: int | None,
+        clock: Clock | None,
+        flow_run_name: str | None,
+    ) -> None:
+        self.flow = flow
+        self.parameters = self._check_parameters(flow, parameters)
+        # edges are checked for cycles as they are added, so insertion order is enough here
+        self.order = list(flow._tasks)
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        self.max_concurrency = max_concurrency
+        self.clock = clock or SYSTEM_CLOCK
+        self.extra = dict(context or {})
+        self.run_id = str(uuid.uuid4())
+        self.run_name = flow_run_name or self.run_id
+        self.nodes: dict[Task, _Node] = {}
+        self.pending = 0
+        self.running: list[asyncio.Task[None]] = []  # every task started (cancelled if the run is)
+        self.done: asyncio.Future[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.runner: Runner | None = None
+
+    @staticmethod
+    def _check_parameters(flow: Flow, given: dict[str, Any]) -> dict[str, Any]:
+        params = {p.name: p for p in flow.parameters()}
+        unknown = sorted(set(given) - set(params))
+        if unknown:
+            known = ", ".join(sorted(params)) or "none"
+            raise ParameterError(f"Flow {flow.name!r} has no parameter {', '.join(unknown)} (its parameters: {known})")
+        missing = sorted(n for n, p in params.items() if p.required and n not in given)
+        if missing:
+            raise ParameterError(f"Flow {flow.name!r} needs parameter {', '.join(missing)}: pass it to run()")
+        return {n: given.get(n, p.default) for n, p in params.items()}
+
+    # -- the run ------------------------------------------------------------------------------
+
+    async def run(self) -> State:
+        flow = self.flow
+        frun = FlowRunContext(
+            flow_name=flow.name,
+            flow_run_id=self.run_id,
+            flow_run_name=self.run_name,
+            parameters=self.parameters,
+            date=datetime.now(timezone.utc),
+            extra=self.extra,
+            clock=self.clock,
+            resources=RunResources(),
+        )
+        debug = logger.isEnabledFor(logging.DEBUG)
+        limiter = asyncio.Semaphore(self.max_concurrency) if self.max_concurrency else None
+        self.runner = Runner(frun, self.clock, limiter, logger if debug else None)
+        self.loop = asyncio.get_running_loop()
+        self.done = self.loop.create_future()
+        token = flow_run_var.set(frun)
+        try:
+            state = await self._flow_state(Pending(), Running("Running flow."))
+            if isinstance(state, Running):
+                logger.info("Flow run %s of %r: starting %d tasks", self.run_name, flow.name, len(self.order))
+                self._build()
+                if self.pending:
+                    await self.done
+                state = await self._finish()
+                logger.info("Flow run %s of %r: %s", self.run_name, flow.name, type(state).__name__)
+            return state
+        except BaseException:
+            await self._cancel_all()
+            raise
+        finally:
+            flow_run_var.reset(token)
+            await frun.resources.aclose()
+
+    def _build(self) -> None:
+        flow = self.flow
+        nodes = self.nodes
+        edges_to = flow._edges_to
+        constants = flow.constants
+        for task in self.order:
+            nodes[task] = _Node(task, edges_to.get(task, []), constants.get(task))
+        self.pending = len(nodes)
+        ready: list[_Node] = []
+        for node in nodes.values():
+            if node.edges_in:
+                by_up: dict[_Node, bool] = {}
+                for e in node.edges_in:
+                    up = nodes[e.upstream_task]
+                    df = e.mapped and not e.flattened and up.is_mapped
+                    by_up[up] = by_up.get(up, True) and df
+                for up, df in by_up.items():
+                    if df:
+                        if up.resolve_listeners is _NONE:
+                            up.resolve_listeners = []
+                        up.resolve_listeners.append(node)
+                    else:
+                        if up.finish_listeners is _NONE:
+                            up.finish_listeners = []
+                        up.finish_listeners.append(node)
+                node.waiting = len(by_up)
+            else:
+                ready.append(node)
+        for node in ready:
+            self._start(node)
+
+    def _spawn(self, coro: Any) -> None:
+        assert self.loop is not None
+        self.running.append(self.loop.create_task(coro))
+
+    def _start(self, node: _Node) -> None:
+        task = node.task
+        if isinstance(task, Parameter):
+            self._finish_node(node, Success("Parameter value", result=self.parameters[task.name]))
+        elif isinstance(task, Constant):
+            self._finish_node(node, Success("Constant value", result=task.value))
+        elif node.is_mapped:
+            self._spawn(self._guard(self._map_parent(node)))
+        else:
+            self._spawn(self._run_single(node))
+
+    async def _guard(self, coro: Any) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._internal_error(exc)
+
+    def _internal_error(self, exc: BaseException) -> None:
+        """An engine bug: stop the run and report it."""
+        if self.done is not None and not self.done.done():
+            err = AflowInternalError(f"aflow engine error: {exc!r}")
+            err.__cause__ = exc
+            self.done.set_exception(err)
+
+    # -- notifications ------------------------------------------------------------------------
+
+    def _resolve(self, node: _Node) -> None:
+        if node.resolved:
+            return
+        node.resolved = True
+        for down in node.resolve_listeners:
+            down.waiting -= 1
+            if down.waiting == 0:
+                self._start(down)
+
+    def _finish_node(self, node: _Node, state: State) -> None:
+        node.state = state
+        self._resolve(node)
+        for down in node.finish_listeners:
+            down.waiting -= 1
+            if down.waiting == 0:
+                self._start(down)
+        self.pending -= 1
+        if self.pending == 0 and self.done is not None and not self.done.done():
+            self.done.set_result(None)
+
+    # -- single tasks -------------------------------------------------------------------------
+
+    def _inputs_and_states(self, node: _Node) -> tuple[dict[str, Any], dict[Edge, State] | None]:
+        consts = node.consts
+        if not node.edges_in:
+            return (consts if consts is not None else {}), None
+        inputs = dict(consts) if consts else {}
+        upstream: dict[Edge, State] = {}
+        nodes = self.nodes
+        for e in node.edges_in:
+            state = nodes[e.upstream_task].state
+            assert state is not None
+            upstream[e] = state
+            if e.key is not None:
+                value = state.result
+                if e.flattened and isinstance(state, Success):
+                    value = _flatten(value, e.upstream_task.name)
+                inputs[e.key] = value
+        return inputs, upstream
+
+    async def _run_single(self, node: _Node) -> None:
+        try:
+            try:
+                inputs, upstream = self._inputs_and_states(node)
+            except Exception as exc:
+                state: State = Failed(f"Could not gather inputs: {exc}", result=exc)
+            else:
+                state = await run_task(node.task, self.runner, inputs, upstream)  # type: ignore[arg-type]
+            self._finish_node(node, state)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._internal_error(exc)
+
+    # -- mapped tasks -------------------------------------------------------------------------
+
+    async def _map_parent(self, node: _Node) -> None:
+        """Decide a mapped task's width, then start each child when its own inputs are ready."""
+        assert self.runner is not None
+        task = node.task
+        whole: dict[Edge, State] = {}  # edges from finished upstreams, seen by the parent
+        for e in node.edges_in:
+            up_state = self.nodes[e.upstream_task].state
+            if up_state is not None:
+                whole[e] = up_state
+        stop = None
+        if whole:
+            from ._task_runner import _check_trigger
+
+            if task.skip_on_upstream_skip and any(s.is_skipped() for s in whole.values()):
+                from ..states import Skipped
+
+                stop = Skipped("Upstream task was skipped; if this was unexpected, set skip_on_upstream_skip=False.")
+            elif any(not s.is_successful() for e, s in whole.items() if e.mapped):
+                stop = _check_trigger(task, {e: s for e, s in whole.items() if e.mapped})
+        if stop is None:
+            try:
+                width = self._plan_children(node)
+            except Exception as exc:
+                stop = Failed(f"Could not map {task.name!r}: {exc}", result=exc)
+        if stop is not None:
+            if task.state_handlers:
+                stop = await set_state(task, Pending(), stop)
+            self._finish_node(node, stop)
+            return
+        node.width = width
+        node.child_states = [None] * width
+        node.children_left = width
+        node.child_listeners = []
+        self._resolve(node)
+        if width == 0:
+            await self._finish_mapped(node)
+            return
+        sources = [s for s in dict.fromkeys(g[2] for g in node.df_getters if g[0] == "df") if s.width is not None]
+        node.child_waiting = [0] * width
+        for src in sources:
+            if src.state is None:  # still running children: listen to them
+                src.child_listeners.append(node)
+                for i in range(width):
+                    if src.child_states[i] is None:
+                        node.child_waiting[i] += 1
+        for i in range(width):
+            if node.child_waiting[i] == 0:
+                self._spawn(self._run_child(node, i))
+
+    def _plan_children(self, node: _Node) -> int:
+        """Fill ``node.df_getters`` (how child i gets each input) and return the width."""
+        getters: list[tuple[str, Edge, Any]] = []
+        widths: list[int] = []
+        for e in node.edges_in:
+            up = self.nodes[e.upstream_task]
+            state = up.state
+            if e.mapped and not e.flattened and up.width is not None:
+                getters.append(("df", e, up))  # child i reads upstream child i
+                widths.append(up.width)
+            elif e.mapped:
+                assert state is not None
+                value = state.result
+                if e.flattened:
+                    value = _flatten(value, up.task.name)
+                if not isinstance(value, Sized) or isinstance(value, (str, bytes, dict)):
+                    raise TypeError(
+                        f"argument {e.key or '(upstream)'!r} comes from {up.task.name!r} whose result "
+                        f"{type(value).__name__} cannot be mapped over: map over a list "
+                        "(or wrap the argument in unmapped())"
+                    )
+                seq = list(value)  # type: ignore[call-overload]
+                getters.append(("seq", e, (seq, state)))
+                widths.append(len(seq))
+            else:
+                assert state is not None
+                getters.append(("whole", e, state))
+        node.df_getters = getters
+        return min(widths)
+
+    def _child_inputs(self, node: _Node, i: int) -> tuple[dict[str, Any], dict[Edge, State]]:
+        inputs = dict(node.consts) if node.consts else {}
+        upstream: dict[Edge, State] = {}
+        for kind, e, src in node.df_getters:
+            if kind == "df":
+                state = src.child_states[i]
+                value = state.result
+            elif kind == "seq":
+                seq, state = src
+                value = seq[i]
+            else:
+                state = src
+                value = state.result
+            upstream[e] = state
+            if e.key is not None:
+                inputs[e.key] = value
+        return inputs, upstream
+
+    async def _run_child(self, node: _Node, i: int) -> None:
+        try:
+            inputs, upstream = self._child_inputs(node, i)
+            state = await run_task(node.task, self.runner, inputs, upstream, map_index=i)  # type: ignore[arg-type]
+            node.child_states[i] = state
+            for down in node.child_listeners:
+                if i < len(down.child_waiting):
+                    down.child_waiting[i] -= 1
+                    if down.child_waiting[i] == 0:
+                        self._spawn(self._run_child(down, i))
+            node.children_left -= 1
+            if node.children_left == 0:
+                await self._finish_mapped(node)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._internal_error(exc)
+
+    async def _finish_mapped(self, node: _Node) -> None:
+        children: list[State] = node.child_states  # type: ignore[assignment]
+        state: State = Mapped(f"Mapped {len(children)} children.", [s.result for s in children], children)
+        if node.task.state_handlers:
+            state = await set_state(node.task, Pending(), state)
+        self._finish_node(node, state)
+
+    # -- the end ------------------------------------------------------------------------------
+
+    async def _flow_state(self, old: State, new: State) -> State:
+        for handler in self.flow.state_handlers:
+            try:
+                replaced = handler(self.flow, old, new)
+                if asyncio.iscoroutine(replaced):
+                    replaced = await replaced
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                name = getattr(handler, "__qualname__", repr(handler))
+                return Failed(f"Flow state handler {name} raised {exc!r}", result=exc)
+            if replaced is not None:
+                new = replaced
+        return new
+
+    async def _finish(self) -> State:
+        flow = self.flow
+        results: dict[Task, State] = {t: n.state or Pending("Task not run.") for t, n in self.nodes.items()}
+        reference = {t: results[t] for t in flow.reference_tasks()}
+        ref_expanded = expanded({i: s for i, s in enumerate(reference.values())})  # type: ignore[misc]
+        if any(s.is_failed() for s in ref_expanded):
+            state: State = Failed("Some reference tasks failed.", result=results)
+        elif all(s.is_successful() for s in ref_expanded):
+            state = Success("All reference tasks succeeded.", result=results)
+        else:
+            state = Success("No reference tasks failed.", result=results)
+        if flow.terminal_state_handler is not None:
+            state = await self._call_flow_hook(
+                lambda: flow.terminal_state_handler(flow, state, reference), state  # type: ignore[misc]
+            )
+        state = await self._flow_state(Running(), state)
+        if flow.on_failure is not None and state.is_failed():
+            await self._call_flow_hook(lambda: flow.on_failure(flow, state), state)  # type: ignore[misc]
+        if state.result is None:
+            state.result = results
+        return state
+
+    async def _call_flow_hook(self, call: Callable[[], Any], state: State) -> State:
+        try:
+            replaced = call()
+            if asyncio.iscoroutine(replaced):
+                replaced = await replaced
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return Failed(f"Flow hook raised {exc!r}", result=exc)
+        return replaced if isinstance(replaced, State) else state
+
+    async def _cancel_all(self) -> None:
+        pending = [t for t in self.running if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            # wait for every body to stop (a sync body's thread runs to its end): nothing outlives the run
+            with anyio.CancelScope(shield=True):
+                await asyncio.gather(*pending, return_exceptions=True)

@@ -1,0 +1,282 @@
+"""One task run: skip check → trigger → body (timeout, threads, retries, loops) → final state.
+
+Every step is a state transition that goes through the task's state handlers. The body runs
+at a user-code boundary: cancellation is re-raised, signals set the state, any other exception
+becomes Failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import random
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+
+from .. import signals, triggers
+from .._defaults import resolve_defaults
+from .._logging import routed_stdout
+from .._run_context import FlowRunContext, TaskRunContext, task_run_var
+from ..states import (
+    Failed,
+    Finished,
+    Looped,
+    Mapped,
+    Pending,
+    Retrying,
+    Running,
+    Skipped,
+    State,
+    Success,
+    TimedOut,
+    TriggerFailed,
+)
+
+if TYPE_CHECKING:
+    from .._clock import Clock
+    from .._edge import Edge
+    from .._task import Task
+
+__all__ = ("Runner", "expanded", "run_task", "set_state")
+
+_SUCCESS_MSG = "Task run succeeded."
+_CancelledError = asyncio.CancelledError  # the engine runs on asyncio (anyio's asyncio backend)
+
+
+def expanded(states: Mapping[Edge, State]) -> list[State]:
+    """Upstream states with each Mapped state replaced by its children's states."""
+    out: list[State] = []
+    for s in states.values():
+        if type(s) is Mapped:
+            out.extend(s.map_states)
+        else:
+            out.append(s)
+    return out
+
+
+class _ExpandedStates(dict):  # type: ignore[type-arg]
+    """The mapping given to triggers: Mapped upstreams are seen through their children."""
+
+    def values(self) -> list[State]:  # type: ignore[override]
+        return expanded(dict(self))
+
+    def __len__(self) -> int:
+        return len(self.values())
+
+
+async def set_state(task: Task, old: State, new: State) -> State:
+    """Run the task's state handlers on ``old -> new`` and return the resulting state."""
+    for handler in task.state_handlers:
+        try:
+            replaced = handler(task, old, new)
+            if inspect.isawaitable(replaced):
+                replaced = await replaced
+        except _CancelledError:
+            raise
+        except BaseException as exc:
+            name = getattr(handler, "__qualname__", repr(handler))
+            return Failed(
+                f"State handler {name} raised {exc!r} on {type(old).__name__} -> {type(new).__name__}",
+                result=exc,
+            )
+        if replaced is not None:
+            new = replaced
+    return new
+
+
+def _check_trigger(task: Task, upstream: Mapping[Edge, State]) -> State | None:
+    """None if the task may run, else the state it ends in (TriggerFailed or Skipped)."""
+    trigger = task.trigger
+    if trigger is triggers.all_successful:  # the default: a fast path without signal objects
+        for s in expanded(upstream):
+            if not isinstance(s, Success):
+                return TriggerFailed('Trigger was "all_successful" but some of the upstream tasks failed.')
+        return None
+    try:
+        ok = trigger(_ExpandedStates(upstream))
+    except signals.AflowSignal as sig:
+        state = sig.state
+        return state if isinstance(state, (Skipped, TriggerFailed)) else TriggerFailed(sig.message, result=sig)
+    except Exception as exc:
+        return TriggerFailed(f"Trigger {getattr(trigger, '__name__', trigger)} raised {exc!r}", result=exc)
+    if not ok:
+        return TriggerFailed(f"Trigger {getattr(trigger, '__name__', trigger)} returned False")
+    return None
+
+
+def _retry_delay(task: Task, attempt: int) -> float:
+    delay = task.retry_delay
+    if task.retry_backoff is not None:
+        delay *= task.retry_backoff ** (attempt - 1)
+    if task.max_retry_delay is not None:
+        delay = min(delay, task.max_retry_delay)
+    if task.retry_jitter:
+        delay *= 1 + random.uniform(-task.retry_jitter, task.retry_jitter)  # noqa: S311 - not crypto
+    return max(delay, 0.0)
+
+
+def _run_name(task: Task, frun: FlowRunContext | None, inputs: dict[str, Any]) -> str:
+    from .. import context
+
+    values = {**(frun.parameters if frun else {}), **context.to_dict(), **inputs}
+    template = task.task_run_name
+    return template(**values) if callable(template) else str(template).format(**values)
+
+
+class Runner:
+    """Shared per-run settings for task runs (the limiter, the clock...)."""
+
+    __slots__ = ("clock", "frun", "limiter", "logger")
+
+    def __init__(
+        self, frun: FlowRunContext | None, clock: Clock, limiter: asyncio.Semaphore | None, logger: Any
+    ) -> None:
+        self.frun = frun
+        self.clock = clock
+        self.limiter = limiter
+        self.logger = logger  # a logger when DEBUG is on, else None (checked once per run)
+
+
+async def _invoke(task: Task, inputs: dict[str, Any]) -> Any:
+    if task._run_is_async:
+        return await task.run(**inputs)
+    inputs = dict(inputs)
+    await resolve_defaults(task, task.run, (), inputs)  # lazy defaults are awaited on the loop
+    return await anyio.to_thread.run_sync(functools.partial(task.run, **inputs))
+
+
+async def _body(task: Task, inputs: dict[str, Any], limiter: asyncio.Semaphore | None) -> Any:
+    if limiter is not None:
+        async with limiter:
+            return await _invoke(task, inputs)
+    return await _invoke(task, inputs)
+
+
+class _TimedOutError(Exception):
+    pass
+
+
+async def _call(task: Task, inputs: dict[str, Any], limiter: asyncio.Semaphore | None) -> Any:
+    if task.log_stdout:
+        with routed_stdout():
+            return await _timed(task, inputs, limiter)
+    return await _timed(task, inputs, limiter)
+
+
+async def _timed(task: Task, inputs: dict[str, Any], limiter: asyncio.Semaphore | None) -> Any:
+    if task.timeout is None:
+        return await _body(task, inputs, limiter)
+    deadline = anyio.current_time() + task.timeout
+    with anyio.CancelScope(deadline=deadline) as scope:
+        result = await _body(task, inputs, limiter)
+    if scope.cancelled_caught or anyio.current_time() >= deadline:
+        # an async body was cancelled; a sync one (a thread cannot be interrupted) ran past it
+        raise _TimedOutError(f"Task {task.name!r} timed out after {task.timeout:g} seconds")
+    return result
+
+
+async def run_task(
+    task: Task,
+    runner: Runner,
+    inputs: dict[str, Any],
+    upstream: Mapping[Edge, State] | None,
+    map_index: int | None = None,
+) -> State:
+    """Run one task (or one mapped child) to a final state."""
+    handlers = task.state_handlers
+    state: State = Pending()
+
+    if upstream:
+        if task.skip_on_upstream_skip and any(isinstance(s, Skipped) for s in upstream.values()):
+            new: State = Skipped("Upstream task was skipped; if this was unexpected, set skip_on_upstream_skip=False.")
+            return await set_state(task, state, new) if handlers else new
+        stop = _check_trigger(task, upstream)
+        if stop is not None:
+            return await set_state(task, state, stop) if handlers else stop
+    elif task.trigger is not triggers.all_successful:
+        stop = _check_trigger(task, {})
+        if stop is not None:
+            return await set_state(task, state, stop) if handlers else stop
+
+    simple = task._run_is_async and task.timeout is None and runner.limiter is None and not task.log_stdout
+    ctx = TaskRunContext(task, runner.frun, map_index)
+    task_run_var.set(ctx)  # each task run is its own asyncio task, with its own context copy
+    if task.task_run_name is not None:
+        try:
+            ctx.task_run_name = _run_name(task, runner.frun, inputs)
+        except Exception as exc:
+            return Failed(f"Could not format task_run_name {task.task_run_name!r}: {exc!r}", result=exc)
+
+    while True:
+        if handlers:
+            state = await set_state(task, state, Running("Starting task run."))
+            if not isinstance(state, Running):
+                return state
+        exc: BaseException | None = None
+        try:
+            if simple:
+                value = await task.run(**inputs)
+            else:
+                value = await _call(task, inputs, runner.limiter)
+        except _CancelledError:
+            raise
+        except signals.ENDRUN as sig:
+            return sig.state
+        except signals.AflowSignal as sig:
+            new = sig.state
+            exc = sig
+        except _TimedOutError as err:
+            new = TimedOut(str(err), result=TimeoutError(str(err)))
+            exc = new.result
+        except Exception as err:
+            new = Failed(f"Error during execution of task: {err!r}", result=err)
+            exc = err
+        else:
+            new = Success(_SUCCESS_MSG, result=value)
+            return await set_state(task, state, new) if handlers else new
+
+        if isinstance(new, Looped):
+            ctx.loop_count = (ctx.loop_count or 1) + 1
+            ctx.loop_result = new.result
+            new.loop_count = ctx.loop_count - 1
+            state = await set_state(task, state, new) if handlers else new
+            if isinstance(state, Looped):
+                continue
+            return state
+
+        delay: float | None = None
+        if isinstance(new, Retrying) and isinstance(exc, signals.RETRY):
+            delay = exc.delay
+            if exc.start_time is not None:
+                delay = max((exc.start_time - runner.clock.now()).total_seconds(), 0.0)
+            delay = delay if delay is not None else _retry_delay(task, ctx.run_count)
+        elif (
+            type(new) in (Failed, TimedOut)
+            and ctx.run_count <= task.max_retries
+            and (task.retry_on is None or isinstance(exc, task.retry_on))
+        ):
+            delay = _retry_delay(task, ctx.run_count)
+        if delay is None:
+            if not isinstance(new, Finished):  # a signal carrying a non-final state
+                new = Failed(f"Signal {type(exc).__name__} left the task in {type(new).__name__}", result=exc)
+            return await set_state(task, state, new) if handlers else new
+
+        clock = runner.clock
+        retrying = Retrying(
+            f"Retrying in {delay:g}s (attempt {ctx.run_count} failed: {new.message})",
+            result=new.result,
+            start_time=clock.now() + timedelta(seconds=delay),
+            run_count=ctx.run_count,
+        )
+        state = await set_state(task, state, retrying) if handlers else retrying
+        if not isinstance(state, Retrying):
+            return state
+        if runner.logger is not None:
+            runner.logger.debug("Task %s: %s", ctx.full_name, retrying.message)
+        await clock.sleep(delay)
+        ctx.run_count += 1

@@ -1,0 +1,523 @@
+"""`Flow`: a graph of tasks, built functionally (``with Flow(...)``) or imperatively."""
+
+from __future__ import annotations
+
+import copy as _copy
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING, Any
+
+from ._builtin_tasks import Parameter, as_task, contains_task
+from ._edge import Edge, flatten, mapped, unmapped
+from ._task import Task
+from .exceptions import FlowValidationError
+
+if TYPE_CHECKING:
+    from ._clock import Clock
+    from .states import State
+
+__all__ = ("Flow", "current_flow")
+
+_building: ContextVar[Flow | None] = ContextVar("aflow_building_flow", default=None)
+
+FlowStateHandler = Callable[["Flow", "State", "State"], Any]
+
+
+def current_flow() -> Flow | None:
+    """The flow of the enclosing ``with Flow(...)`` block, if any."""
+    return _building.get()
+
+
+class Flow:
+    """A named graph of tasks and the edges between them.
+
+    Args:
+        name: The flow's name.
+        tasks: Tasks to add.
+        edges: Edges to add.
+        reference_tasks: Tasks whose states decide the flow's final state (default: terminal tasks).
+        state_handlers: ``(flow, old, new) -> State | None`` called on each flow state change.
+        on_failure: ``(flow, state)`` called when the flow run ends Failed.
+        terminal_state_handler: ``(flow, state, reference_task_states) -> State | None``, may
+            replace the final state.
+        max_concurrency: Default bound on task bodies running at once (None: unbounded).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        tasks: Iterable[Task] | None = None,
+        edges: Iterable[Edge] | None = None,
+        reference_tasks: Iterable[Task] | None = None,
+        state_handlers: Iterable[FlowStateHandler] | None = None,
+        on_failure: Callable[[Flow, State], Any] | None = None,
+        terminal_state_handler: Callable[[Flow, State, dict[Task, State]], State | None] | None = None,
+        max_concurrency: int | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"A flow needs a non-empty name, got {name!r}")
+        self.name = name
+        self._tasks: dict[Task, None] = {}
+        self._edges: dict[Edge, None] = {}
+        self._edges_to: dict[Task, list[Edge]] = {}
+        self._edges_from: dict[Task, list[Edge]] = {}
+        self._keys: dict[Task, set[str]] = {}
+        self._slugs: dict[str, Task] = {}
+        self._slug_counts: dict[str, int] = {}
+        self.constants: dict[Task, dict[str, Any]] = {}
+        self._reference_tasks: set[Task] = set()
+        self._version = 0
+        self._sorted_cache: tuple[int, list[Task]] | None = None
+        self.state_handlers: list[FlowStateHandler] = list(state_handlers or ())
+        self.on_failure = on_failure
+        self.terminal_state_handler = terminal_state_handler
+        self.max_concurrency = max_concurrency
+        self._tokens: list[Token[Flow | None]] = []
+        for t in tasks or ():
+            self.add_task(t)
+        for e in edges or ():
+            self.add_edge(e.upstream_task, e.downstream_task, e.key, e.mapped, e.flattened)
+        if reference_tasks is not None:
+            self.set_reference_tasks(reference_tasks)
+
+    def __repr__(self) -> str:
+        return f"<Flow: {self.name!r}, {len(self._tasks)} tasks>"
+
+    def __enter__(self) -> Flow:
+        self._tokens.append(_building.set(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _building.reset(self._tokens.pop())
+
+    # -- introspection ------------------------------------------------------------------------
+
+    @property
+    def tasks(self) -> set[Task]:
+        """Every task of the flow."""
+        return set(self._tasks)
+
+    @property
+    def edges(self) -> set[Edge]:
+        """Every edge of the flow."""
+        return set(self._edges)
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self.sorted_tasks())
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __contains__(self, task: object) -> bool:
+        return task in self._tasks
+
+    @property
+    def slugs(self) -> dict[Task, str]:
+        """Each task's slug."""
+        return {t: t.slug for t in self._tasks if t.slug is not None}
+
+    def edges_to(self, task: Task) -> set[Edge]:
+        """The edges into ``task``."""
+        return set(self._edges_to.get(task, ()))
+
+    def edges_from(self, task: Task) -> set[Edge]:
+        """The edges out of ``task``."""
+        return set(self._edges_from.get(task, ()))
+
+    def upstream_tasks(self, task: Task) -> set[Task]:
+        """The tasks ``task`` directly depends on."""
+        return {e.upstream_task for e in self._edges_to.get(task, ())}
+
+    def downstream_tasks(self, task: Task) -> set[Task]:
+        """The tasks that directly depend on ``task``."""
+        return {e.downstream_task for e in self._edges_from.get(task, ())}
+
+    def root_tasks(self) -> set[Task]:
+        """Tasks with no upstream."""
+        return {t for t in self._tasks if not self._edges_to.get(t)}
+
+    def terminal_tasks(self) -> set[Task]:
+        """Tasks with no downstream."""
+        return {t for t in self._tasks if not self._edges_from.get(t)}
+
+    def reference_tasks(self) -> set[Task]:
+        """Tasks whose states decide the flow's final state: the set ones, else the terminal ones."""
+        return set(self._reference_tasks) if self._reference_tasks else self.terminal_tasks()
+
+    def set_reference_tasks(self, tasks: Iterable[Task]) -> None:
+        """Choose the tasks whose states decide the flow's final state.
+
+        Raises:
+            ValueError: If a task is not in the flow.
+        """
+        tasks = set(tasks)
+        missing = [t.name for t in tasks if t not in self._tasks]
+        if missing:
+            raise ValueError(f"Reference tasks are not in flow {self.name!r}: {', '.join(missing)}")
+        self._reference_tasks = tasks
+
+    def parameters(self) -> set[Parameter]:
+        """The flow's parameters."""
+        return {t for t in self._tasks if isinstance(t, Parameter)}
+
+    def get_tasks(
+        self,
+        name: str | None = None,
+        slug: str | None = None,
+        tags: Iterable[str] | None = None,
+        task_type: type | None = None,
+    ) -> list[Task]:
+        """The tasks matching every given filter (``tags``: having all of them)."""
+        wanted = frozenset(tags or ())
+        return [
+            t
+            for t in self._tasks
+            if (name is None or t.name == name)
+            and (slug is None or t.slug == slug)
+            and wanted <= t.tags
+            and (task_type is None or isinstance(t, task_type))
+        ]
+
+    def sorted_tasks(self, root_tasks: Iterable[Task] | None = None) -> list[Task]:
+        """Tasks in dependency order (upstreams first); only those downstream of ``root_tasks``
+        when given.
+
+        Raises:
+            FlowValidationError: If the flow has a cycle.
+        """
+        if root_tasks is None and self._sorted_cache and self._sorted_cache[0] == self._version:
+            return list(self._sorted_cache[1])
+        wanted: set[Task] | None = None
+        if root_tasks is not None:
+            wanted = set()
+            stack = list(root_tasks)
+            while stack:
+                t = stack.pop()
+                if t not in wanted:
+                    wanted.add(t)
+                    stack.extend(e.downstream_task for e in self._edges_from.get(t, ()))
+        waiting = {t: len({e.upstream_task for e in self._edges_to.get(t, ())}) for t in self._tasks}
+        ready = [t for t, n in waiting.items() if n == 0]
+        order: list[Task] = []
+        while ready:
+            nxt: list[Task] = []
+            for t in ready:
+                order.append(t)
+                for d in dict.fromkeys(e.downstream_task for e in self._edges_from.get(t, ())):
+                    waiting[d] -= 1
+                    if waiting[d] == 0:
+                        nxt.append(d)
+            ready = nxt
+        if len(order) != len(self._tasks):
+            stuck = sorted(t.name for t, n in waiting.items() if n > 0)
+            raise FlowValidationError(f"Flow {self.name!r} has a cycle among: {', '.join(stuck)}")
+        if wanted is None:
+            self._sorted_cache = (self._version, order)
+            return list(order)
+        return [t for t in order if t in wanted]
+
+    def validate(self) -> None:
+        """Check the whole flow: no cycle, reference tasks and edge ends in the flow, edge keys
+        accepted by ``run``, no Parameter with an upstream.
+
+        Raises:
+            FlowValidationError: Naming the problem.
+        """
+        for e in self._edges:
+            if e.upstream_task not in self._tasks or e.downstream_task not in self._tasks:
+                raise FlowValidationError(f"{e} joins a task that is not in flow {self.name!r}")
+            if e.key is not None:
+                self._check_key(e.downstream_task, e.key)
+        for t in self._reference_tasks:
+            if t not in self._tasks:
+                raise FlowValidationError(f"Reference task {t.name!r} is not in flow {self.name!r}")
+        self.sorted_tasks()
+
+    # -- building -----------------------------------------------------------------------------
+
+    def add_task(self, task: Task) -> Task:
+        """Add a task (no edges); a no-op if it is already in the flow.
+
+        Raises:
+            FlowValidationError: If another task of the flow has the same slug, or another
+                Parameter the same name.
+        """
+        if task in self._tasks:
+            return task
+        if not isinstance(task, Task):
+            raise TypeError(f"Flows hold Tasks, got {task!r}: wrap values with aflow's Constant or a @task")
+        if task.slug is None:
+            n = self._slug_counts.get(task.name, 0) + 1
+            self._slug_counts[task.name] = n
+            slug = f"{task.name}-{n}"
+            while slug in self._slugs:
+                n += 1
+                self._slug_counts[task.name] = n
+                slug = f"{task.name}-{n}"
+            task.slug = slug
+        elif task.slug in self._slugs:
+            kind = "Parameter name" if isinstance(task, Parameter) else "slug"
+            raise FlowValidationError(
+                f"Flow {self.name!r} already has a task with {kind} {task.slug!r}; give one another "
+                + ("name" if isinstance(task, Parameter) else "slug")
+            )
+        self._slugs[task.slug] = task
+        self._tasks[task] = None
+        self._version += 1
+        return task
+
+    def _check_key(self, task: Task, key: str) -> None:
+        spec = task._run_spec
+        if not spec.accepts(key):
+            accepted = ", ".join(sorted(spec.names)) or "no arguments"
+            raise FlowValidationError(f"{task.name}.run() has no argument {key!r} (it takes {accepted})")
+
+    def _reserve_key(self, task: Task, key: str) -> None:
+        self._check_key(task, key)
+        keys = self._keys.setdefault(task, set())
+        if key in keys:
+            raise FlowValidationError(f"Argument {key!r} of {task.name!r} is bound twice in flow {self.name!r}")
+        keys.add(key)
+
+    def add_edge(
+        self,
+        upstream_task: Any,
+        downstream_task: Task,
+        key: str | None = None,
+        mapped: bool = False,
+        flattened: bool = False,
+    ) -> Edge:
+        """Add an edge; ``upstream_task`` may be a value (it becomes a Constant task).
+
+        Raises:
+            FlowValidationError: For an upstream of a Parameter, a key ``run`` does not accept,
+                a key bound twice, or an edge that closes a cycle.
+        """
+        if isinstance(downstream_task, Parameter):
+            raise FlowValidationError(f"Parameter {downstream_task.name!r} cannot have upstream tasks")
+        upstream = as_task(upstream_task, self)
+        if upstream is downstream_task:
+            raise FlowValidationError(f"Task {upstream.name!r} cannot depend on itself")
+        edge = Edge(upstream, downstream_task, key=key, mapped=mapped, flattened=flattened)
+        if edge in self._edges:
+            return edge
+        self.add_task(upstream)
+        self.add_task(downstream_task)
+        if self._reaches(downstream_task, upstream):
+            raise FlowValidationError(
+                f"Adding {upstream.name!r} -> {downstream_task.name!r} would create a cycle in flow {self.name!r}"
+            )
+        if key is not None:
+            self._reserve_key(downstream_task, key)
+        self._edges[edge] = None
+        self._edges_to.setdefault(downstream_task, []).append(edge)
+        self._edges_from.setdefault(upstream, []).append(edge)
+        self._version += 1
+        return edge
+
+    def _reaches(self, start: Task, target: Task) -> bool:
+        if not self._edges_from.get(start):
+            return False
+        seen = {start}
+        stack = [start]
+        while stack:
+            for e in self._edges_from.get(stack.pop(), ()):
+                t = e.downstream_task
+                if t is target:
+                    return True
+                if t not in seen:
+                    seen.add(t)
+                    stack.append(t)
+        return False
+
+    def set_dependencies(
+        self,
+        task: Task,
+        upstream_tasks: Iterable[Any] | None = None,
+        downstream_tasks: Iterable[Any] | None = None,
+        keyword_tasks: dict[str, Any] | None = None,
+        mapped: bool = False,
+    ) -> None:
+        """Add ``task`` and its edges: ordering edges from ``upstream_tasks`` and to
+        ``downstream_tasks``, and data edges (or constants) for ``keyword_tasks``.
+
+        Args:
+            task: The task to wire.
+            upstream_tasks: Tasks that must finish first (may be wrapped in `unmapped`).
+            downstream_tasks: Tasks that must wait for ``task``.
+            keyword_tasks: ``run`` argument name → task or value.
+            mapped: Map over every upstream not wrapped in `unmapped`.
+        """
+        self.add_task(task)
+        for up in upstream_tasks or ():
+            is_mapped, flattened, value = _unwrap(up, mapped)
+            self.add_edge(value, task, mapped=is_mapped, flattened=flattened)
+        for down in downstream_tasks or ():
+            self.add_edge(task, down)
+        for key, arg in (keyword_tasks or {}).items():
+            is_mapped, flattened, value = _unwrap(arg, mapped)
+            if is_mapped or flattened or contains_task(value):
+                self.add_edge(value, task, key=key, mapped=is_mapped, flattened=flattened)
+            else:  # a plain value: kept out of the graph, passed at run time
+                self._reserve_key(task, key)
+                self.constants.setdefault(task, {})[key] = value
+                self._version += 1
+
+    def chain(self, *tasks: Task) -> None:
+        """Make each task depend on the one before it."""
+        for up, down in zip(tasks, tasks[1:]):
+            self.set_dependencies(down, upstream_tasks=[up])
+
+    def update(self, flow: Flow, merge_reference_tasks: bool = False) -> None:
+        """Add every task, edge and constant of ``flow`` to this flow."""
+        for t in flow._tasks:
+            self.add_task(t)
+        for e in flow._edges:
+            self.add_edge(e.upstream_task, e.downstream_task, e.key, e.mapped, e.flattened)
+        for t, consts in flow.constants.items():
+            for key, value in consts.items():
+                self.set_dependencies(t, keyword_tasks={key: value})
+        if merge_reference_tasks:
+            self._reference_tasks |= flow._reference_tasks
+
+    def replace(self, old: Task, new: Any) -> None:
+        """Put ``new`` in place of ``old``: same edges, constants and reference status.
+
+        Raises:
+            ValueError: If ``old`` is not in the flow.
+        """
+        if old not in self._tasks:
+            raise ValueError(f"Task {old.name!r} is not in flow {self.name!r}")
+        new = as_task(new, self)
+        edges_in = list(self._edges_to.get(old, ()))
+        edges_out = list(self._edges_from.get(old, ()))
+        consts = self.constants.pop(old, {})
+        self._remove(old)
+        self.add_task(new)
+        for e in edges_in:
+            self.add_edge(e.upstream_task, new, e.key, e.mapped, e.flattened)
+        for e in edges_out:
+            self.add_edge(new, e.downstream_task, e.key, e.mapped, e.flattened)
+        for key, value in consts.items():
+            self.set_dependencies(new, keyword_tasks={key: value})
+        if old in self._reference_tasks:
+            self._reference_tasks.discard(old)
+            self._reference_tasks.add(new)
+
+    def _remove(self, task: Task) -> None:
+        for e in self._edges_to.pop(task, []) + self._edges_from.pop(task, []):
+            self._edges.pop(e, None)
+            other = e.upstream_task if e.downstream_task is task else e.downstream_task
+            for index in (self._edges_to, self._edges_from):
+                if other in index and e in index[other]:
+                    index[other].remove(e)
+            if e.key is not None and e.downstream_task is not task:
+                self._keys.get(e.downstream_task, set()).discard(e.key)
+        self._keys.pop(task, None)
+        self._tasks.pop(task, None)
+        if task.slug is not None and self._slugs.get(task.slug) is task:
+            del self._slugs[task.slug]
+        self._version += 1
+
+    def copy(self) -> Flow:
+        """A new flow with the same tasks and edges (the tasks themselves are shared)."""
+        new = _copy.copy(self)
+        new._tasks = dict(self._tasks)
+        new._edges = dict(self._edges)
+        new._edges_to = {t: list(es) for t, es in self._edges_to.items()}
+        new._edges_from = {t: list(es) for t, es in self._edges_from.items()}
+        new._keys = {t: set(ks) for t, ks in self._keys.items()}
+        new._slugs = dict(self._slugs)
+        new._slug_counts = dict(self._slug_counts)
+        new.constants = {t: dict(c) for t, c in self.constants.items()}
+        new._reference_tasks = set(self._reference_tasks)
+        new.state_handlers = list(self.state_handlers)
+        new._tokens = []
+        new._sorted_cache = None
+        return new
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        parameters: dict[str, Any] | None = None,
+        *,
+        context: dict[str, Any] | None = None,
+        max_concurrency: int | None = None,
+        clock: Clock | None = None,
+        flow_run_name: str | None = None,
+        **parameter_values: Any,
+    ) -> State:
+        """Run the flow in the current event loop and return its final state.
+
+        ``state.result`` maps every task to its final state. Tasks start as soon as their
+        upstreams finish; independent branches run concurrently.
+
+        Args:
+            parameters: Parameter values by name.
+            context: Extra values for `aflow.context`.
+            max_concurrency: Bound on task bodies running at once (default: the flow's).
+            clock: The clock for retry delays (tests pass `aflow.testing.FakeClock`).
+            flow_run_name: A name for this run (default: the run id).
+            **parameter_values: More parameter values, by keyword.
+
+        Raises:
+            ParameterError: For unknown parameters or missing required ones.
+            FlowValidationError: If the flow is invalid (a cycle...).
+        """
+        if _building.get() is self:
+            raise RuntimeError(f"Flow {self.name!r} cannot run inside its own `with` block; run it after the block")
+        from ._engine._flow_runner import FlowRunner
+
+        runner = FlowRunner(
+            self,
+            {**(parameters or {}), **parameter_values},
+            context=context,
+            max_concurrency=max_concurrency if max_concurrency is not None else self.max_concurrency,
+            clock=clock,
+            flow_run_name=flow_run_name,
+        )
+        return await runner.run()
+
+    def run_sync(self, parameters: dict[str, Any] | None = None, **kwargs: Any) -> State:
+        """Run the flow from plain sync code (a script) and return its final state.
+
+        Takes the same arguments as `run`.
+
+        Raises:
+            RuntimeError: If called inside a running event loop: there, ``await flow.run()``.
+        """
+        import asyncio
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError(
+                "flow.run_sync() cannot be called from a running event loop (a notebook, an async app): "
+                "use `await flow.run(...)` there instead"
+            )
+        import anyio
+
+        async def main() -> State:
+            return await self.run(parameters, **kwargs)
+
+        return anyio.run(main)
+
+
+def _unwrap(value: Any, mapped_default: bool) -> tuple[bool, bool, Any]:
+    """Strip `unmapped`/`mapped`/`flatten` annotations: (is_mapped, flattened, value)."""
+    is_mapped, flattened = mapped_default, False
+    while True:
+        if isinstance(value, unmapped):
+            is_mapped = False
+        elif isinstance(value, mapped):
+            is_mapped = True
+        elif isinstance(value, flatten):
+            flattened = True
+        else:
+            return is_mapped, flattened, value
+        value = value.value
+

@@ -1,0 +1,486 @@
+"""`Task`: the unit of work, its template attributes and how calls bind it into a flow."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+
+from . import triggers as _triggers
+from ._logging import RunLoggerAdapter, get_logger
+from .exceptions import TaskDefinitionError
+
+if TYPE_CHECKING:
+    from ._flow import Flow
+    from .states import State
+
+__all__ = ("RESERVED_ARGS", "FunctionTask", "RunSpec", "Task", "tags", "task")
+
+RESERVED_ARGS = frozenset({"upstream_tasks", "mapped", "task_args", "flow"})
+"""Names a task's ``run`` may not use: calls take them as their own keyword arguments."""
+
+StateHandler = Callable[["Task", "State", "State"], Any]
+F = TypeVar("F", bound=Callable[..., Any])
+
+_tags_var: ContextVar[frozenset[str]] = ContextVar("aflow_tags", default=frozenset())
+
+
+@contextmanager
+def tags(*names: str) -> Iterator[None]:
+    """Add ``names`` to the tags of every task created inside the block.
+
+    Args:
+        *names: Tags to add.
+    """
+    token = _tags_var.set(_tags_var.get() | frozenset(names))
+    try:
+        yield
+    finally:
+        _tags_var.reset(token)
+
+
+def _seconds(value: float | timedelta | None, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{what} must be a non-negative number of seconds or a timedelta, got {value!r}")
+    return float(value)
+
+
+class RunSpec:
+    """What binding needs to know about a ``run`` signature, computed once per class."""
+
+    __slots__ = ("names", "positional", "required", "signature", "var_kw")
+
+    def __init__(self, signature: inspect.Signature) -> None:
+        params = signature.parameters.values()
+        self.signature = signature
+        self.positional = tuple(p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD)
+        self.required = tuple(p.name for p in params if p.default is p.empty and p.kind is not p.VAR_KEYWORD)
+        self.names = frozenset(p.name for p in params if p.kind is not p.VAR_KEYWORD)
+        self.var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
+
+    def accepts(self, key: str) -> bool:
+        """Whether ``run`` takes an argument named ``key``."""
+        return self.var_kw or key in self.names
+
+    def bind(self, owner: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Map a call's arguments to ``run`` argument names (without applying defaults).
+
+        Raises:
+            TaskDefinitionError: For too many, unknown, repeated or missing arguments.
+        """
+        if len(args) > len(self.positional):
+            self._fail(owner, f"takes {len(self.positional)} positional arguments but {len(args)} were given")
+        out = dict(zip(self.positional, args))
+        for key in kwargs:
+            if key in out:
+                self._fail(owner, f"got multiple values for argument {key!r}")
+            if not self.var_kw and key not in self.names:
+                self._fail(owner, f"got an unexpected keyword argument {key!r}")
+        out.update(kwargs)
+        missing = [n for n in self.required if n not in out]
+        if missing:
+            self._fail(owner, f"missing required argument(s): {', '.join(map(repr, missing))}")
+        return out
+
+    def _fail(self, owner: str, problem: str) -> None:
+        raise TaskDefinitionError(f"{owner}: run{self.signature} {problem}")
+
+
+def _check_run(fn: Callable[..., Any], owner: str, skip_self: bool) -> RunSpec:
+    """Check a run function's signature and return its spec (without ``self``)."""
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    if skip_self:
+        params = params[1:]
+    for p in params:
+        if p.kind is p.VAR_POSITIONAL:
+            raise TaskDefinitionError(
+                f"{owner}.run() takes *{p.name}: task runs may not take *args, "
+                "because every argument is bound by name (use named parameters or **kwargs)"
+            )
+        if p.kind is p.POSITIONAL_ONLY:
+            raise TaskDefinitionError(
+                f"{owner}.run() has positional-only parameter {p.name!r}: task arguments are bound by name"
+            )
+        if p.name in RESERVED_ARGS:
+            raise TaskDefinitionError(
+                f"{owner}.run() has a parameter named {p.name!r}, which is reserved for task calls "
+                f"({', '.join(sorted(RESERVED_ARGS))}); rename it"
+            )
+    return RunSpec(sig.replace(parameters=params))
+
+
+def _infer_nout(fn: Callable[..., Any]) -> int | None:
+    try:
+        ret = typing.get_type_hints(fn).get("return")
+    except Exception:  # unresolvable forward references: nothing to infer
+        return None
+    if typing.get_origin(ret) is tuple:
+        args = typing.get_args(ret)
+        if args and args[-1] is not Ellipsis and args != ((),):
+            return len(args)
+    return None
+
+
+def _check_init_args(init: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(init)
+    def checked_init(self: Task, *args: Any, **kwargs: Any) -> None:
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, Task):
+                raise TaskDefinitionError(
+                    f"{type(self).__name__}() was given the task {value.name!r} at initialization; "
+                    "__init__ takes static configuration only: pass results of other tasks to the "
+                    f"call instead, e.g. {type(self).__name__}(...)(x={value.name})"
+                )
+        init(self, *args, **kwargs)
+
+    return checked_init
+
+
+class Task:
+    """Base class of all tasks: subclass it and define ``run``.
+
+    ``__init__`` stores template configuration (static values); values coming from other tasks
+    go to the call, inside a flow: ``MyTask(x=1)(y=upstream)``. ``run`` may be ``async def``
+    (it runs on the event loop) or plain ``def`` (it runs in a worker thread).
+
+    Args:
+        name: Display name; defaults to the class name.
+        slug: Identifier unique within a flow; assigned when the task joins a flow if None.
+        tags: Tags (an iterable of strings), merged with those of an enclosing `aflow.tags` block.
+        max_retries: How many times a failed run is retried.
+        retry_delay: Seconds (or a timedelta) to wait before a retry.
+        retry_backoff: If set, each further retry waits this many times longer than the last.
+        retry_jitter: A random share (0 to 1) of the delay added or removed at each retry.
+        max_retry_delay: Upper bound of the delay once backoff applies.
+        retry_on: Exception type(s) that allow a retry; by default every failure does.
+        timeout: Seconds (or a timedelta) after which the body is cancelled and the task TimedOut.
+        trigger: Decides from the upstream states whether the task runs (see `aflow.triggers`).
+        skip_on_upstream_skip: Skip when a direct upstream was skipped (checked before the trigger).
+        state_handlers: Functions ``(task, old_state, new_state) -> State | None`` called on each
+            state change; a returned state replaces the new one. They may be coroutine functions.
+        on_failure: ``(task, state)`` called when the task ends Failed.
+        nout: Number of outputs, for ``a, b = t()``; inferred from a ``tuple[...]`` return annotation.
+        log_stdout: Send what the body prints to the task's logger.
+        task_run_name: A template (``"load-{table}"``) formatted with inputs, context and
+            parameters, or a function of them, naming each run.
+        cache_for: Reserved for caching (next engine release).
+        cache_key: Reserved for caching.
+        cache_validator: Reserved for caching.
+        result: Reserved for result persistence.
+        target: Reserved for result targets.
+        checkpoint: Reserved for checkpointing.
+    """
+
+    #: Set by aflow for tasks it creates (constants, collections, item access).
+    auto_generated: ClassVar[bool] = False
+    _run_is_async: bool = True
+    _run_spec: RunSpec = RunSpec(inspect.Signature())
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        run = cls.__dict__.get("run")
+        if run is not None:
+            cls._run_spec = _check_run(run, cls.__name__, skip_self=True)
+            cls._run_is_async = inspect.iscoroutinefunction(run)
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            cls.__init__ = _check_init_args(init)  # type: ignore[method-assign]
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        slug: str | None = None,
+        tags: Iterable[str] | None = None,
+        max_retries: int = 0,
+        retry_delay: float | timedelta | None = None,
+        retry_backoff: float | None = None,
+        retry_jitter: float = 0.0,
+        max_retry_delay: float | timedelta | None = None,
+        retry_on: type[BaseException] | Iterable[type[BaseException]] | None = None,
+        timeout: float | timedelta | None = None,
+        trigger: _triggers.Trigger | None = None,
+        skip_on_upstream_skip: bool = True,
+        state_handlers: Sequence[StateHandler] | None = None,
+        on_failure: Callable[[Task, State], Any] | None = None,
+        nout: int | None = None,
+        log_stdout: bool = False,
+        task_run_name: str | Callable[..., str] | None = None,
+        cache_for: timedelta | None = None,
+        cache_key: str | None = None,
+        cache_validator: Callable[..., bool] | None = None,
+        result: Any = None,
+        target: str | Callable[..., str] | None = None,
+        checkpoint: bool | None = None,
+    ) -> None:
+        self.name = name if name is not None else type(self).__name__
+        self.slug = slug
+        if isinstance(tags, str):
+            raise TypeError(f"tags must be an iterable of strings, not the string {tags!r}: use tags=[{tags!r}]")
+        self.tags: frozenset[str] = frozenset(tags or ()) | _tags_var.get()
+
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be a non-negative int, got {max_retries!r}")
+        if retry_on is not None and max_retries == 0:
+            raise ValueError("retry_on was given but max_retries is 0: set max_retries to allow retries")
+        if retry_backoff is not None and retry_backoff < 1:
+            raise ValueError(f"retry_backoff must be at least 1 (a multiplier), got {retry_backoff!r}")
+        if not 0 <= retry_jitter <= 1:
+            raise ValueError(f"retry_jitter must be between 0 and 1, got {retry_jitter!r}")
+        self.max_retries = max_retries
+        self.retry_delay = _seconds(retry_delay, "retry_delay") or 0.0
+        self.retry_backoff = retry_backoff
+        self.retry_jitter = retry_jitter
+        self.max_retry_delay = _seconds(max_retry_delay, "max_retry_delay")
+        if isinstance(retry_on, type):
+            retry_on = (retry_on,)
+        self.retry_on: tuple[type[BaseException], ...] | None = tuple(retry_on) if retry_on is not None else None
+        timeout_s = _seconds(timeout, "timeout")
+        if timeout_s == 0:
+            raise ValueError("timeout must be positive (use None for no timeout)")
+        self.timeout = timeout_s
+
+        self.trigger: _triggers.Trigger = trigger or _triggers.all_successful
+        self.skip_on_upstream_skip = skip_on_upstream_skip
+        self.state_handlers: list[StateHandler] = list(state_handlers or ())
+        self.on_failure = on_failure
+        if on_failure is not None:
+            self.state_handlers.append(_failure_handler(on_failure))
+        if nout is None:
+            nout = _infer_nout(self.run)
+        self.nout = nout
+        self.log_stdout = log_stdout
+        self.task_run_name = task_run_name
+
+        self.cache_for = cache_for
+        self.cache_key = cache_key
+        self.cache_validator = cache_validator
+        self.result = result
+        self.target = target
+        self.checkpoint = checkpoint
+
+    def __repr__(self) -> str:
+        return f"<Task: {self.name}>"
+
+    async def run(self) -> Any:
+        """The work of the task: override it in subclasses (``async def`` or ``def``)."""
+        raise NotImplementedError(f"{type(self).__name__} must define run()")
+
+    @property
+    def logger(self) -> RunLoggerAdapter:
+        """A logger named ``aflow.task.<name>`` whose records carry the run ids and map index."""
+        logger: RunLoggerAdapter | None = self.__dict__.get("_logger")
+        if logger is None or logger.logger.name != f"aflow.task.{self.name}":
+            logger = get_logger(f"task.{self.name}")
+            self.__dict__["_logger"] = logger
+        return logger
+
+    # -- building ---------------------------------------------------------------------------
+
+    def copy(self, **task_args: Any) -> Task:
+        """Return a shallow copy, with the given attributes replaced (and a fresh slug).
+
+        Raises:
+            AttributeError: If an attribute in ``task_args`` does not exist.
+        """
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__.pop("_logger", None)
+        for attr, value in task_args.items():
+            if not hasattr(new, attr):
+                raise AttributeError(f"{type(self).__name__} has no attribute {attr!r} to set in copy()")
+            if attr == "on_failure" and value is not None:
+                new.state_handlers = [*new.state_handlers, _failure_handler(value)]
+            setattr(new, attr, value)
+        new.slug = task_args.get("slug")
+        return new
+
+    def __call__(
+        self,
+        *args: Any,
+        mapped: bool = False,
+        task_args: dict[str, Any] | None = None,
+        upstream_tasks: Iterable[Any] | None = None,
+        flow: Flow | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """Copy the task and bind the arguments to the copy (see `bind`); returns the copy."""
+        new = self.copy(**(task_args or {}))
+        return new.bind(*args, mapped=mapped, upstream_tasks=upstream_tasks, flow=flow, **kwargs)
+
+    def bind(
+        self,
+        *args: Any,
+        mapped: bool = False,
+        upstream_tasks: Iterable[Any] | None = None,
+        flow: Flow | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """Bind ``run`` arguments to this task, in place, adding it and its edges to the flow.
+
+        Arguments that are tasks become data edges; other values become constants. Lists, dicts,
+        tuples and sets holding tasks become collection tasks.
+
+        Args:
+            *args: Positional ``run`` arguments.
+            mapped: Map over every argument not wrapped in `unmapped`.
+            upstream_tasks: Tasks that must finish first, without passing data.
+            flow: The flow to bind in; defaults to the flow of the enclosing ``with Flow(...)``.
+            **kwargs: Keyword ``run`` arguments.
+
+        Raises:
+            TaskDefinitionError: If the arguments do not fit ``run``'s signature.
+            ValueError: If there is no flow to bind in.
+        """
+        from ._flow import current_flow
+
+        flow = flow if flow is not None else current_flow()
+        if flow is None:
+            raise ValueError(
+                f"Could not infer an active Flow for {self.name!r}: call it inside `with Flow(...) as flow:` "
+                "or pass flow=; to run its body directly, use `await task.run(...)`"
+            )
+        callargs = self._run_spec.bind(self.name, args, kwargs)
+        flow.set_dependencies(task=self, upstream_tasks=upstream_tasks, keyword_tasks=callargs, mapped=mapped)
+        return self
+
+    def map(
+        self,
+        *args: Any,
+        upstream_tasks: Iterable[Any] | None = None,
+        flow: Flow | None = None,
+        task_args: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """Copy the task and map it over its arguments: one child run per item.
+
+        Arguments are zipped (the shortest wins); wrap one in `unmapped` to pass it whole to
+        every child. Mapping over the result of a mapped task pairs children by index and runs
+        depth-first.
+        """
+        new = self.copy(**(task_args or {}))
+        new.nout = None
+        return new.bind(*args, mapped=True, upstream_tasks=upstream_tasks, flow=flow, **kwargs)
+
+    def set_upstream(self, task: Any, flow: Flow | None = None, key: str | None = None, mapped: bool = False) -> Task:
+        """Make ``task`` an upstream of this one (a data edge into ``run(key=...)`` if ``key``)."""
+        flow = _need_flow(self, flow)
+        if key is None:
+            flow.set_dependencies(task=self, upstream_tasks=[task], mapped=mapped)
+        else:
+            flow.set_dependencies(task=self, keyword_tasks={key: task}, mapped=mapped)
+        return self
+
+    def set_downstream(
+        self, task: Task, flow: Flow | None = None, key: str | None = None, mapped: bool = False
+    ) -> Task:
+        """Make ``task`` a downstream of this one (a data edge into its ``run(key=...)`` if ``key``)."""
+        task.set_upstream(self, flow=flow, key=key, mapped=mapped)
+        return self
+
+    def set_dependencies(
+        self,
+        flow: Flow | None = None,
+        upstream_tasks: Iterable[Any] | None = None,
+        downstream_tasks: Iterable[Task] | None = None,
+        keyword_tasks: dict[str, Any] | None = None,
+        mapped: bool = False,
+    ) -> Task:
+        """Forward to `Flow.set_dependencies` with this task."""
+        _need_flow(self, flow).set_dependencies(
+            task=self,
+            upstream_tasks=upstream_tasks,
+            downstream_tasks=downstream_tasks,
+            keyword_tasks=keyword_tasks,
+            mapped=mapped,
+        )
+        return self
+
+    def __getitem__(self, key: Any) -> Task:
+        """A task that returns ``result[key]`` of this task."""
+        from ._builtin_tasks import GetItem
+
+        return GetItem(name=f"{self.name}[{key!r}]").bind(self, key)
+
+    def __iter__(self) -> Iterator[Task]:
+        """Unpack a task with ``nout`` outputs: ``a, b = t()``."""
+        if self.nout is None:
+            raise TypeError(
+                f"Task {self.name!r} is not iterable: set nout= (or annotate run's return as tuple[...]) "
+                "to unpack its result"
+            )
+        return (self[i] for i in range(self.nout))
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def _need_flow(task: Task, flow: Flow | None) -> Flow:
+    from ._flow import current_flow
+
+    found = flow if flow is not None else current_flow()
+    if found is None:
+        raise ValueError(f"No flow to add {task.name!r} to: use `with Flow(...)` or pass flow=")
+    return found
+
+
+def _failure_handler(on_failure: Callable[[Task, State], Any]) -> StateHandler:
+    def on_failure_handler(task: Task, old: State, new: State) -> Any:
+        if new.is_failed():
+            return on_failure(task, new)
+        return None
+
+    return on_failure_handler
+
+
+class FunctionTask(Task):
+    """A task whose ``run`` is a plain function (made by `task`).
+
+    Args:
+        fn: The async or sync function to run.
+        **kwargs: `Task` attributes.
+    """
+
+    def __init__(self, fn: Callable[..., Any], **kwargs: Any) -> None:
+        if not callable(fn):
+            raise TypeError(f"@task needs a function, got {fn!r}")
+        if inspect.isbuiltin(fn) or isinstance(fn, type):
+            raise TypeError(f"@task cannot wrap the builtin or class {fn!r}: wrap it in a def first")
+        name = getattr(fn, "__name__", type(fn).__name__)
+        self._run_spec = _check_run(fn, name, skip_self=False)
+        self._run_is_async = inspect.iscoroutinefunction(fn)
+        self.run = fn  # type: ignore[method-assign]
+        self.__doc__ = fn.__doc__
+        kwargs.setdefault("name", name)
+        super().__init__(**kwargs)
+
+
+@overload
+def task(fn: F, /) -> FunctionTask: ...
+@overload
+def task(fn: None = None, /, **task_args: Any) -> Callable[[F], FunctionTask]: ...
+def task(fn: F | None = None, /, **task_args: Any) -> FunctionTask | Callable[[F], FunctionTask]:
+    """Turn a function (async or sync) into a Task: ``@task`` or ``@task(max_retries=2, ...)``.
+
+    Args:
+        fn: The function to wrap.
+        **task_args: `Task` attributes (``name``, ``max_retries``, ``timeout``...).
+    """
+    if fn is not None:
+        return FunctionTask(fn, **task_args)
+
+    def decorator(fn: F) -> FunctionTask:
+        return FunctionTask(fn, **task_args)
+
+    return decorator
+
