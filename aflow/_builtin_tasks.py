@@ -33,9 +33,7 @@ class Parameter(Task):
         tags: Tags, as for any task.
     """
 
-    def __init__(
-        self, name: str, default: Any = NO_DEFAULT, required: bool | None = None, tags: Any = None
-    ) -> None:
+    def __init__(self, name: str, default: Any = NO_DEFAULT, required: bool | None = None, tags: Any = None) -> None:
         if required is None:
             required = default is NO_DEFAULT
         self.default = None if default is NO_DEFAULT else default
@@ -160,8 +158,11 @@ def contains_task(value: Any) -> bool:
 
 
 def as_task(value: Any, flow: Flow | None = None) -> Task:
-    """Return ``value`` as a task: itself if a task, a collection task for a collection holding
-    tasks, else a `Constant`. Collection tasks are bound in ``flow``."""
+    """Return ``value`` as a task.
+
+    A task is returned as is, a collection holding tasks becomes a collection task (bound in
+    ``flow``), anything else a `Constant`.
+    """
     while isinstance(value, _ANNOTATIONS):
         value = value.value
     if isinstance(value, Task):

@@ -61,8 +61,10 @@ async def _resolve_many(kwargs: dict[str, Any], lazy: dict[str, Any]) -> None:
 
 
 async def resolve_defaults(owner: Any, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Fill ``kwargs`` with the attribute defaults of a ``defaults_from_attrs`` run, awaiting
-    lazy ones concurrently. A no-op for a run without the decorator."""
+    """Fill ``kwargs`` with the attribute defaults of a ``defaults_from_attrs`` run.
+
+    Lazy defaults are awaited concurrently. A no-op for a run without the decorator.
+    """
     spec: tuple[tuple[str, int], ...] | None = getattr(fn, "__aflow_defaults__", None)
     if spec is None:
         return

@@ -58,9 +58,7 @@ class Edge:
         object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
-        flags = "".join(
-            f", {f}=True" for f in ("mapped", "flattened") if getattr(self, f)
-        )
+        flags = "".join(f", {f}=True" for f in ("mapped", "flattened") if getattr(self, f))
         key = f", key={self.key!r}" if self.key else ""
         return f"<Edge {self.upstream_task.name} -> {self.downstream_task.name}{key}{flags}>"
 
@@ -76,21 +74,21 @@ class _Annotation(Generic[T]):
 
 
 @final
-class unmapped(_Annotation[T]):  # noqa: N801 - Prefect's spelling
+class unmapped(_Annotation[T]):
     """Pass the whole value to every child of a mapped call: ``t.map(xs, y=unmapped(ys))``."""
 
     __slots__ = ()
 
 
 @final
-class mapped(_Annotation[T]):  # noqa: N801
+class mapped(_Annotation[T]):
     """Map over this one argument in an ordinary call: ``t(mapped(xs), y=ys)``."""
 
     __slots__ = ()
 
 
 @final
-class flatten(_Annotation[T]):  # noqa: N801
+class flatten(_Annotation[T]):
     """Un-nest a list of lists one level before mapping over it: ``t.map(flatten(xss))``."""
 
     __slots__ = ()

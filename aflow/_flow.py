@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy as _copy
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
@@ -180,8 +181,10 @@ class Flow:
         ]
 
     def sorted_tasks(self, root_tasks: Iterable[Task] | None = None) -> list[Task]:
-        """Tasks in dependency order (upstreams first); only those downstream of ``root_tasks``
-        when given.
+        """Tasks in dependency order (upstreams first).
+
+        Args:
+            root_tasks: If given, only these and the tasks downstream of them.
 
         Raises:
             FlowValidationError: If the flow has a cycle.
@@ -218,8 +221,9 @@ class Flow:
         return [t for t in order if t in wanted]
 
     def validate(self) -> None:
-        """Check the whole flow: no cycle, reference tasks and edge ends in the flow, edge keys
-        accepted by ``run``, no Parameter with an upstream.
+        """Check the whole flow.
+
+        No cycle, reference tasks and edge ends in the flow, edge keys accepted by ``run``.
 
         Raises:
             FlowValidationError: Naming the problem.
@@ -339,8 +343,10 @@ class Flow:
         keyword_tasks: dict[str, Any] | None = None,
         mapped: bool = False,
     ) -> None:
-        """Add ``task`` and its edges: ordering edges from ``upstream_tasks`` and to
-        ``downstream_tasks``, and data edges (or constants) for ``keyword_tasks``.
+        """Add ``task`` and its edges.
+
+        Ordering edges come from ``upstream_tasks`` and go to ``downstream_tasks``; data edges
+        (or constants) come from ``keyword_tasks``.
 
         Args:
             task: The task to wire.
@@ -366,7 +372,7 @@ class Flow:
 
     def chain(self, *tasks: Task) -> None:
         """Make each task depend on the one before it."""
-        for up, down in zip(tasks, tasks[1:]):
+        for up, down in itertools.pairwise(tasks):
             self.set_dependencies(down, upstream_tasks=[up])
 
     def update(self, flow: Flow, merge_reference_tasks: bool = False) -> None:
@@ -520,4 +526,3 @@ def _unwrap(value: Any, mapped_default: bool) -> tuple[bool, bool, Any]:
         else:
             return is_mapped, flattened, value
         value = value.value
-

@@ -16,8 +16,11 @@ __all__ = ("RunLoggerAdapter", "get_logger", "routed_stdout")
 
 
 class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """A logger whose records carry ``flow_name``, ``flow_run_id``, ``task_name``,
-    ``task_slug``, ``task_run_id`` and ``map_index`` from the run context (None outside a run)."""
+    """A logger whose records carry the run context.
+
+    Records get ``flow_name``, ``flow_run_id``, ``task_name``, ``task_slug``, ``task_run_id``
+    and ``map_index`` (None outside a run).
+    """
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         """Add the run context to the record's ``extra``."""

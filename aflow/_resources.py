@@ -49,9 +49,7 @@ class RunResources:
 
 
 @asynccontextmanager
-async def run_resource(
-    key: Hashable, factory: Callable[[], AbstractAsyncContextManager[T]]
-) -> AsyncIterator[T]:
+async def run_resource(key: Hashable, factory: Callable[[], AbstractAsyncContextManager[T]]) -> AsyncIterator[T]:
     """Use a resource shared by every task of the current flow run.
 
     Inside a flow run, the first use with a given ``key`` enters ``factory()`` and later uses

@@ -79,7 +79,7 @@ class RunSpec:
         """
         if len(args) > len(self.positional):
             self._fail(owner, f"takes {len(self.positional)} positional arguments but {len(args)} were given")
-        out = dict(zip(self.positional, args))
+        out = dict(zip(self.positional, args, strict=False))
         for key in kwargs:
             if key in out:
                 self._fail(owner, f"got multiple values for argument {key!r}")
@@ -272,8 +272,11 @@ class Task:
     def __repr__(self) -> str:
         return f"<Task: {self.name}>"
 
-    async def run(self) -> Any:
-        """The work of the task: override it in subclasses (``async def`` or ``def``)."""
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """The work of the task: override it in subclasses (``async def`` or ``def``).
+
+        Subclasses declare named parameters (no ``*args``); any signature is accepted.
+        """
         raise NotImplementedError(f"{type(self).__name__} must define run()")
 
     @property
@@ -483,4 +486,3 @@ def task(fn: F | None = None, /, **task_args: Any) -> FunctionTask | Callable[[F
         return FunctionTask(fn, **task_args)
 
     return decorator
-

@@ -23,13 +23,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any
 
-from ._run_context import FlowRunContext, TaskRunContext, flow_run_var, task_run_var
+from ._run_context import FlowRunContext, flow_run_var, task_run_var
 
 __all__ = ("get", "temporary", "to_dict")
 
-_overlay: ContextVar[Mapping[str, Any]] = ContextVar("aflow_context_overlay", default={})
+_overlay: ContextVar[Mapping[str, Any]] = ContextVar("aflow_context_overlay", default=MappingProxyType({}))
 _MISSING = object()
 
 
@@ -128,4 +129,3 @@ def __getattr__(name: str) -> Any:
     if value is _MISSING:
         raise AttributeError(f"aflow.context has no value {name!r} here (use context.get({name!r}, default))")
     return value
-

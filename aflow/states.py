@@ -144,9 +144,7 @@ class Scheduled(Pending):
 
     __slots__ = ("start_time",)
 
-    def __init__(
-        self, message: str | None = None, result: Any = None, start_time: datetime | None = None
-    ) -> None:
+    def __init__(self, message: str | None = None, result: Any = None, start_time: datetime | None = None) -> None:
         super().__init__(message, result)
         self.start_time = start_time
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Sized
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -22,8 +22,8 @@ from .._clock import SYSTEM_CLOCK, Clock
 from .._resources import RunResources
 from .._run_context import FlowRunContext, flow_run_var
 from ..exceptions import AflowInternalError, ParameterError
-from ..states import Failed, Mapped, Pending, Running, State, Success
-from ._task_runner import Runner, expanded, run_task, set_state
+from ..states import Failed, Mapped, Pending, Running, Skipped, State, Success
+from ._task_runner import UPSTREAM_SKIPPED, Runner, check_trigger, expanded, run_task, set_state
 
 if TYPE_CHECKING:
     from .._edge import Edge
@@ -139,7 +139,7 @@ class FlowRunner:
             flow_run_id=self.run_id,
             flow_run_name=self.run_name,
             parameters=self.parameters,
-            date=datetime.now(timezone.utc),
+            date=datetime.now(UTC),
             extra=self.extra,
             clock=self.clock,
             resources=RunResources(),
@@ -295,16 +295,12 @@ class FlowRunner:
             up_state = self.nodes[e.upstream_task].state
             if up_state is not None:
                 whole[e] = up_state
-        stop = None
+        stop: State | None = None
         if whole:
-            from ._task_runner import _check_trigger
-
             if task.skip_on_upstream_skip and any(s.is_skipped() for s in whole.values()):
-                from ..states import Skipped
-
-                stop = Skipped("Upstream task was skipped; if this was unexpected, set skip_on_upstream_skip=False.")
+                stop = Skipped(UPSTREAM_SKIPPED)
             elif any(not s.is_successful() for e, s in whole.items() if e.mapped):
-                stop = _check_trigger(task, {e: s for e, s in whole.items() if e.mapped})
+                stop = check_trigger(task, {e: s for e, s in whole.items() if e.mapped})
         if stop is None:
             try:
                 width = self._plan_children(node)
@@ -429,20 +425,19 @@ class FlowRunner:
         flow = self.flow
         results: dict[Task, State] = {t: n.state or Pending("Task not run.") for t, n in self.nodes.items()}
         reference = {t: results[t] for t in flow.reference_tasks()}
-        ref_expanded = expanded({i: s for i, s in enumerate(reference.values())})  # type: ignore[misc]
+        ref_expanded = expanded(reference.values())
         if any(s.is_failed() for s in ref_expanded):
             state: State = Failed("Some reference tasks failed.", result=results)
         elif all(s.is_successful() for s in ref_expanded):
             state = Success("All reference tasks succeeded.", result=results)
         else:
             state = Success("No reference tasks failed.", result=results)
-        if flow.terminal_state_handler is not None:
-            state = await self._call_flow_hook(
-                lambda: flow.terminal_state_handler(flow, state, reference), state  # type: ignore[misc]
-            )
+        terminal, on_failure = flow.terminal_state_handler, flow.on_failure
+        if terminal is not None:
+            state = await self._call_flow_hook(lambda: terminal(flow, state, reference), state)
         state = await self._flow_state(Running(), state)
-        if flow.on_failure is not None and state.is_failed():
-            await self._call_flow_hook(lambda: flow.on_failure(flow, state), state)  # type: ignore[misc]
+        if on_failure is not None and state.is_failed():
+            await self._call_flow_hook(lambda: on_failure(flow, state), state)
         if state.result is None:
             state.result = results
         return state

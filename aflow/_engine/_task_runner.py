@@ -11,7 +11,7 @@ import asyncio
 import functools
 import inspect
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -42,16 +42,17 @@ if TYPE_CHECKING:
     from .._edge import Edge
     from .._task import Task
 
-__all__ = ("Runner", "expanded", "run_task", "set_state")
+__all__ = ("UPSTREAM_SKIPPED", "Runner", "check_trigger", "expanded", "run_task", "set_state")
 
 _SUCCESS_MSG = "Task run succeeded."
+UPSTREAM_SKIPPED = "Upstream task was skipped; if this was unexpected, set skip_on_upstream_skip=False."
 _CancelledError = asyncio.CancelledError  # the engine runs on asyncio (anyio's asyncio backend)
 
 
-def expanded(states: Mapping[Edge, State]) -> list[State]:
-    """Upstream states with each Mapped state replaced by its children's states."""
+def expanded(states: Iterable[State]) -> list[State]:
+    """The states with each Mapped state replaced by its children's states."""
     out: list[State] = []
-    for s in states.values():
+    for s in states:
         if type(s) is Mapped:
             out.extend(s.map_states)
         else:
@@ -63,7 +64,7 @@ class _ExpandedStates(dict):  # type: ignore[type-arg]
     """The mapping given to triggers: Mapped upstreams are seen through their children."""
 
     def values(self) -> list[State]:  # type: ignore[override]
-        return expanded(dict(self))
+        return expanded(super().values())
 
     def __len__(self) -> int:
         return len(self.values())
@@ -89,11 +90,11 @@ async def set_state(task: Task, old: State, new: State) -> State:
     return new
 
 
-def _check_trigger(task: Task, upstream: Mapping[Edge, State]) -> State | None:
+def check_trigger(task: Task, upstream: Mapping[Edge, State]) -> State | None:
     """None if the task may run, else the state it ends in (TriggerFailed or Skipped)."""
     trigger = task.trigger
     if trigger is triggers.all_successful:  # the default: a fast path without signal objects
-        for s in expanded(upstream):
+        for s in expanded(upstream.values()):
             if not isinstance(s, Success):
                 return TriggerFailed('Trigger was "all_successful" but some of the upstream tasks failed.')
         return None
@@ -116,7 +117,7 @@ def _retry_delay(task: Task, attempt: int) -> float:
     if task.max_retry_delay is not None:
         delay = min(delay, task.max_retry_delay)
     if task.retry_jitter:
-        delay *= 1 + random.uniform(-task.retry_jitter, task.retry_jitter)  # noqa: S311 - not crypto
+        delay *= 1 + random.uniform(-task.retry_jitter, task.retry_jitter)
     return max(delay, 0.0)
 
 
@@ -147,7 +148,10 @@ async def _invoke(task: Task, inputs: dict[str, Any]) -> Any:
         return await task.run(**inputs)
     inputs = dict(inputs)
     await resolve_defaults(task, task.run, (), inputs)  # lazy defaults are awaited on the loop
-    return await anyio.to_thread.run_sync(functools.partial(task.run, **inputs))
+    result = await anyio.to_thread.run_sync(functools.partial(task.run, **inputs))
+    if inspect.isawaitable(result):  # a sync wrapper around a coroutine function
+        result = await result
+    return result
 
 
 async def _body(task: Task, inputs: dict[str, Any], limiter: asyncio.Semaphore | None) -> Any:
@@ -193,13 +197,13 @@ async def run_task(
 
     if upstream:
         if task.skip_on_upstream_skip and any(isinstance(s, Skipped) for s in upstream.values()):
-            new: State = Skipped("Upstream task was skipped; if this was unexpected, set skip_on_upstream_skip=False.")
+            new: State = Skipped(UPSTREAM_SKIPPED)
             return await set_state(task, state, new) if handlers else new
-        stop = _check_trigger(task, upstream)
+        stop = check_trigger(task, upstream)
         if stop is not None:
             return await set_state(task, state, stop) if handlers else stop
     elif task.trigger is not triggers.all_successful:
-        stop = _check_trigger(task, {})
+        stop = check_trigger(task, {})
         if stop is not None:
             return await set_state(task, state, stop) if handlers else stop
 
@@ -217,7 +221,7 @@ async def run_task(
             state = await set_state(task, state, Running("Starting task run."))
             if not isinstance(state, Running):
                 return state
-        exc: BaseException | None = None
+        error: BaseException | None = None
         try:
             if simple:
                 value = await task.run(**inputs)
@@ -229,13 +233,13 @@ async def run_task(
             return sig.state
         except signals.AflowSignal as sig:
             new = sig.state
-            exc = sig
+            error = sig
         except _TimedOutError as err:
-            new = TimedOut(str(err), result=TimeoutError(str(err)))
-            exc = new.result
+            error = TimeoutError(str(err))
+            new = TimedOut(str(err), result=error)
         except Exception as err:
             new = Failed(f"Error during execution of task: {err!r}", result=err)
-            exc = err
+            error = err
         else:
             new = Success(_SUCCESS_MSG, result=value)
             return await set_state(task, state, new) if handlers else new
@@ -250,20 +254,20 @@ async def run_task(
             return state
 
         delay: float | None = None
-        if isinstance(new, Retrying) and isinstance(exc, signals.RETRY):
-            delay = exc.delay
-            if exc.start_time is not None:
-                delay = max((exc.start_time - runner.clock.now()).total_seconds(), 0.0)
+        if isinstance(new, Retrying) and isinstance(error, signals.RETRY):
+            delay = error.delay
+            if error.start_time is not None:
+                delay = max((error.start_time - runner.clock.now()).total_seconds(), 0.0)
             delay = delay if delay is not None else _retry_delay(task, ctx.run_count)
         elif (
             type(new) in (Failed, TimedOut)
             and ctx.run_count <= task.max_retries
-            and (task.retry_on is None or isinstance(exc, task.retry_on))
+            and (task.retry_on is None or isinstance(error, task.retry_on))
         ):
             delay = _retry_delay(task, ctx.run_count)
         if delay is None:
             if not isinstance(new, Finished):  # a signal carrying a non-final state
-                new = Failed(f"Signal {type(exc).__name__} left the task in {type(new).__name__}", result=exc)
+                new = Failed(f"Signal {type(error).__name__} left the task in {type(new).__name__}", result=error)
             return await set_state(task, state, new) if handlers else new
 
         clock = runner.clock
