@@ -36,4 +36,4 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     session.install("-e", ".")
-    session.run("python", "bench/w1_wide.py", *session.posargs)
+    session.run("python", "bench/engine.py", *session.posargs)

@@ -34,12 +34,13 @@ class Edge:
     ) -> None:
         if key is not None and not key.isidentifier():
             raise ValueError(f"Edge key {key!r} is not a valid Python identifier")
-        self.upstream_task = upstream_task
-        self.downstream_task = downstream_task
-        self.key = key
-        self.mapped = mapped
-        self.flattened = flattened
-        self._hash = hash((id(upstream_task), id(downstream_task), key, mapped, flattened))
+        init = object.__setattr__
+        init(self, "upstream_task", upstream_task)
+        init(self, "downstream_task", downstream_task)
+        init(self, "key", key)
+        init(self, "mapped", mapped)
+        init(self, "flattened", flattened)
+        init(self, "_hash", hash((id(upstream_task), id(downstream_task), key, mapped, flattened)))
 
     def _tuple(self) -> tuple[int, int, str | None, bool, bool]:
         return (id(self.upstream_task), id(self.downstream_task), self.key, self.mapped, self.flattened)
@@ -53,9 +54,7 @@ class Edge:
         return self._hash
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if hasattr(self, "_hash"):
-            raise AttributeError("Edge is immutable")
-        object.__setattr__(self, name, value)
+        raise AttributeError("Edge is immutable")
 
     def __repr__(self) -> str:
         flags = "".join(f", {f}=True" for f in ("mapped", "flattened") if getattr(self, f))

@@ -66,6 +66,15 @@ class _ExpandedStates(dict):  # type: ignore[type-arg]
     def values(self) -> list[State]:  # type: ignore[override]
         return expanded(super().values())
 
+    def items(self) -> list[tuple[Edge, State]]:  # type: ignore[override]
+        out: list[tuple[Edge, State]] = []
+        for edge, state in super().items():
+            if type(state) is Mapped:
+                out.extend((edge, child) for child in state.map_states)
+            else:
+                out.append((edge, state))
+        return out
+
     def __len__(self) -> int:
         return len(self.values())
 
@@ -227,8 +236,12 @@ async def run_task(
                 value = await task.run(**inputs)
             else:
                 value = await _call(task, inputs, runner.limiter)
-        except _CancelledError:
-            raise
+        except _CancelledError as err:
+            task_ = asyncio.current_task()
+            if task_ is None or task_.cancelling():
+                raise  # the run is being cancelled
+            new = Failed(f"The task body raised CancelledError without being cancelled: {err!r}", result=err)
+            error = err
         except signals.ENDRUN as sig:
             return sig.state
         except signals.AflowSignal as sig:
