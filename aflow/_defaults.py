@@ -98,10 +98,19 @@ def _run_resolution_from_sync(kwargs: dict[str, Any], lazy: dict[str, Any]) -> N
             f"a sync run() with lazy defaults ({', '.join(lazy)}) cannot be called directly "
             "inside a running event loop; await the defaults first or run the task in a flow"
         )
+    started = False
+
+    async def resolve() -> None:
+        nonlocal started
+        started = True
+        await _resolve_many(kwargs, lazy)
+
     try:
-        anyio.from_thread.run(_resolve_many, kwargs, lazy)  # in an anyio worker thread
+        anyio.from_thread.run(resolve)  # in an anyio worker thread
     except RuntimeError:
-        anyio.run(_resolve_many, kwargs, lazy)  # plain sync code: no loop anywhere
+        if started:  # a resolver raised it: do not resolve everything a second time
+            raise
+        anyio.run(resolve)  # plain sync code: no loop anywhere
 
 
 def defaults_from_attrs(*names: str) -> Callable[[F], F]:

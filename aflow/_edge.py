@@ -23,6 +23,12 @@ class Edge:
     """
 
     __slots__ = ("_hash", "downstream_task", "flattened", "key", "mapped", "upstream_task")
+    upstream_task: Task
+    downstream_task: Task
+    key: str | None
+    mapped: bool
+    flattened: bool
+    _hash: int
 
     def __init__(
         self,

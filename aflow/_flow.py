@@ -42,6 +42,7 @@ class Flow:
         terminal_state_handler: ``(flow, state, reference_task_states) -> State | None``, may
             replace the final state.
         max_concurrency: Default bound on task bodies running at once (None: unbounded).
+        concurrency: Default per-tag limits on running task bodies, ``{"db": 5}``.
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class Flow:
         on_failure: Callable[[Flow, State], Any] | None = None,
         terminal_state_handler: Callable[[Flow, State, dict[Task, State]], State | None] | None = None,
         max_concurrency: int | None = None,
+        concurrency: dict[str, int] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"A flow needs a non-empty name, got {name!r}")
@@ -74,6 +76,7 @@ class Flow:
         self.on_failure = on_failure
         self.terminal_state_handler = terminal_state_handler
         self.max_concurrency = max_concurrency
+        self.concurrency: dict[str, int] = dict(concurrency or {})
         self._tokens: list[Token[Flow | None]] = []
         for t in tasks or ():
             self.add_task(t)
@@ -451,6 +454,7 @@ class Flow:
         *,
         context: dict[str, Any] | None = None,
         max_concurrency: int | None = None,
+        concurrency: dict[str, int] | None = None,
         clock: Clock | None = None,
         flow_run_name: str | None = None,
         **parameter_values: Any,
@@ -464,6 +468,9 @@ class Flow:
             parameters: Parameter values by name.
             context: Extra values for `aflow.context`.
             max_concurrency: Bound on task bodies running at once (default: the flow's).
+            concurrency: Per-tag limits, ``{"db": 5}``: at most 5 bodies of tasks tagged "db"
+                run at once (merged over the flow's ``concurrency``). A task with several limited
+                tags holds a slot of each.
             clock: The clock for retry delays (tests pass `aflow.testing.FakeClock`).
             flow_run_name: A name for this run (default: the run id).
             **parameter_values: More parameter values, by keyword.
@@ -481,6 +488,7 @@ class Flow:
             {**(parameters or {}), **parameter_values},
             context=context,
             max_concurrency=max_concurrency if max_concurrency is not None else self.max_concurrency,
+            concurrency={**self.concurrency, **(concurrency or {})},
             clock=clock,
             flow_run_name=flow_run_name,
         )

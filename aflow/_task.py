@@ -305,6 +305,7 @@ class Task:
             if attr == "on_failure" and value is not None:
                 new.state_handlers = [*new.state_handlers, _failure_handler(value)]
             setattr(new, attr, value)
+        new.tags = frozenset(new.tags) | _tags_var.get()  # a call inside `with tags(...)` is tagged too
         new.slug = task_args.get("slug")
         return new
 

@@ -97,6 +97,7 @@ class FlowRunner:
         *,
         context: dict[str, Any] | None,
         max_concurrency: int | None,
+        concurrency: dict[str, int] | None = None,
         clock: Clock | None,
         flow_run_name: str | None,
     ) -> None:
@@ -107,6 +108,10 @@ class FlowRunner:
         if max_concurrency is not None and max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self.max_concurrency = max_concurrency
+        bad = {tag: n for tag, n in (concurrency or {}).items() if not isinstance(n, int) or n < 1}
+        if bad:
+            raise ValueError(f"concurrency limits must be positive ints, got {bad}")
+        self.concurrency = dict(concurrency or {})
         self.clock = clock or SYSTEM_CLOCK
         self.extra = dict(context or {})
         self.run_id = str(uuid.uuid4())
@@ -145,8 +150,7 @@ class FlowRunner:
             resources=RunResources(),
         )
         debug = logger.isEnabledFor(logging.DEBUG)
-        limiter = asyncio.Semaphore(self.max_concurrency) if self.max_concurrency else None
-        self.runner = Runner(frun, self.clock, limiter, logger if debug else None)
+        self.runner = Runner(frun, self.clock, self.max_concurrency, self.concurrency, logger if debug else None)
         self.loop = asyncio.get_running_loop()
         self.done = self.loop.create_future()
         token = flow_run_var.set(frun)

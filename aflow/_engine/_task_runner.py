@@ -139,17 +139,39 @@ def _run_name(task: Task, frun: FlowRunContext | None, inputs: dict[str, Any]) -
 
 
 class Runner:
-    """Shared per-run settings for task runs (the limiter, the clock...)."""
+    """Shared per-run settings for task runs: concurrency limits, the clock, the logger."""
 
-    __slots__ = ("clock", "frun", "limiter", "logger")
+    __slots__ = ("_limits_cache", "clock", "frun", "global_limit", "limited", "logger", "tag_limits")
 
     def __init__(
-        self, frun: FlowRunContext | None, clock: Clock, limiter: asyncio.Semaphore | None, logger: Any
+        self,
+        frun: FlowRunContext | None,
+        clock: Clock,
+        max_concurrency: int | None = None,
+        tag_limits: Mapping[str, int] | None = None,
+        logger: Any = None,
     ) -> None:
         self.frun = frun
         self.clock = clock
-        self.limiter = limiter
+        self.global_limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+        self.tag_limits = {tag: asyncio.Semaphore(n) for tag, n in (tag_limits or {}).items()}
+        self.limited = self.global_limit is not None or bool(self.tag_limits)
+        self._limits_cache: dict[Task, tuple[asyncio.Semaphore, ...]] = {}
         self.logger = logger  # a logger when DEBUG is on, else None (checked once per run)
+
+    def limits_for(self, task: Task) -> tuple[asyncio.Semaphore, ...]:
+        """The semaphores a run of ``task`` holds.
+
+        The global one first, then its limited tags in sorted order: one order for every task,
+        so tasks holding several limits never deadlock.
+        """
+        limits = self._limits_cache.get(task)
+        if limits is None:
+            found = [self.tag_limits[t] for t in sorted(task.tags) if t in self.tag_limits]
+            if self.global_limit is not None:
+                found.insert(0, self.global_limit)
+            limits = self._limits_cache[task] = tuple(found)
+        return limits
 
 
 async def _invoke(task: Task, inputs: dict[str, Any]) -> Any:
@@ -163,30 +185,39 @@ async def _invoke(task: Task, inputs: dict[str, Any]) -> Any:
     return result
 
 
-async def _body(task: Task, inputs: dict[str, Any], limiter: asyncio.Semaphore | None) -> Any:
-    if limiter is not None:
-        async with limiter:
-            return await _invoke(task, inputs)
-    return await _invoke(task, inputs)
-
-
 class _TimedOutError(Exception):
     pass
 
 
-async def _call(task: Task, inputs: dict[str, Any], limiter: asyncio.Semaphore | None) -> Any:
+async def _call(task: Task, inputs: dict[str, Any], runner: Runner) -> Any:
+    """Run the body under the concurrency limits (waiting for a slot is not part of the timeout)."""
+    limits = runner.limits_for(task) if runner.limited else ()
+    if not limits:
+        return await _logged(task, inputs)
+    held: list[asyncio.Semaphore] = []
+    try:
+        for sem in limits:
+            await sem.acquire()
+            held.append(sem)
+        return await _logged(task, inputs)
+    finally:
+        for sem in reversed(held):
+            sem.release()
+
+
+async def _logged(task: Task, inputs: dict[str, Any]) -> Any:
     if task.log_stdout:
         with routed_stdout():
-            return await _timed(task, inputs, limiter)
-    return await _timed(task, inputs, limiter)
+            return await _timed(task, inputs)
+    return await _timed(task, inputs)
 
 
-async def _timed(task: Task, inputs: dict[str, Any], limiter: asyncio.Semaphore | None) -> Any:
+async def _timed(task: Task, inputs: dict[str, Any]) -> Any:
     if task.timeout is None:
-        return await _body(task, inputs, limiter)
+        return await _invoke(task, inputs)
     deadline = anyio.current_time() + task.timeout
     with anyio.CancelScope(deadline=deadline) as scope:
-        result = await _body(task, inputs, limiter)
+        result = await _invoke(task, inputs)
     if scope.cancelled_caught or anyio.current_time() >= deadline:
         # an async body was cancelled; a sync one (a thread cannot be interrupted) ran past it
         raise _TimedOutError(f"Task {task.name!r} timed out after {task.timeout:g} seconds")
@@ -216,7 +247,7 @@ async def run_task(
         if stop is not None:
             return await set_state(task, state, stop) if handlers else stop
 
-    simple = task._run_is_async and task.timeout is None and runner.limiter is None and not task.log_stdout
+    simple = task._run_is_async and task.timeout is None and not runner.limited and not task.log_stdout
     ctx = TaskRunContext(task, runner.frun, map_index)
     task_run_var.set(ctx)  # each task run is its own asyncio task, with its own context copy
     if task.task_run_name is not None:
@@ -235,7 +266,7 @@ async def run_task(
             if simple:
                 value = await task.run(**inputs)
             else:
-                value = await _call(task, inputs, runner.limiter)
+                value = await _call(task, inputs, runner)
         except _CancelledError as err:
             task_ = asyncio.current_task()
             if task_ is None or task_.cancelling():
