@@ -19,6 +19,7 @@ from ._edge import flatten as flatten
 from ._edge import mapped as mapped
 from ._edge import unmapped as unmapped
 from ._flow import Flow as Flow
+from ._flow_run import FlowRun as FlowRun
 from ._resources import run_resource as run_resource
 from ._task import FunctionTask as FunctionTask
 from ._task import Task as Task
@@ -36,6 +37,7 @@ __all__ = (
     "Constant",
     "Edge",
     "Flow",
+    "FlowRun",
     "FlowValidationError",
     "FunctionTask",
     "LazyDefault",

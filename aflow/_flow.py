@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from ._builtin_tasks import Parameter, as_task, contains_task
 from ._edge import Edge, flatten, mapped, unmapped
+from ._flow_run import FlowRun
 from ._task import Task
 from .exceptions import FlowValidationError
 
 if TYPE_CHECKING:
     from ._clock import Clock
+    from ._engine._flow_runner import FlowRunner
     from .states import State
 
 __all__ = ("Flow", "current_flow")
@@ -479,11 +481,49 @@ class Flow:
             ParameterError: For unknown parameters or missing required ones.
             FlowValidationError: If the flow is invalid (a cycle...).
         """
+        runner = self._runner(parameters, parameter_values, context, max_concurrency, concurrency, clock, flow_run_name)
+        return await runner.run()
+
+    def start(
+        self,
+        parameters: dict[str, Any] | None = None,
+        *,
+        context: dict[str, Any] | None = None,
+        max_concurrency: int | None = None,
+        concurrency: dict[str, int] | None = None,
+        clock: Clock | None = None,
+        flow_run_name: str | None = None,
+        **parameter_values: Any,
+    ) -> FlowRun:
+        """Start a run in the background of the running event loop and return its handle.
+
+        Takes the same arguments as `run`. ``await handle`` gives the final state;
+        ``handle.cancel()`` stops the run: running bodies are cancelled, unfinished tasks end
+        Cancelled, and the final state is Cancelled.
+
+        Raises:
+            RuntimeError: If no event loop is running.
+        """
+        import asyncio
+
+        runner = self._runner(parameters, parameter_values, context, max_concurrency, concurrency, clock, flow_run_name)
+        return FlowRun(runner, asyncio.get_running_loop().create_task(runner.run()))
+
+    def _runner(
+        self,
+        parameters: dict[str, Any] | None,
+        parameter_values: dict[str, Any],
+        context: dict[str, Any] | None,
+        max_concurrency: int | None,
+        concurrency: dict[str, int] | None,
+        clock: Clock | None,
+        flow_run_name: str | None,
+    ) -> FlowRunner:
         if _building.get() is self:
             raise RuntimeError(f"Flow {self.name!r} cannot run inside its own `with` block; run it after the block")
         from ._engine._flow_runner import FlowRunner
 
-        runner = FlowRunner(
+        return FlowRunner(
             self,
             {**(parameters or {}), **parameter_values},
             context=context,
@@ -492,7 +532,6 @@ class Flow:
             clock=clock,
             flow_run_name=flow_run_name,
         )
-        return await runner.run()
 
     def run_sync(self, parameters: dict[str, Any] | None = None, **kwargs: Any) -> State:
         """Run the flow from plain sync code (a script) and return its final state.

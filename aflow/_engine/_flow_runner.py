@@ -12,7 +12,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Sized
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -22,7 +21,7 @@ from .._clock import SYSTEM_CLOCK, Clock
 from .._resources import RunResources
 from .._run_context import FlowRunContext, flow_run_var
 from ..exceptions import AflowInternalError, ParameterError
-from ..states import Failed, Mapped, Pending, Running, Skipped, State, Success
+from ..states import Cancelled, Failed, Mapped, Pending, Running, Skipped, State, Success
 from ._task_runner import UPSTREAM_SKIPPED, Runner, check_trigger, expanded, run_task, set_state
 
 if TYPE_CHECKING:
@@ -122,6 +121,7 @@ class FlowRunner:
         self.done: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.runner: Runner | None = None
+        self.cancel_requested = False
 
     @staticmethod
     def _check_parameters(flow: Flow, given: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +144,7 @@ class FlowRunner:
             flow_run_id=self.run_id,
             flow_run_name=self.run_name,
             parameters=self.parameters,
-            date=datetime.now(UTC),
+            date=self.clock.now(),
             extra=self.extra,
             clock=self.clock,
             resources=RunResources(),
@@ -159,13 +159,17 @@ class FlowRunner:
             if isinstance(state, Running):
                 logger.info("Flow run %s of %r: starting %d tasks", self.run_name, flow.name, len(self.order))
                 self._build()
-                if self.pending:
+                if self.pending and not self.cancel_requested:
                     await self.done
-                state = await self._finish()
+                if self.cancel_requested:
+                    await self._stop()
+                    state = await self._flow_state(state, Cancelled("Flow run was cancelled.", result=self._results()))
+                else:
+                    state = await self._finish()
                 logger.info("Flow run %s of %r: %s", self.run_name, flow.name, type(state).__name__)
             return state
         except BaseException:
-            await self._cancel_all()
+            await self._stop()
             raise
         finally:
             flow_run_var.reset(token)
@@ -427,7 +431,7 @@ class FlowRunner:
 
     async def _finish(self) -> State:
         flow = self.flow
-        results: dict[Task, State] = {t: n.state or Pending("Task not run.") for t, n in self.nodes.items()}
+        results = self._results()
         reference = {t: results[t] for t in flow.reference_tasks()}
         ref_expanded = expanded(reference.values())
         if any(s.is_failed() for s in ref_expanded):
@@ -456,6 +460,27 @@ class FlowRunner:
         except Exception as exc:
             return Failed(f"Flow hook raised {exc!r}", result=exc)
         return replaced if isinstance(replaced, State) else state
+
+    def cancel(self) -> None:
+        """Ask the run to stop.
+
+        Running bodies are cancelled, unfinished tasks end Cancelled and `run` returns a
+        Cancelled flow state.
+        """
+        self.cancel_requested = True
+        if self.done is not None and not self.done.done():
+            self.done.set_result(None)
+
+    async def _stop(self) -> None:
+        """Cancel every running body, wait for them, and mark unfinished tasks Cancelled."""
+        with anyio.CancelScope(shield=True):
+            await self._cancel_all()
+        for node in self.nodes.values():
+            if node.state is None:
+                node.state = Cancelled("Flow run was cancelled before the task finished.")
+
+    def _results(self) -> dict[Task, State]:
+        return {t: n.state or Pending("Task not run.") for t, n in self.nodes.items()}
 
     async def _cancel_all(self) -> None:
         pending = [t for t in self.running if not t.done()]
