@@ -305,6 +305,17 @@ class Task:
             if attr == "on_failure" and value is not None:
                 new.state_handlers = [*new.state_handlers, _failure_handler(value)]
             setattr(new, attr, value)
+        # normalize as __init__ does: the engine expects float seconds and a tuple of types
+        for attr in ("retry_delay", "max_retry_delay", "timeout"):
+            if attr in task_args:
+                seconds = _seconds(task_args[attr], attr)
+                setattr(new, attr, (seconds or 0.0) if attr == "retry_delay" else seconds)
+        if isinstance(task_args.get("retry_on"), type):
+            new.retry_on = (task_args["retry_on"],)
+        elif task_args.get("retry_on") is not None:
+            new.retry_on = tuple(task_args["retry_on"])
+        if isinstance(task_args.get("tags"), str):
+            raise TypeError(f"tags must be an iterable of strings, not the string {task_args['tags']!r}")
         new.tags = frozenset(new.tags) | _tags_var.get()  # a call inside `with tags(...)` is tagged too
         new.slug = task_args.get("slug")
         return new

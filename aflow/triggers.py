@@ -3,7 +3,8 @@
 A trigger is a function ``(upstream_states: Mapping[Edge, State]) -> bool``. It returns True to
 run the task; returning False, raising `~aflow.signals.TRIGGERFAIL` or raising any other error
 makes the task TriggerFailed (never retried). It may raise another signal (``not_all_skipped``
-raises SKIP). A mapped upstream appears once per child, so triggers see every child's state.
+raises SKIP). A reduce's mapped upstream arrives as its `~aflow.states.Mapped` state; the
+built-in triggers look through it at every child's state (use `child_states` in your own).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TypeAlias
 
 from . import signals
-from .states import State
+from .states import Mapped, State
 
 if TYPE_CHECKING:
     from ._edge import Edge
@@ -25,6 +26,7 @@ __all__ = (
     "always_run",
     "any_failed",
     "any_successful",
+    "child_states",
     "not_all_skipped",
     "some_failed",
     "some_successful",
@@ -33,16 +35,27 @@ __all__ = (
 Trigger: TypeAlias = Callable[[Mapping["Edge", State]], bool]
 
 
+def child_states(upstream_states: Mapping[Edge, State]) -> list[State]:
+    """The upstream states, with each Mapped state replaced by its children's states."""
+    out: list[State] = []
+    for s in upstream_states.values():
+        if isinstance(s, Mapped):
+            out.extend(s.map_states)
+        else:
+            out.append(s)
+    return out
+
+
 def all_successful(upstream_states: Mapping[Edge, State]) -> bool:
     """Run if every upstream succeeded (Skipped counts as success). The default trigger."""
-    if not all(s.is_successful() for s in upstream_states.values()):
+    if not all(s.is_successful() for s in child_states(upstream_states)):
         raise signals.TRIGGERFAIL('Trigger was "all_successful" but some of the upstream tasks failed.')
     return True
 
 
 def all_finished(upstream_states: Mapping[Edge, State]) -> bool:
     """Run once every upstream finished, whatever its outcome."""
-    if not all(s.is_finished() for s in upstream_states.values()):
+    if not all(s.is_finished() for s in child_states(upstream_states)):
         raise signals.TRIGGERFAIL('Trigger was "all_finished" but some of the upstream tasks were not finished.')
     return True
 
@@ -53,28 +66,31 @@ always_run = all_finished
 
 def all_failed(upstream_states: Mapping[Edge, State]) -> bool:
     """Run only if every upstream failed."""
-    if not all(s.is_failed() for s in upstream_states.values()):
+    if not all(s.is_failed() for s in child_states(upstream_states)):
         raise signals.TRIGGERFAIL('Trigger was "all_failed" but some of the upstream tasks succeeded.')
     return True
 
 
 def any_successful(upstream_states: Mapping[Edge, State]) -> bool:
     """Run if at least one upstream succeeded, or there are no upstreams."""
-    if upstream_states and not any(s.is_successful() for s in upstream_states.values()):
+    states = child_states(upstream_states)
+    if states and not any(s.is_successful() for s in states):
         raise signals.TRIGGERFAIL('Trigger was "any_successful" but none of the upstream tasks succeeded.')
     return True
 
 
 def any_failed(upstream_states: Mapping[Edge, State]) -> bool:
     """Run if at least one upstream failed, or there are no upstreams."""
-    if upstream_states and not any(s.is_failed() for s in upstream_states.values()):
+    states = child_states(upstream_states)
+    if states and not any(s.is_failed() for s in states):
         raise signals.TRIGGERFAIL('Trigger was "any_failed" but none of the upstream tasks failed.')
     return True
 
 
 def not_all_skipped(upstream_states: Mapping[Edge, State]) -> bool:
     """Skip if every upstream was skipped; otherwise run only if all succeeded."""
-    if upstream_states and all(s.is_skipped() for s in upstream_states.values()):
+    states = child_states(upstream_states)
+    if states and all(s.is_skipped() for s in states):
         raise signals.SKIP("All upstreams were skipped")
     return all_successful(upstream_states)
 
@@ -90,8 +106,9 @@ def _count_trigger(
         return limit * total if 0 < limit < 1 else limit
 
     def trigger(upstream_states: Mapping[Edge, State]) -> bool:
-        total = len(upstream_states)
-        hits = sum(1 for s in upstream_states.values() if predicate(s))
+        states = child_states(upstream_states)
+        total = len(states)
+        hits = sum(1 for s in states if predicate(s))
         if at_least is not None and hits < _bound(at_least, total):
             raise signals.TRIGGERFAIL(f'Trigger was "{name}" but only {hits} of {total} upstream tasks matched.')
         if at_most is not None and hits > _bound(at_most, total):

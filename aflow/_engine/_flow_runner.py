@@ -22,7 +22,7 @@ from .._resources import RunResources
 from .._run_context import FlowRunContext, flow_run_var
 from ..exceptions import AflowInternalError, ParameterError
 from ..states import Cancelled, Failed, Mapped, Pending, Running, Skipped, State, Success
-from ._task_runner import UPSTREAM_SKIPPED, Runner, check_trigger, expanded, run_task, set_state
+from ._task_runner import UPSTREAM_SKIPPED, Runner, check_trigger, expanded, run_task
 
 if TYPE_CHECKING:
     from .._edge import Edge
@@ -315,8 +315,8 @@ class FlowRunner:
             except Exception as exc:
                 stop = Failed(f"Could not map {task.name!r}: {exc}", result=exc)
         if stop is not None:
-            if task.state_handlers:
-                stop = await set_state(task, Pending(), stop)
+            if task.state_handlers or self.runner.store is not None:
+                stop = await self.runner.transition(task, None, Pending(), stop)
             self._finish_node(node, stop)
             return
         node.width = width
@@ -408,8 +408,10 @@ class FlowRunner:
     async def _finish_mapped(self, node: _Node) -> None:
         children: list[State] = node.child_states  # type: ignore[assignment]
         state: State = Mapped(f"Mapped {len(children)} children.", [s.result for s in children], children)
-        if node.task.state_handlers:
-            state = await set_state(node.task, Pending(), state)
+        runner = self.runner
+        assert runner is not None
+        if node.task.state_handlers or runner.store is not None:
+            state = await runner.transition(node.task, None, Pending(), state)
         self._finish_node(node, state)
 
     # -- the end ------------------------------------------------------------------------------

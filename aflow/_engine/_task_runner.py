@@ -60,25 +60,6 @@ def expanded(states: Iterable[State]) -> list[State]:
     return out
 
 
-class _ExpandedStates(dict):  # type: ignore[type-arg]
-    """The mapping given to triggers: Mapped upstreams are seen through their children."""
-
-    def values(self) -> list[State]:  # type: ignore[override]
-        return expanded(super().values())
-
-    def items(self) -> list[tuple[Edge, State]]:  # type: ignore[override]
-        out: list[tuple[Edge, State]] = []
-        for edge, state in super().items():
-            if type(state) is Mapped:
-                out.extend((edge, child) for child in state.map_states)
-            else:
-                out.append((edge, state))
-        return out
-
-    def __len__(self) -> int:
-        return len(self.values())
-
-
 async def set_state(task: Task, old: State, new: State) -> State:
     """Run the task's state handlers on ``old -> new`` and return the resulting state."""
     for handler in task.state_handlers:
@@ -108,7 +89,7 @@ def check_trigger(task: Task, upstream: Mapping[Edge, State]) -> State | None:
                 return TriggerFailed('Trigger was "all_successful" but some of the upstream tasks failed.')
         return None
     try:
-        ok = trigger(_ExpandedStates(upstream))
+        ok = trigger(upstream)
     except signals.AflowSignal as sig:
         state = sig.state
         return state if isinstance(state, (Skipped, TriggerFailed)) else TriggerFailed(sig.message, result=sig)
@@ -141,7 +122,7 @@ def _run_name(task: Task, frun: FlowRunContext | None, inputs: dict[str, Any]) -
 class Runner:
     """Shared per-run settings for task runs: concurrency limits, the clock, the logger."""
 
-    __slots__ = ("_limits_cache", "clock", "frun", "global_limit", "limited", "logger", "tag_limits")
+    __slots__ = ("_limits_cache", "clock", "frun", "global_limit", "limited", "logger", "store", "tag_limits")
 
     def __init__(
         self,
@@ -150,14 +131,24 @@ class Runner:
         max_concurrency: int | None = None,
         tag_limits: Mapping[str, int] | None = None,
         logger: Any = None,
+        store: Any = None,
     ) -> None:
         self.frun = frun
+        self.store = store  # an aflow.history.RunStore recording every transition, or None
         self.clock = clock
         self.global_limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self.tag_limits = {tag: asyncio.Semaphore(n) for tag, n in (tag_limits or {}).items()}
         self.limited = self.global_limit is not None or bool(self.tag_limits)
         self._limits_cache: dict[Task, tuple[asyncio.Semaphore, ...]] = {}
         self.logger = logger  # a logger when DEBUG is on, else None (checked once per run)
+
+    async def transition(self, task: Task, map_index: int | None, old: State, new: State) -> State:
+        """Run the task's state handlers on ``old -> new``, record the result, return it."""
+        if task.state_handlers:
+            new = await set_state(task, old, new)
+        if self.store is not None and self.frun is not None:
+            self.store.task_state(self.frun.flow_run_id, task.slug, task.name, map_index, new, self.clock.now())
+        return new
 
     def limits_for(self, task: Task) -> tuple[asyncio.Semaphore, ...]:
         """The semaphores a run of ``task`` holds.
@@ -174,12 +165,33 @@ class Runner:
         return limits
 
 
+async def _in_thread(fn: Any) -> Any:
+    """Run ``fn`` in a worker thread; if cancelled, wait for the thread to end, then re-raise.
+
+    A thread cannot be interrupted, and anyio only shields its own cancel scopes: a plain
+    ``Task.cancel()`` (a cancelled flow run) would otherwise return while the body still runs.
+    """
+    inner = asyncio.ensure_future(anyio.to_thread.run_sync(fn))
+    try:
+        return await asyncio.shield(inner)
+    except _CancelledError:
+        with anyio.CancelScope(shield=True):
+            while not inner.done():
+                try:
+                    await asyncio.wait([inner])
+                except _CancelledError:
+                    pass
+        if not inner.cancelled():
+            inner.exception()  # retrieved: the cancellation wins
+        raise
+
+
 async def _invoke(task: Task, inputs: dict[str, Any]) -> Any:
     if task._run_is_async:
         return await task.run(**inputs)
     inputs = dict(inputs)
     await resolve_defaults(task, task.run, (), inputs)  # lazy defaults are awaited on the loop
-    result = await anyio.to_thread.run_sync(functools.partial(task.run, **inputs))
+    result = await _in_thread(functools.partial(task.run, **inputs))
     if inspect.isawaitable(result):  # a sync wrapper around a coroutine function
         result = await result
     return result
@@ -232,20 +244,22 @@ async def run_task(
     map_index: int | None = None,
 ) -> State:
     """Run one task (or one mapped child) to a final state."""
-    handlers = task.state_handlers
+    # transitions go through state handlers and the run store only when there are any (hot path)
+    track = bool(task.state_handlers) or runner.store is not None
     state: State = Pending()
 
     if upstream:
-        if task.skip_on_upstream_skip and any(isinstance(s, Skipped) for s in upstream.values()):
+        # a reduce sees a Mapped upstream through its children: one skipped child skips it (Prefect 1)
+        if task.skip_on_upstream_skip and any(isinstance(s, Skipped) for s in expanded(upstream.values())):
             new: State = Skipped(UPSTREAM_SKIPPED)
-            return await set_state(task, state, new) if handlers else new
+            return await runner.transition(task, map_index, state, new) if track else new
         stop = check_trigger(task, upstream)
         if stop is not None:
-            return await set_state(task, state, stop) if handlers else stop
+            return await runner.transition(task, map_index, state, stop) if track else stop
     elif task.trigger is not triggers.all_successful:
         stop = check_trigger(task, {})
         if stop is not None:
-            return await set_state(task, state, stop) if handlers else stop
+            return await runner.transition(task, map_index, state, stop) if track else stop
 
     simple = task._run_is_async and task.timeout is None and not runner.limited and not task.log_stdout
     ctx = TaskRunContext(task, runner.frun, map_index)
@@ -254,11 +268,12 @@ async def run_task(
         try:
             ctx.task_run_name = _run_name(task, runner.frun, inputs)
         except Exception as exc:
-            return Failed(f"Could not format task_run_name {task.task_run_name!r}: {exc!r}", result=exc)
+            failed = Failed(f"Could not format task_run_name {task.task_run_name!r}: {exc!r}", result=exc)
+            return await runner.transition(task, map_index, state, failed) if track else failed  # on_failure too
 
     while True:
-        if handlers:
-            state = await set_state(task, state, Running("Starting task run."))
+        if track:
+            state = await runner.transition(task, map_index, state, Running("Starting task run."))
             if not isinstance(state, Running):
                 return state
         error: BaseException | None = None
@@ -286,13 +301,13 @@ async def run_task(
             error = err
         else:
             new = Success(_SUCCESS_MSG, result=value)
-            return await set_state(task, state, new) if handlers else new
+            return await runner.transition(task, map_index, state, new) if track else new
 
         if isinstance(new, Looped):
             ctx.loop_count = (ctx.loop_count or 1) + 1
             ctx.loop_result = new.result
             new.loop_count = ctx.loop_count - 1
-            state = await set_state(task, state, new) if handlers else new
+            state = await runner.transition(task, map_index, state, new) if track else new
             if isinstance(state, Looped):
                 continue
             return state
@@ -312,7 +327,7 @@ async def run_task(
         if delay is None:
             if not isinstance(new, Finished):  # a signal carrying a non-final state
                 new = Failed(f"Signal {type(error).__name__} left the task in {type(new).__name__}", result=error)
-            return await set_state(task, state, new) if handlers else new
+            return await runner.transition(task, map_index, state, new) if track else new
 
         clock = runner.clock
         retrying = Retrying(
@@ -321,7 +336,7 @@ async def run_task(
             start_time=clock.now() + timedelta(seconds=delay),
             run_count=ctx.run_count,
         )
-        state = await set_state(task, state, retrying) if handlers else retrying
+        state = await runner.transition(task, map_index, state, retrying) if track else retrying
         if not isinstance(state, Retrying):
             return state
         if runner.logger is not None:
