@@ -10,8 +10,14 @@ from . import context as context
 from . import signals as signals
 from . import states as states
 from . import triggers as triggers
+from ._apply_map import apply_map as apply_map
 from ._builtin_tasks import Constant as Constant
 from ._builtin_tasks import Parameter as Parameter
+from ._control_flow import FilterTask as FilterTask
+from ._control_flow import case as case
+from ._control_flow import ifelse as ifelse
+from ._control_flow import merge as merge
+from ._control_flow import switch as switch
 from ._defaults import LazyDefault as LazyDefault
 from ._defaults import defaults_from_attrs as defaults_from_attrs
 from ._edge import Edge as Edge
@@ -20,6 +26,7 @@ from ._edge import mapped as mapped
 from ._edge import unmapped as unmapped
 from ._flow import Flow as Flow
 from ._flow_run import FlowRun as FlowRun
+from ._resource_manager import resource_manager as resource_manager
 from ._resources import run_resource as run_resource
 from ._task import FunctionTask as FunctionTask
 from ._task import Task as Task
@@ -36,6 +43,7 @@ __all__ = (
     "AflowError",
     "Constant",
     "Edge",
+    "FilterTask",
     "Flow",
     "FlowRun",
     "FlowValidationError",
@@ -45,13 +53,19 @@ __all__ = (
     "ParameterError",
     "Task",
     "TaskDefinitionError",
+    "apply_map",
+    "case",
     "context",
     "defaults_from_attrs",
     "flatten",
+    "ifelse",
     "mapped",
+    "merge",
+    "resource_manager",
     "run_resource",
     "signals",
     "states",
+    "switch",
     "tags",
     "task",
     "triggers",

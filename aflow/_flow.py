@@ -17,6 +17,7 @@ from .exceptions import FlowValidationError
 if TYPE_CHECKING:
     from ._clock import Clock
     from ._engine._flow_runner import FlowRunner
+    from .schedules import Schedule
     from .states import State
 
 __all__ = ("Flow", "current_flow")
@@ -45,6 +46,7 @@ class Flow:
             replace the final state.
         max_concurrency: Default bound on task bodies running at once (None: unbounded).
         concurrency: Default per-tag limits on running task bodies, ``{"db": 5}``.
+        schedule: When the flow runs under `serve` (an `aflow.schedules.Schedule`).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class Flow:
         terminal_state_handler: Callable[[Flow, State, dict[Task, State]], State | None] | None = None,
         max_concurrency: int | None = None,
         concurrency: dict[str, int] | None = None,
+        schedule: Schedule | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"A flow needs a non-empty name, got {name!r}")
@@ -79,6 +82,7 @@ class Flow:
         self.terminal_state_handler = terminal_state_handler
         self.max_concurrency = max_concurrency
         self.concurrency: dict[str, int] = dict(concurrency or {})
+        self.schedule = schedule
         self._tokens: list[Token[Flow | None]] = []
         for t in tasks or ():
             self.add_task(t)
@@ -148,8 +152,22 @@ class Flow:
         return {t for t in self._tasks if not self._edges_from.get(t)}
 
     def reference_tasks(self) -> set[Task]:
-        """Tasks whose states decide the flow's final state: the set ones, else the terminal ones."""
-        return set(self._reference_tasks) if self._reference_tasks else self.terminal_tasks()
+        """Tasks whose states decide the flow's final state: the set ones, else the terminal ones.
+
+        Tasks flagged ``not_reference_task`` (a resource's cleanup) are left out: their upstreams
+        count as terminal if nothing else depends on them.
+        """
+        if self._reference_tasks:
+            return set(self._reference_tasks)
+        skip = {t for t in self._tasks if getattr(t, "not_reference_task", False)}
+        if not skip:
+            return self.terminal_tasks()
+        found = {
+            t
+            for t in self._tasks
+            if t not in skip and all(e.downstream_task in skip for e in self._edges_from.get(t, ()))
+        }
+        return found or self.terminal_tasks()
 
     def set_reference_tasks(self, tasks: Iterable[Task]) -> None:
         """Choose the tasks whose states decide the flow's final state.
@@ -387,7 +405,10 @@ class Flow:
         for e in flow._edges:
             self.add_edge(e.upstream_task, e.downstream_task, e.key, e.mapped, e.flattened)
         for t, consts in flow.constants.items():
+            mine = self.constants.get(t, {})
             for key, value in consts.items():
+                if key in mine and mine[key] is value:
+                    continue  # already bound here (a shared task), like an edge already present
                 self.set_dependencies(t, keyword_tasks={key: value})
         if merge_reference_tasks:
             self._reference_tasks |= flow._reference_tasks
@@ -532,6 +553,21 @@ class Flow:
             clock=clock,
             flow_run_name=flow_run_name,
         )
+
+    async def serve(self, **kwargs: Any) -> list[State]:
+        """Run the flow at each event of its schedule, in the current event loop.
+
+        Args:
+            **kwargs: Passed to ``aflow._serve.serve``: ``schedule`` (default: ``self.schedule``),
+                ``overlap`` (``"skip"``, ``"queue"`` or ``"allow"``), ``parameters``, ``clock``,
+                ``max_runs`` and ``on_run``.
+
+        Returns:
+            The final state of every run, once ``max_runs`` runs are done or the schedule ends.
+        """
+        from ._serve import serve
+
+        return await serve(self, **kwargs)
 
     def run_sync(self, parameters: dict[str, Any] | None = None, **kwargs: Any) -> State:
         """Run the flow from plain sync code (a script) and return its final state.

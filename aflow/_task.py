@@ -183,6 +183,8 @@ class Task:
 
     #: Set by aflow for tasks it creates (constants, collections, item access).
     auto_generated: ClassVar[bool] = False
+    #: Run even when the flow run is cancelled, if the trigger passes (resource cleanups).
+    run_on_cancel: ClassVar[bool] = False
     _run_is_async: bool = True
     _run_spec: RunSpec = RunSpec(inspect.Signature())
 

@@ -184,9 +184,32 @@ class Success(Finished):
 
 
 class Cached(Success):
-    """The result came from a cache or target instead of running the task."""
+    """The result came from a cache or target instead of running the task.
 
-    __slots__ = ()
+    Args:
+        message: A human-readable explanation of the state.
+        result: The cached value.
+        cached_inputs: The task's inputs when the value was computed, as input name to
+            `stable_hash` digest (what `aflow.cache_validators.hash_inputs` returns), or None.
+        cached_parameters: The flow parameters when the value was computed, or None.
+        cached_result_expiration: When the cache stops being valid (timezone-aware), or None for never.
+    """
+
+    __slots__ = ("cached_inputs", "cached_parameters", "cached_result_expiration")
+
+    def __init__(
+        self,
+        message: str | None = None,
+        result: Any = None,
+        *,
+        cached_inputs: dict[str, str] | None = None,
+        cached_parameters: dict[str, Any] | None = None,
+        cached_result_expiration: datetime | None = None,
+    ) -> None:
+        super().__init__(message, result)
+        self.cached_inputs = cached_inputs
+        self.cached_parameters = cached_parameters
+        self.cached_result_expiration = cached_result_expiration
 
 
 class Skipped(Success):

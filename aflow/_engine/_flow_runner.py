@@ -477,9 +477,18 @@ class FlowRunner:
         """Cancel every running body, wait for them, and mark unfinished tasks Cancelled."""
         with anyio.CancelScope(shield=True):
             await self._cancel_all()
-        for node in self.nodes.values():
-            if node.state is None:
-                node.state = Cancelled("Flow run was cancelled before the task finished.")
+            for node in self.nodes.values():
+                if node.state is None:
+                    node.state = Cancelled("Flow run was cancelled before the task finished.")
+            for node in self.nodes.values():  # resource cleanups still run, if set up
+                if node.task.run_on_cancel and isinstance(node.state, Cancelled) and not node.is_mapped:
+                    assert self.loop is not None
+                    node.state = await self.loop.create_task(self._run_detached(node))
+
+    async def _run_detached(self, node: _Node) -> State:
+        """Run one task to a state without starting anything downstream."""
+        inputs, upstream = self._inputs_and_states(node)
+        return await run_task(node.task, self.runner, inputs, upstream)  # type: ignore[arg-type]
 
     def _results(self) -> dict[Task, State]:
         return {t: n.state or Pending("Task not run.") for t, n in self.nodes.items()}

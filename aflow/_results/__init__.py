@@ -1,0 +1,3 @@
+"""Result storage behind `aflow.results`: serializers, the `Result` base, local and memory stores."""
+
+from __future__ import annotations

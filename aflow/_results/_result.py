@@ -1,0 +1,258 @@
+"""The `Result` base class, location templates, and `MemoryResult`."""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, final
+
+import anyio.lowlevel
+
+from ._serializers import PickleSerializer, Serializer
+
+__all__ = ("DEFAULT_LOCATION", "MemoryResult", "Result", "format_location")
+
+DEFAULT_LOCATION = "{flow_name}/{task_full_name}/{uuid}.result"
+"""The location of a `Result` made with ``location=None``; see `Result` for how it is filled."""
+
+_UNSAFE = re.compile(r"[^\w.\-\[\] ]")  # what a default location's names may keep
+
+
+def format_location(location: str | Callable[..., str], **kwargs: Any) -> str:
+    """Format a location template (a result's ``location``, a task's ``target``).
+
+    A string is a `str.format` template (``"{flow_name}/{task_name}-{map_index}.pkl"``); a
+    callable is called with every keyword argument and returns the location. ``uuid`` (a fresh
+    ``uuid4().hex``) is added to the values unless given.
+
+    Args:
+        location: The template or callable.
+        **kwargs: The values to format with (parameters, context values and inputs).
+
+    Returns:
+        The location.
+
+    Raises:
+        ValueError: The template names a value that is not in ``kwargs`` (the message names the
+            value and the template), or cannot be formatted.
+        TypeError: ``location`` is neither a string nor a callable, or the callable returned
+            something other than a string.
+    """
+    kwargs.setdefault("uuid", uuid.uuid4().hex)
+    if isinstance(location, str):
+        return _format_template(location, kwargs)
+    if not callable(location):
+        raise TypeError(f"a result location must be a str template or a callable, not {type(location).__name__}")
+    name = getattr(location, "__qualname__", repr(location))
+    try:
+        out = location(**kwargs)
+    except KeyError as exc:
+        raise ValueError(
+            f"result location callable {name} needs the value {exc.args[0]!r}, "
+            f"which is not among the formatting values {sorted(kwargs)}"
+        ) from exc
+    if isinstance(out, os.PathLike):
+        out = os.fspath(out)
+    if not isinstance(out, str):
+        raise TypeError(f"result location callable {name} returned {type(out).__name__}, not str")
+    return out
+
+
+def _format_template(template: str, values: dict[str, Any]) -> str:
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError as exc:
+        raise ValueError(f"result location template {template!r} is not a valid format string: {exc}") from exc
+    for field in fields:
+        key = re.split(r"[.\[]", field, maxsplit=1)[0]
+        if key == "" or key.isdigit():
+            raise ValueError(
+                f"result location template {template!r} has a positional field {{{field}}}: name the value instead"
+            )
+        if key not in values:
+            raise ValueError(
+                f"result location template {template!r} needs the value {key!r}, "
+                f"which is not among the formatting values {sorted(values)}"
+            )
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError, AttributeError, ValueError, TypeError) as exc:
+        raise ValueError(f"cannot format result location template {template!r}: {exc!r}") from exc
+
+
+def _default_location(**kwargs: Any) -> str:
+    flow_name = kwargs.get("flow_name") or "_no_flow"
+    task_name = kwargs.get("task_full_name") or kwargs.get("task_name") or "_no_task"
+    return f"{_safe_name(flow_name)}/{_safe_name(task_name)}/{_safe_name(kwargs['uuid'])}.result"
+
+
+def _safe_name(value: object) -> str:
+    name = _UNSAFE.sub("_", str(value))
+    return "_" if name in ("", ".", "..") else name
+
+
+class Result(ABC):
+    """Where and how a task's return value is stored. Subclass it for another store.
+
+    A subclass implements `exists`, `read` and `write`, each taking a formatted location (a
+    key relative to the store, ``/``-separated). The engine formats the location by calling
+    `format` with the run's parameters, context values and the task's inputs merged.
+
+    With ``location=None`` the location is ``DEFAULT_LOCATION``,
+    ``"{flow_name}/{task_full_name}/{uuid}.result"``: unique for each write, with the names made
+    safe for a path (characters other than letters, digits, ``._-[] `` become ``_``) and
+    ``_no_flow``/``_no_task`` standing in for a name that was not given.
+
+    Args:
+        location: A `str.format` template or a callable taking ``**kwargs`` (see `format_location`),
+            or None for the default.
+        serializer: How values become bytes; None for a `PickleSerializer`.
+    """
+
+    def __init__(
+        self,
+        *,
+        location: str | Callable[..., str] | None = None,
+        serializer: Serializer | None = None,
+    ) -> None:
+        self.location = location
+        self.serializer: Serializer = serializer if serializer is not None else PickleSerializer()
+
+    def format(self, **kwargs: Any) -> str:
+        """Return this result's location, formatted with ``kwargs``.
+
+        Args:
+            **kwargs: Parameters, context values and inputs; ``uuid`` is added unless given.
+
+        Returns:
+            The location to pass to `exists`, `read` and `write`.
+
+        Raises:
+            ValueError: The template names a value missing from ``kwargs`` (see `format_location`).
+            TypeError: The location is neither a string nor a callable returning one.
+        """
+        if self.location is None:
+            return format_location(_default_location, **kwargs)
+        return format_location(self.location, **kwargs)
+
+    @abstractmethod
+    async def exists(self, location: str) -> bool:
+        """Tell whether a value was written at ``location``.
+
+        Args:
+            location: A formatted location.
+
+        Returns:
+            True if `read` would find a value there.
+        """
+
+    @abstractmethod
+    async def read(self, location: str) -> Any:
+        """Read the value stored at ``location``.
+
+        Args:
+            location: A formatted location.
+
+        Returns:
+            The value, deserialized.
+
+        Raises:
+            FileNotFoundError: Nothing was written at ``location`` (every store raises this).
+        """
+
+    @abstractmethod
+    async def write(self, value: Any, location: str) -> str:
+        """Store ``value`` at ``location``, replacing what was there.
+
+        A write is atomic: a reader sees the old value or the new one, never a part of it.
+
+        Args:
+            value: The value to store.
+            location: A formatted location.
+
+        Returns:
+            The location written.
+        """
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(location={self.location!r}, serializer={self.serializer!r})"
+
+
+@final
+class MemoryResult(Result):
+    """Results kept in a dict for the life of this object (each instance has its own store).
+
+    Values go through the serializer both ways, as with a real store: a value must be
+    serializable, and every `read` returns a new copy, so mutating a value after writing it or
+    after reading it never changes what is stored.
+
+    Args:
+        location: A location template or callable (see `Result`).
+        serializer: How values become bytes; None for a `PickleSerializer`.
+    """
+
+    def __init__(
+        self,
+        *,
+        location: str | Callable[..., str] | None = None,
+        serializer: Serializer | None = None,
+    ) -> None:
+        super().__init__(location=location, serializer=serializer)
+        self._store: dict[str, bytes] = {}
+
+    async def exists(self, location: str) -> bool:
+        """Tell whether a value was written at ``location``.
+
+        Args:
+            location: A formatted location.
+
+        Returns:
+            True if `read` would find a value there.
+        """
+        await anyio.lowlevel.checkpoint()
+        return _check_key(location) in self._store
+
+    async def read(self, location: str) -> Any:
+        """Return a copy of the value stored at ``location``.
+
+        Args:
+            location: A formatted location.
+
+        Returns:
+            The value, deserialized.
+
+        Raises:
+            FileNotFoundError: Nothing was written at ``location``.
+        """
+        await anyio.lowlevel.checkpoint()
+        try:
+            data = self._store[_check_key(location)]
+        except KeyError:
+            raise FileNotFoundError(f"no result at {location!r} in this MemoryResult") from None
+        return self.serializer.loads(data)
+
+    async def write(self, value: Any, location: str) -> str:
+        """Store ``value`` at ``location``.
+
+        Args:
+            value: The value to store.
+            location: A formatted location.
+
+        Returns:
+            ``location``.
+        """
+        await anyio.lowlevel.checkpoint()
+        self._store[_check_key(location)] = self.serializer.dumps(value)
+        return location
+
+
+def _check_key(location: str) -> str:
+    if not isinstance(location, str):
+        raise TypeError(f"a result location must be a str, not {type(location).__name__}")
+    if not location:
+        raise ValueError("a result location must not be empty")
+    return location
