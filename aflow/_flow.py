@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy as _copy
 import itertools
+import os
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,8 @@ from .exceptions import FlowValidationError
 if TYPE_CHECKING:
     from ._clock import Clock
     from ._engine._flow_runner import FlowRunner
+    from .history import RunStore
+    from .results import Result
     from .schedules import Schedule
     from .states import State
 
@@ -47,6 +50,8 @@ class Flow:
         max_concurrency: Default bound on task bodies running at once (None: unbounded).
         concurrency: Default per-tag limits on running task bodies, ``{"db": 5}``.
         schedule: When the flow runs under `serve` (an `aflow.schedules.Schedule`).
+        result: The default `aflow.results.Result` of its tasks (for checkpoints and targets).
+        checkpoint: Whether tasks write their results by default (a task's own setting wins).
     """
 
     def __init__(
@@ -62,6 +67,8 @@ class Flow:
         max_concurrency: int | None = None,
         concurrency: dict[str, int] | None = None,
         schedule: Schedule | None = None,
+        result: Result | None = None,
+        checkpoint: bool | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"A flow needs a non-empty name, got {name!r}")
@@ -83,6 +90,8 @@ class Flow:
         self.max_concurrency = max_concurrency
         self.concurrency: dict[str, int] = dict(concurrency or {})
         self.schedule = schedule
+        self.result = result
+        self.checkpoint = checkpoint
         self._tokens: list[Token[Flow | None]] = []
         for t in tasks or ():
             self.add_task(t)
@@ -480,6 +489,7 @@ class Flow:
         concurrency: dict[str, int] | None = None,
         clock: Clock | None = None,
         flow_run_name: str | None = None,
+        history: RunStore | str | os.PathLike[str] | None = None,
         **parameter_values: Any,
     ) -> State:
         """Run the flow in the current event loop and return its final state.
@@ -496,13 +506,25 @@ class Flow:
                 tags holds a slot of each.
             clock: The clock for retry delays (tests pass `aflow.testing.FakeClock`).
             flow_run_name: A name for this run (default: the run id).
+            history: Record the run's states in a run store: an open `aflow.history.RunStore`,
+                or the path of a SQLite file (opened and closed for this run). Cached results
+                are kept there too, so a cache survives a restart.
             **parameter_values: More parameter values, by keyword.
 
         Raises:
             ParameterError: For unknown parameters or missing required ones.
             FlowValidationError: If the flow is invalid (a cycle...).
         """
-        runner = self._runner(parameters, parameter_values, context, max_concurrency, concurrency, clock, flow_run_name)
+        runner = self._runner(
+            parameters,
+            parameter_values,
+            context=context,
+            max_concurrency=max_concurrency,
+            concurrency=concurrency,
+            clock=clock,
+            flow_run_name=flow_run_name,
+            history=history,
+        )
         return await runner.run()
 
     def start(
@@ -514,6 +536,7 @@ class Flow:
         concurrency: dict[str, int] | None = None,
         clock: Clock | None = None,
         flow_run_name: str | None = None,
+        history: RunStore | str | os.PathLike[str] | None = None,
         **parameter_values: Any,
     ) -> FlowRun:
         """Start a run in the background of the running event loop and return its handle.
@@ -527,18 +550,26 @@ class Flow:
         """
         import asyncio
 
-        runner = self._runner(parameters, parameter_values, context, max_concurrency, concurrency, clock, flow_run_name)
+        runner = self._runner(
+            parameters,
+            parameter_values,
+            context=context,
+            max_concurrency=max_concurrency,
+            concurrency=concurrency,
+            clock=clock,
+            flow_run_name=flow_run_name,
+            history=history,
+        )
         return FlowRun(runner, asyncio.get_running_loop().create_task(runner.run()))
 
     def _runner(
         self,
         parameters: dict[str, Any] | None,
         parameter_values: dict[str, Any],
-        context: dict[str, Any] | None,
+        *,
         max_concurrency: int | None,
         concurrency: dict[str, int] | None,
-        clock: Clock | None,
-        flow_run_name: str | None,
+        **options: Any,
     ) -> FlowRunner:
         if _building.get() is self:
             raise RuntimeError(f"Flow {self.name!r} cannot run inside its own `with` block; run it after the block")
@@ -547,11 +578,9 @@ class Flow:
         return FlowRunner(
             self,
             {**(parameters or {}), **parameter_values},
-            context=context,
             max_concurrency=max_concurrency if max_concurrency is not None else self.max_concurrency,
             concurrency={**self.concurrency, **(concurrency or {})},
-            clock=clock,
-            flow_run_name=flow_run_name,
+            **options,
         )
 
     async def serve(self, **kwargs: Any) -> list[State]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import uuid
 from collections.abc import Callable, Sized
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from .._resources import RunResources
 from .._run_context import FlowRunContext, flow_run_var
 from ..exceptions import AflowInternalError, ParameterError
 from ..states import Cancelled, Failed, Mapped, Pending, Running, Skipped, State, Success
+from ._persist import Persistence
 from ._task_runner import UPSTREAM_SKIPPED, Runner, check_trigger, expanded, run_task
 
 if TYPE_CHECKING:
@@ -94,13 +96,15 @@ class FlowRunner:
         flow: Flow,
         parameters: dict[str, Any],
         *,
-        context: dict[str, Any] | None,
-        max_concurrency: int | None,
+        max_concurrency: int | None = None,
         concurrency: dict[str, int] | None = None,
-        clock: Clock | None,
-        flow_run_name: str | None,
+        clock: Clock | None = None,
+        flow_run_name: str | None = None,
+        context: dict[str, Any] | None = None,
+        history: Any = None,
     ) -> None:
         self.flow = flow
+        self.history = history
         self.parameters = self._check_parameters(flow, parameters)
         # edges are checked for cycles as they are added, so insertion order is enough here
         self.order = list(flow._tasks)
@@ -150,12 +154,20 @@ class FlowRunner:
             resources=RunResources(),
         )
         debug = logger.isEnabledFor(logging.DEBUG)
-        self.runner = Runner(frun, self.clock, self.max_concurrency, self.concurrency, logger if debug else None)
         self.loop = asyncio.get_running_loop()
         self.done = self.loop.create_future()
+        store, own_store = await self._open_store()
+        runner = self.runner = Runner(
+            frun, self.clock, self.max_concurrency, self.concurrency, logger if debug else None, store
+        )
+        if Persistence.wanted(flow):
+            runner.persist = Persistence(flow, frun, store)
         token = flow_run_var.set(frun)
+        state: State = Pending()
         try:
-            state = await self._flow_state(Pending(), Running("Running flow."))
+            if store is not None:
+                store.flow_run_started(self.run_id, flow.name, self.parameters, self.clock.now())
+            state = await self._flow_state(state, Running("Running flow."))
             if isinstance(state, Running):
                 logger.info("Flow run %s of %r: starting %d tasks", self.run_name, flow.name, len(self.order))
                 self._build()
@@ -168,12 +180,32 @@ class FlowRunner:
                     state = await self._finish()
                 logger.info("Flow run %s of %r: %s", self.run_name, flow.name, type(state).__name__)
             return state
-        except BaseException:
+        except BaseException as exc:
             await self._stop()
+            if isinstance(exc, asyncio.CancelledError):
+                state = Cancelled("Flow run was cancelled.", result=self._results())
+            else:
+                state = Failed(f"Flow run crashed: {exc!r}", result=exc)
             raise
         finally:
             flow_run_var.reset(token)
-            await frun.resources.aclose()
+            with anyio.CancelScope(shield=True):
+                await frun.resources.aclose()
+                if store is not None:
+                    store.flow_run_finished(self.run_id, state, self.clock.now())
+                    await (store.aclose() if own_store else store.flush())
+
+    async def _open_store(self) -> tuple[Any, bool]:
+        """The run store to record in, and whether this run opened it (and must close it)."""
+        if self.history is None:
+            return None, False
+        if isinstance(self.history, (str, os.PathLike)):
+            from ..history import RunStore
+
+            store = RunStore(self.history)
+            await store.open()
+            return store, True
+        return self.history, False
 
     def _build(self) -> None:
         flow = self.flow

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .._clock import Clock
     from .._edge import Edge
     from .._task import Task
+    from ._persist import Persistence
 
 __all__ = ("UPSTREAM_SKIPPED", "Runner", "check_trigger", "expanded", "run_task", "set_state")
 
@@ -100,6 +101,15 @@ def check_trigger(task: Task, upstream: Mapping[Edge, State]) -> State | None:
     return None
 
 
+def _gate(task: Task, upstream: Mapping[Edge, State] | None) -> State | None:
+    """The trigger's verdict: None to run, else the state the task ends in."""
+    if upstream:
+        return check_trigger(task, upstream)
+    if task.trigger is not triggers.all_successful:
+        return check_trigger(task, {})
+    return None
+
+
 def _retry_delay(task: Task, attempt: int) -> float:
     delay = task.retry_delay
     if task.retry_backoff is not None:
@@ -122,7 +132,17 @@ def _run_name(task: Task, frun: FlowRunContext | None, inputs: dict[str, Any]) -
 class Runner:
     """Shared per-run settings for task runs: concurrency limits, the clock, the logger."""
 
-    __slots__ = ("_limits_cache", "clock", "frun", "global_limit", "limited", "logger", "store", "tag_limits")
+    __slots__ = (
+        "_limits_cache",
+        "clock",
+        "frun",
+        "global_limit",
+        "limited",
+        "logger",
+        "persist",
+        "store",
+        "tag_limits",
+    )
 
     def __init__(
         self,
@@ -135,6 +155,7 @@ class Runner:
     ) -> None:
         self.frun = frun
         self.store = store  # an aflow.history.RunStore recording every transition, or None
+        self.persist: Persistence | None = None  # set when some task has a target, cache or checkpoint
         self.clock = clock
         self.global_limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self.tag_limits = {tag: asyncio.Semaphore(n) for tag, n in (tag_limits or {}).items()}
@@ -248,16 +269,15 @@ async def run_task(
     track = bool(task.state_handlers) or runner.store is not None
     state: State = Pending()
 
-    if upstream:
-        # a reduce sees a Mapped upstream through its children: one skipped child skips it (Prefect 1)
-        if task.skip_on_upstream_skip and any(isinstance(s, Skipped) for s in expanded(upstream.values())):
-            new: State = Skipped(UPSTREAM_SKIPPED)
-            return await runner.transition(task, map_index, state, new) if track else new
-        stop = check_trigger(task, upstream)
-        if stop is not None:
-            return await runner.transition(task, map_index, state, stop) if track else stop
-    elif task.trigger is not triggers.all_successful:
-        stop = check_trigger(task, {})
+    # a reduce sees a Mapped upstream through its children: one skipped child skips it (Prefect 1)
+    if upstream and task.skip_on_upstream_skip and any(isinstance(s, Skipped) for s in expanded(upstream.values())):
+        new: State = Skipped(UPSTREAM_SKIPPED)
+        return await runner.transition(task, map_index, state, new) if track else new
+    persist = runner.persist
+    if persist is not None and not persist.active(task):
+        persist = None
+    if persist is None:  # the trigger first; with a target or cache, the lookup comes first (Prefect 1)
+        stop = _gate(task, upstream)
         if stop is not None:
             return await runner.transition(task, map_index, state, stop) if track else stop
 
@@ -269,7 +289,16 @@ async def run_task(
             ctx.task_run_name = _run_name(task, runner.frun, inputs)
         except Exception as exc:
             failed = Failed(f"Could not format task_run_name {task.task_run_name!r}: {exc!r}", result=exc)
-            return await runner.transition(task, map_index, state, failed) if track else failed  # on_failure too
+            return await runner.transition(task, map_index, state, failed) if track else failed
+    if persist is not None:
+        try:
+            stop = await persist.before(task, ctx, inputs)
+        except Exception as exc:
+            stop = Failed(f"Could not look up the task's target or cache: {exc!r}", result=exc)
+        if stop is None:
+            stop = _gate(task, upstream)
+        if stop is not None:
+            return await runner.transition(task, map_index, state, stop) if track else stop
 
     while True:
         if track:
@@ -301,6 +330,8 @@ async def run_task(
             error = err
         else:
             new = Success(_SUCCESS_MSG, result=value)
+            if persist is not None:
+                new = await persist.after(task, ctx, inputs, new)
             return await runner.transition(task, map_index, state, new) if track else new
 
         if isinstance(new, Looped):
