@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy as _copy
 import itertools
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +63,8 @@ class Flow:
         reference_tasks: Iterable[Task] | None = None,
         state_handlers: Iterable[FlowStateHandler] | None = None,
         on_failure: Callable[[Flow, State], Any] | None = None,
-        terminal_state_handler: Callable[[Flow, State, dict[Task, State]], State | None] | None = None,
+        terminal_state_handler: Callable[[Flow, State, dict[Task, State]], State | Awaitable[State | None] | None]
+        | None = None,
         max_concurrency: int | None = None,
         concurrency: dict[str, int] | None = None,
         schedule: Schedule | None = None,
@@ -283,15 +284,16 @@ class Flow:
             return task
         if not isinstance(task, Task):
             raise TypeError(f"Flows hold Tasks, got {task!r}: wrap values with aflow's Constant or a @task")
-        if task.slug is None:
+        if task.slug is None or (task.slug in self._slugs and task.__dict__.get("_auto_slug")):
+            # an automatic slug (never a user's) is renamed when it collides, e.g. in update()
             n = self._slug_counts.get(task.name, 0) + 1
-            self._slug_counts[task.name] = n
             slug = f"{task.name}-{n}"
             while slug in self._slugs:
                 n += 1
-                self._slug_counts[task.name] = n
                 slug = f"{task.name}-{n}"
+            self._slug_counts[task.name] = n
             task.slug = slug
+            task.__dict__["_auto_slug"] = True
         elif task.slug in self._slugs:
             kind = "Parameter name" if isinstance(task, Parameter) else "slug"
             raise FlowValidationError(

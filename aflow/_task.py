@@ -301,6 +301,7 @@ class Task:
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         new.__dict__.pop("_logger", None)
+        new.__dict__.pop("_auto_slug", None)
         for attr, value in task_args.items():
             if not hasattr(new, attr):
                 raise AttributeError(f"{type(self).__name__} has no attribute {attr!r} to set in copy()")

@@ -458,6 +458,7 @@ class FlowRunner:
                 raise
             except Exception as exc:
                 name = getattr(handler, "__qualname__", repr(handler))
+                logger.error("Flow %r: state handler %s raised %r", self.flow.name, name, exc, exc_info=exc)
                 return Failed(f"Flow state handler {name} raised {exc!r}", result=exc)
             if replaced is not None:
                 new = replaced
@@ -492,6 +493,7 @@ class FlowRunner:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            logger.error("Flow %r: a flow hook raised %r", self.flow.name, exc, exc_info=exc)
             return Failed(f"Flow hook raised {exc!r}", result=exc)
         return replaced if isinstance(replaced, State) else state
 

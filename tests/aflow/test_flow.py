@@ -230,11 +230,6 @@ def test_update_can_merge_reference_tasks():
     assert target.reference_tasks() == {mine, theirs}
 
 
-@pytest.mark.xfail(
-    reason="auto slugs are written onto the shared task, so two flows built with the same task "
-    "name both hold 'name-1' and cannot be merged (Prefect 1 keeps auto slugs per flow)",
-    raises=FlowValidationError,
-)
 def test_update_merges_flows_built_from_the_same_task_function():
     @task
     async def step():
@@ -246,6 +241,20 @@ def test_update_merges_flows_built_from_the_same_task_function():
         step()
     a.update(b)
     assert len(a.tasks) == 2
+    assert sorted(str(t.slug) for t in a.tasks) == ["step-1", "step-2"]  # automatic slugs are renamed
+
+
+def test_update_still_rejects_two_tasks_with_the_same_explicit_slug():
+    @task
+    async def step():
+        return 1
+
+    with Flow("a") as a:
+        step(task_args={"slug": "mine"})
+    with Flow("b") as b:
+        step(task_args={"slug": "mine"})
+    with pytest.raises(FlowValidationError, match="slug 'mine'"):
+        a.update(b)
 
 
 async def test_replace_rewires_edges_constants_and_reference_tasks():
@@ -1036,7 +1045,7 @@ async def test_async_terminal_state_handler_is_awaited():
         return Failed("async verdict")
 
     d = diamond()
-    d.flow.terminal_state_handler = terminal  # type: ignore[assignment]
+    d.flow.terminal_state_handler = terminal
     state = await d.flow.run()
     assert isinstance(state, Failed)
     assert state.message == "async verdict"
