@@ -1,0 +1,3 @@
+"""Implementation of `aflow.history`: the SQLite run-history store (records, schema, store)."""
+
+from __future__ import annotations

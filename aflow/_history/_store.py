@@ -1,0 +1,546 @@
+"""`RunStore`: the run-history store on SQLite (through aiosqlite, in its own thread).
+
+Recording is synchronous and cheap: a call appends one tuple to an in-memory batch. A background
+asyncio task, the writer, commits batches in one transaction each (``executemany`` per table)
+when a batch is full or ``flush_interval`` seconds after its first record. Timestamps of task
+states are encoded to text inside the SQLite thread, while ``executemany`` consumes the batch,
+so the event loop pays only for the append.
+
+Every write goes through the writer task, so cancelling a caller of `RunStore.flush` never
+interrupts a transaction. On close the writer flushes what is left and closes the connection
+itself, so the data reaches the file even when the closing caller is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from itertools import groupby
+from operator import itemgetter
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+import anyio
+
+from . import _schema as sql
+from ._records import CacheEntry, FlowRunRecord, TaskStateRecord, dump_json, from_iso, to_iso
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    import aiosqlite
+
+    from ..states import State
+
+__all__ = ("RunStore",)
+
+logger = logging.getLogger("aflow.history")
+
+_R = TypeVar("_R")
+
+_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another connection's lock
+
+_MISSING_AIOSQLITE = "aflow.history needs aiosqlite: pip install aflow[history]"
+
+# a task state waiting in the batch: run_id, slug, name, map_index, state name, message, datetime
+_TaskRow = tuple[str, str, str, int | None, str, str | None, datetime]
+
+
+def _require_aiosqlite() -> ModuleType:
+    try:
+        import aiosqlite
+    except ImportError as exc:
+        raise ImportError(_MISSING_AIOSQLITE, name="aiosqlite") from exc
+    return aiosqlite
+
+
+def _encode_task_rows(rows: list[_TaskRow]) -> Iterator[tuple[Any, ...]]:
+    # consumed by sqlite3's executemany in aiosqlite's thread: the loop never pays for to_iso
+    for run_id, slug, name, map_index, state, message, at in rows:
+        yield run_id, slug, name, map_index, state, message, to_iso(at)
+
+
+def _flow_run(row: tuple[Any, ...]) -> FlowRunRecord:
+    run_id, flow_name, parameters, started_at, ended_at, state, message = row
+    return FlowRunRecord(
+        run_id=run_id,
+        flow_name=flow_name,
+        parameters=json.loads(parameters),
+        started_at=from_iso(started_at),
+        ended_at=None if ended_at is None else from_iso(ended_at),
+        state=state,
+        message=message,
+    )
+
+
+def _task_state(row: tuple[Any, ...]) -> TaskStateRecord:
+    seq, run_id, slug, name, map_index, state, message, timestamp = row
+    return TaskStateRecord(
+        seq=seq,
+        run_id=run_id,
+        task_slug=slug,
+        task_name=name,
+        map_index=map_index,
+        state=state,
+        message=message,
+        timestamp=from_iso(timestamp),
+    )
+
+
+def _cache_entry(row: tuple[Any, ...]) -> CacheEntry:
+    cache_key, inputs_hash, parameters, value, expires_at, created_at = row
+    return CacheEntry(
+        cache_key=cache_key,
+        inputs_hash=inputs_hash,
+        parameters=None if parameters is None else json.loads(parameters),
+        value=bytes(value),
+        expires_at=None if expires_at is None else from_iso(expires_at),
+        created_at=from_iso(created_at),
+    )
+
+
+class RunStore:
+    """A run-history and result-cache store in one SQLite file.
+
+    Use it as an async context manager, or call `open` and `aclose`::
+
+        async with RunStore("runs.db") as store:
+            store.flow_run_started(run_id, "etl", {"day": "2024-01-01"}, started_at)
+            ...
+            runs = await store.list_runs("etl")
+
+    The file is in WAL mode, so several stores (in one process or several) can share it: readers
+    never wait for writers, and writers wait for each other (up to 30 s) instead of failing.
+    The recording methods (`flow_run_started`, `task_state`, `flow_run_finished`) only append to
+    a batch and never block; the other methods are async and run SQLite in aiosqlite's thread.
+    Queries first flush what this store has recorded, so they see it.
+
+    Args:
+        path: The database file; created with the schema if it does not exist.
+        batch_size: Write a batch as soon as it holds this many records.
+        flush_interval: Otherwise write a batch at most this many seconds after its first record.
+
+    Raises:
+        ImportError: aiosqlite is not installed (``pip install aflow[history]``).
+        ValueError: ``batch_size`` is below 1 or ``flush_interval`` is negative.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, batch_size: int = 500, flush_interval: float = 0.2) -> None:
+        self._aiosqlite = _require_aiosqlite()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        if flush_interval < 0:
+            raise ValueError(f"flush_interval must not be negative, not {flush_interval}")
+        self._path = os.fspath(path)
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._accepting = False  # True between open() and aclose(): recording is allowed
+        self._conn: aiosqlite.Connection | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()  # one user of the connection at a time
+        self._flush_waiters: list[asyncio.Future[None]] = []
+        self._close_error: Exception | None = None
+        self._runs: list[tuple[str, tuple[Any, ...]]] = []  # flow run starts and ends, in order
+        self._tasks: list[_TaskRow] = []
+
+    def __repr__(self) -> str:
+        status = "open" if self._accepting else "closed"
+        return f"<RunStore {self._path!r} ({status})>"
+
+    @property
+    def path(self) -> str:
+        """The database file's path."""
+        return self._path
+
+    @property
+    def pending(self) -> int:
+        """How many records wait in memory for the writer (not yet handed to SQLite)."""
+        return len(self._runs) + len(self._tasks)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Connect, switch the file to WAL mode, create or check the schema, start the writer.
+
+        Raises:
+            RuntimeError: The store is already open, or the file's schema is newer than this aflow.
+            sqlite3.Error: The file cannot be opened as a database.
+        """
+        if self._conn is not None:
+            raise RuntimeError(f"{self!r} is already open")
+        conn = self._aiosqlite.connect(self._path, timeout=_BUSY_TIMEOUT, isolation_level=None)
+        await conn
+        try:
+            await _prepare(conn)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+            raise
+        self._conn = conn
+        self._close_error = None
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._accepting = True
+        self._writer = asyncio.get_running_loop().create_task(
+            self._write_loop(conn), name=f"aflow.history {self._path}"
+        )
+        self._writer.add_done_callback(self._writer_done)
+
+    async def aclose(self) -> None:
+        """Write every pending record, then close the connection. Does nothing if not open.
+
+        The final write happens even if the caller is being cancelled: it runs in the writer
+        task, and this method waits for it in a shielded cancel scope.
+
+        Raises:
+            sqlite3.Error: The final write failed (the records it held are lost).
+        """
+        writer = self._writer
+        if writer is None:
+            return
+        self._accepting = False
+        self._wake.set()
+        try:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([writer])
+        finally:
+            self._writer = None
+        error, self._close_error = self._close_error, None
+        if error is not None:
+            raise error
+
+    # -- recording (synchronous, never blocks) -------------------------------------------------
+
+    def flow_run_started(
+        self, run_id: str, flow_name: str, parameters: Mapping[str, Any], started_at: datetime
+    ) -> None:
+        """Record that a flow run started (its state is ``"Running"`` until it finishes).
+
+        Recording the same ``run_id`` again restarts its record.
+
+        Args:
+            run_id: The flow run's id.
+            flow_name: The flow's name.
+            parameters: The run's parameters, stored as JSON (dates as ISO text, other values as their ``repr``).
+            started_at: The start time (timezone-aware, or naive meaning UTC).
+
+        Raises:
+            RuntimeError: The store is not open.
+        """
+        if not self._accepting:
+            raise RuntimeError(f"{self!r} is not open")
+        rows = self._runs
+        rows.append((sql.FLOW_RUN_STARTED, (run_id, flow_name, dump_json(dict(parameters)), to_iso(started_at))))
+        if len(rows) == 1:
+            self._wake.set()
+
+    def task_state(
+        self,
+        run_id: str,
+        task_slug: str,
+        task_name: str,
+        map_index: int | None,
+        state: State,
+        at: datetime,
+    ) -> None:
+        """Record that a task run entered ``state`` (its class name and message are stored).
+
+        Args:
+            run_id: The flow run's id.
+            task_slug: The task's slug.
+            task_name: The task's name.
+            map_index: The child's index for a mapped task's child, else None.
+            state: The new state.
+            at: When the task entered it (timezone-aware, or naive meaning UTC).
+
+        Raises:
+            RuntimeError: The store is not open.
+        """
+        if not self._accepting:
+            raise RuntimeError(f"{self!r} is not open")
+        rows = self._tasks
+        rows.append((run_id, task_slug, task_name, map_index, type(state).__name__, state.message, at))
+        n = len(rows)
+        if n == 1 or n >= self._batch_size:
+            self._wake.set()
+
+    def flow_run_finished(self, run_id: str, state: State, ended_at: datetime) -> None:
+        """Record a flow run's final state (its class name and message are stored).
+
+        Args:
+            run_id: The flow run's id, as given to `flow_run_started`.
+            state: The final state.
+            ended_at: The end time (timezone-aware, or naive meaning UTC).
+
+        Raises:
+            RuntimeError: The store is not open.
+        """
+        if not self._accepting:
+            raise RuntimeError(f"{self!r} is not open")
+        rows = self._runs
+        rows.append((sql.FLOW_RUN_FINISHED, (type(state).__name__, state.message, to_iso(ended_at), run_id)))
+        if len(rows) == 1:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        """Commit every record made so far; returns once they are in the file.
+
+        Cancelling the caller does not interrupt the write, which runs in the writer task.
+
+        Raises:
+            RuntimeError: The store is not open.
+            sqlite3.Error: The write failed.
+        """
+        if not self._accepting:
+            raise RuntimeError(f"{self!r} is not open")
+        if not self.pending and not self._lock.locked():
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append(done)
+        self._wake.set()
+        await done
+
+    # -- cache ---------------------------------------------------------------------------------
+
+    async def cache_put(
+        self,
+        cache_key: str,
+        inputs_hash: str | None,
+        parameters: Mapping[str, Any] | None,
+        value: bytes,
+        expires_at: datetime | None,
+    ) -> None:
+        """Store a cached value; older entries under the same key are kept.
+
+        Args:
+            cache_key: The key to store it under.
+            inputs_hash: A hash of the task's inputs, or None.
+            parameters: The flow parameters (stored as JSON), or None.
+            value: The serialized value.
+            expires_at: When the entry expires, or None for never.
+        """
+        params = None if parameters is None else dump_json(dict(parameters))
+        expires = None if expires_at is None else to_iso(expires_at)
+        row = (cache_key, inputs_hash, params, value, expires, to_iso(datetime.now(UTC)))
+        async with self._lock:
+            await self._connection().execute(sql.CACHE_PUT, row)
+
+    async def cache_get(self, cache_key: str) -> list[CacheEntry]:
+        """Return the entries stored under ``cache_key``, newest first.
+
+        Expired entries are included (see `CacheEntry.is_expired`): cache validators decide.
+
+        Args:
+            cache_key: The key to look up.
+        """
+        return await self._query(_cache_entry, sql.CACHE_GET, (cache_key,), flush=False)
+
+    async def cache_clear(self, cache_key: str | None = None) -> None:
+        """Delete the entries under ``cache_key``, or every entry if it is None.
+
+        Args:
+            cache_key: The key to clear, or None for the whole cache.
+        """
+        async with self._lock:
+            if cache_key is None:
+                await self._connection().execute(sql.CACHE_CLEAR_ALL)
+            else:
+                await self._connection().execute(sql.CACHE_CLEAR_KEY, (cache_key,))
+
+    # -- queries -------------------------------------------------------------------------------
+
+    async def list_runs(self, flow_name: str | None = None, limit: int = 50) -> list[FlowRunRecord]:
+        """Return the latest flow runs, newest (by start time) first.
+
+        Args:
+            flow_name: Only runs of this flow; None for every flow.
+            limit: At most this many runs.
+        """
+        if flow_name is None:
+            return await self._query(_flow_run, sql.LIST_RUNS, (limit,))
+        return await self._query(_flow_run, sql.LIST_RUNS_BY_FLOW, (flow_name, limit))
+
+    async def get_run(self, run_id: str) -> FlowRunRecord | None:
+        """Return the flow run ``run_id``, or None if it was never recorded.
+
+        Args:
+            run_id: The flow run's id.
+        """
+        runs = await self._query(_flow_run, sql.GET_RUN, (run_id,))
+        return runs[0] if runs else None
+
+    async def task_history(self, run_id: str) -> list[TaskStateRecord]:
+        """Return every task state recorded for flow run ``run_id``, in recorded order.
+
+        Args:
+            run_id: The flow run's id.
+        """
+        return await self._query(_task_state, sql.TASK_HISTORY, (run_id,))
+
+    async def latest_task_states(self, run_id: str) -> dict[tuple[str, int | None], TaskStateRecord]:
+        """Return the last state of each task run of flow run ``run_id``.
+
+        Args:
+            run_id: The flow run's id.
+
+        Returns:
+            The last record per ``(task_slug, map_index)``, in the order they were recorded.
+        """
+        records = await self._query(_task_state, sql.LATEST_TASK_STATES, (run_id,))
+        return {(r.task_slug, r.map_index): r for r in records}
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _connection(self) -> aiosqlite.Connection:
+        if self._conn is None or not self._accepting:
+            raise RuntimeError(f"{self!r} is not open")
+        return self._conn
+
+    async def _query(
+        self, make: Callable[[Any], _R], query: str, params: tuple[Any, ...], *, flush: bool = True
+    ) -> list[_R]:
+        conn = self._connection()
+        if flush and self.pending:
+            await self.flush()
+        async with self._lock:
+            rows: Iterable[Any] = await conn.execute_fetchall(query, params)
+        return [make(row) for row in rows]
+
+    async def _write_loop(self, conn: aiosqlite.Connection) -> None:
+        """The writer task: waits for a reason to write, writes, and on close closes ``conn``."""
+        wake = self._wake
+        try:
+            while True:
+                await wake.wait()
+                wake.clear()
+                if self._accepting and not self._flush_waiters and self.pending < self._batch_size:
+                    with anyio.move_on_after(self._flush_interval):
+                        while self._accepting and not self._flush_waiters and self.pending < self._batch_size:
+                            await wake.wait()
+                            wake.clear()
+                waiters, self._flush_waiters = self._flush_waiters, []
+                try:
+                    await self._write_pending(conn)
+                except Exception as exc:
+                    for w in waiters:
+                        if not w.done():
+                            w.set_exception(exc)
+                    if not self._accepting:
+                        self._close_error = exc
+                        return
+                    if not waiters:
+                        logger.warning("could not write run history to %s", self._path, exc_info=exc)
+                    if self.pending:
+                        wake.set()  # retry after the next interval
+                    continue
+                for w in waiters:
+                    if not w.done():
+                        w.set_result(None)
+                if not self._accepting:
+                    return
+        finally:
+            if self._conn is conn:  # closed, or cancelled from outside: the store is closed now
+                self._accepting = False
+                self._conn = None
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        # the writer stopped (closed, or cancelled from outside): nobody will answer these
+        waiters, self._flush_waiters = self._flush_waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_exception(RuntimeError(f"{self!r}: the history writer stopped"))
+
+    async def _write_pending(self, conn: aiosqlite.Connection) -> None:
+        async with self._lock:
+            runs, tasks = self._runs, self._tasks
+            if not (runs or tasks):
+                return
+            self._runs, self._tasks = [], []
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    # a run's start and end stay in order (a restarted run id is started again)
+                    for query, group in groupby(runs, key=itemgetter(0)):
+                        await conn.executemany(query, [params for _, params in group])
+                    if tasks:
+                        await conn.executemany(sql.TASK_STATE, _encode_task_rows(tasks))
+                    await conn.execute("COMMIT")
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        try:
+                            await conn.execute("ROLLBACK")
+                        except sqlite3.Error:
+                            pass  # SQLite already rolled back
+                    raise
+            except sqlite3.OperationalError:
+                # transient (the file is locked, the disk is full...): keep the batch for a retry
+                self._runs[:0] = runs
+                self._tasks[:0] = tasks
+                raise
+
+
+async def _prepare(conn: aiosqlite.Connection) -> None:
+    """Switch ``conn``'s file to WAL mode and create (or check) the schema."""
+    mode = await _enable_wal(conn)
+    if mode != "wal":
+        raise RuntimeError(f"could not switch the history database to WAL mode (journal_mode is {mode!r})")
+    await conn.execute("PRAGMA synchronous = NORMAL")  # durable in WAL mode, and much faster
+    await conn.execute("BEGIN IMMEDIATE")  # two stores opening one new file: one creates the schema
+    try:
+        async with conn.execute("PRAGMA user_version") as cursor:
+            version_row = await cursor.fetchone()
+        version = int(version_row[0]) if version_row is not None else 0
+        if version > sql.SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the history database has schema version {version}; this aflow reads up to {sql.SCHEMA_VERSION}"
+            )
+        if version < sql.SCHEMA_VERSION:
+            for statement in sql.CREATE_SCHEMA.split(";"):
+                if statement.strip():
+                    await conn.execute(statement)
+            await conn.execute(f"PRAGMA user_version = {sql.SCHEMA_VERSION}")
+        await conn.execute("COMMIT")
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await conn.execute("ROLLBACK")
+        raise
+
+
+async def _enable_wal(conn: aiosqlite.Connection) -> str:
+    """Set WAL mode and return the journal mode now in force.
+
+    Switching needs an exclusive lock, and SQLite reports "database is locked" at once, without
+    its busy handler, when another connection holds one (two stores opening one new file): so
+    retry with a growing pause, for up to `_BUSY_TIMEOUT` seconds.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT
+    pause = 0.001
+    while True:
+        try:
+            async with conn.execute("PRAGMA journal_mode = WAL") as cursor:
+                row = await cursor.fetchone()
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+            await anyio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+            continue
+        return "" if row is None else str(row[0]).lower()

@@ -1,0 +1,36 @@
+"""Run history and result cache, stored in one SQLite file (needs ``pip install aflow[history]``).
+
+A `RunStore` records every flow run and every state its task runs enter, and keeps cached task
+outputs. Recording never waits: the engine's calls append to an in-memory batch that a
+background task commits in one transaction (when ``batch_size`` records wait, or
+``flush_interval`` seconds after the first one). Queries and cache calls are async and run
+SQLite in aiosqlite's thread, so nothing blocks the event loop::
+
+    from aflow.history import RunStore
+
+    async with RunStore("runs.db") as store:
+        store.flow_run_started(run_id, "etl", {"day": "2024-01-01"}, started_at)
+        store.task_state(run_id, "extract-1", "extract", None, Running(), at)
+        for run in await store.list_runs("etl"):
+            print(run.run_id, run.state, run.ended_at)
+            print(await store.latest_task_states(run.run_id))
+
+The file is in WAL mode, so stores in several processes can share it. Tables: ``flow_runs``,
+``task_states`` (the ordered log, with a ``task_runs`` view of each task run's latest state)
+and ``cache``; timestamps are ISO-8601 text in UTC, parameters are JSON.
+
+Importing this module does not need aiosqlite; creating a `RunStore` does.
+"""
+
+from __future__ import annotations
+
+from ._history._records import CacheEntry as CacheEntry
+from ._history._records import FlowRunRecord as FlowRunRecord
+from ._history._records import TaskStateRecord as TaskStateRecord
+from ._history._store import RunStore as RunStore
+
+__all__ = ("CacheEntry", "FlowRunRecord", "RunStore", "TaskStateRecord")
+
+for _name in __all__:
+    globals()[_name].__module__ = __name__
+del _name
