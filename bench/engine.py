@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from floor import Dag  # noqa: E402
+from floor import Dag
 
-from aflow import Flow, Task, task  # noqa: E402
+from aflow import Flow, Task, task
 
 
 async def inc(x: int) -> int:
@@ -127,8 +127,10 @@ async def main(n: int, repeats: int) -> None:
             runs.append(run)
             alls.append(both)
         f, r, a = (statistics.median(x) for x in (floors, runs, alls))
-        print(f"{name:9} floor {f / n * 1e6:6.2f} us/task | aflow run {r / n * 1e6:6.2f} us/task ({r / f:.2f}x)"
-              f" | aflow build+run {a / n * 1e6:6.2f} us/task ({a / f:.2f}x)")
+        print(
+            f"{name:9} floor {f / n * 1e6:6.2f} us/task | aflow run {r / n * 1e6:6.2f} us/task ({r / f:.2f}x)"
+            f" | aflow build+run {a / n * 1e6:6.2f} us/task ({a / f:.2f}x)"
+        )
 
 
 if __name__ == "__main__":
