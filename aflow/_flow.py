@@ -307,14 +307,16 @@ class Flow:
 
     def _check_key(self, task: Task, key: str) -> None:
         spec = task._run_spec
-        if not spec.accepts(key):
+        if not (spec.var_kw or key in spec.names):
             accepted = ", ".join(sorted(spec.names)) or "no arguments"
             raise FlowValidationError(f"{task.name}.run() has no argument {key!r} (it takes {accepted})")
 
     def _reserve_key(self, task: Task, key: str) -> None:
         self._check_key(task, key)
-        keys = self._keys.setdefault(task, set())
-        if key in keys:
+        keys = self._keys.get(task)
+        if keys is None:
+            keys = self._keys[task] = set()
+        elif key in keys:
             raise FlowValidationError(f"Argument {key!r} of {task.name!r} is bound twice in flow {self.name!r}")
         keys.add(key)
 
@@ -340,17 +342,28 @@ class Flow:
         edge = Edge(upstream, downstream_task, key=key, mapped=mapped, flattened=flattened)
         if edge in self._edges:
             return edge
-        self.add_task(upstream)
-        self.add_task(downstream_task)
-        if self._reaches(downstream_task, upstream):
+        tasks = self._tasks
+        if upstream not in tasks:
+            self.add_task(upstream)
+        if downstream_task not in tasks:
+            self.add_task(downstream_task)
+        if downstream_task in self._edges_from and self._reaches(downstream_task, upstream):
             raise FlowValidationError(
                 f"Adding {upstream.name!r} -> {downstream_task.name!r} would create a cycle in flow {self.name!r}"
             )
         if key is not None:
             self._reserve_key(downstream_task, key)
         self._edges[edge] = None
-        self._edges_to.setdefault(downstream_task, []).append(edge)
-        self._edges_from.setdefault(upstream, []).append(edge)
+        into = self._edges_to.get(downstream_task)
+        if into is None:
+            self._edges_to[downstream_task] = [edge]
+        else:
+            into.append(edge)
+        out = self._edges_from.get(upstream)
+        if out is None:
+            self._edges_from[upstream] = [edge]
+        else:
+            out.append(edge)
         self._version += 1
         return edge
 
@@ -389,19 +402,27 @@ class Flow:
             keyword_tasks: ``run`` argument name → task or value.
             mapped: Map over every upstream not wrapped in `unmapped`.
         """
-        self.add_task(task)
+        if task not in self._tasks:
+            self.add_task(task)
         for up in upstream_tasks or ():
             is_mapped, flattened, value = _unwrap(up, mapped)
             self.add_edge(value, task, mapped=is_mapped, flattened=flattened)
         for down in downstream_tasks or ():
             self.add_edge(task, down)
         for key, arg in (keyword_tasks or {}).items():
+            if isinstance(arg, Task) and not mapped:  # the common case, without unwrapping
+                self.add_edge(arg, task, key=key)
+                continue
             is_mapped, flattened, value = _unwrap(arg, mapped)
             if is_mapped or flattened or contains_task(value):
                 self.add_edge(value, task, key=key, mapped=is_mapped, flattened=flattened)
             else:  # a plain value: kept out of the graph, passed at run time
                 self._reserve_key(task, key)
-                self.constants.setdefault(task, {})[key] = value
+                consts = self.constants.get(task)
+                if consts is None:
+                    self.constants[task] = {key: value}
+                else:
+                    consts[key] = value
                 self._version += 1
 
     def chain(self, *tasks: Task) -> None:

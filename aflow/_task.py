@@ -188,12 +188,41 @@ class Task:
     _run_is_async: bool = True
     _run_spec: RunSpec = RunSpec(inspect.Signature())
 
+    # Defaults of the attributes set by __init__ (an instance stores only what differs).
+    name: str = "Task"
+    slug: str | None = None
+    tags: frozenset[str] = frozenset()
+    max_retries: int = 0
+    retry_delay: float = 0.0
+    retry_backoff: float | None = None
+    retry_jitter: float = 0.0
+    max_retry_delay: float | None = None
+    retry_on: tuple[type[BaseException], ...] | None = None
+    timeout: float | None = None
+    trigger: _triggers.Trigger = staticmethod(_triggers.all_successful)
+    skip_on_upstream_skip: bool = True
+    state_handlers: Sequence[StateHandler] = ()
+    on_failure: Callable[[Task, State], Any] | None = None
+    nout: int | None = None
+    log_stdout: bool = False
+    task_run_name: str | Callable[..., str] | None = None
+    cache_for: timedelta | None = None
+    cache_key: str | None = None
+    cache_validator: Callable[..., bool] | None = None
+    result: Any = None
+    target: str | Callable[..., str] | None = None
+    checkpoint: bool | None = None
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__
         run = cls.__dict__.get("run")
         if run is not None:
             cls._run_spec = _check_run(run, cls.__name__, skip_self=True)
             cls._run_is_async = inspect.iscoroutinefunction(run)
+            if "nout" not in cls.__dict__:
+                cls.nout = _infer_nout(run)
         init = cls.__dict__.get("__init__")
         if init is not None:
             cls.__init__ = _check_init_args(init)  # type: ignore[method-assign]
@@ -225,11 +254,17 @@ class Task:
         target: str | Callable[..., str] | None = None,
         checkpoint: bool | None = None,
     ) -> None:
-        self.name = name if name is not None else type(self).__name__
-        self.slug = slug
+        # Attributes left at their defaults are not stored on the instance: the class holds
+        # them, so a task (and each copy a call makes) stays small.
+        if name is not None:
+            self.name = name
+        if slug is not None:
+            self.slug = slug
         if isinstance(tags, str):
             raise TypeError(f"tags must be an iterable of strings, not the string {tags!r}: use tags=[{tags!r}]")
-        self.tags: frozenset[str] = frozenset(tags or ()) | _tags_var.get()
+        all_tags = frozenset(tags or ()) | _tags_var.get()
+        if all_tags:
+            self.tags = all_tags
 
         if not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"max_retries must be a non-negative int, got {max_retries!r}")
@@ -239,37 +274,42 @@ class Task:
             raise ValueError(f"retry_backoff must be at least 1 (a multiplier), got {retry_backoff!r}")
         if not 0 <= retry_jitter <= 1:
             raise ValueError(f"retry_jitter must be between 0 and 1, got {retry_jitter!r}")
-        self.max_retries = max_retries
-        self.retry_delay = _seconds(retry_delay, "retry_delay") or 0.0
-        self.retry_backoff = retry_backoff
-        self.retry_jitter = retry_jitter
-        self.max_retry_delay = _seconds(max_retry_delay, "max_retry_delay")
-        if isinstance(retry_on, type):
-            retry_on = (retry_on,)
-        self.retry_on: tuple[type[BaseException], ...] | None = tuple(retry_on) if retry_on is not None else None
         timeout_s = _seconds(timeout, "timeout")
         if timeout_s == 0:
             raise ValueError("timeout must be positive (use None for no timeout)")
-        self.timeout = timeout_s
-
-        self.trigger: _triggers.Trigger = trigger or _triggers.all_successful
-        self.skip_on_upstream_skip = skip_on_upstream_skip
-        self.state_handlers: list[StateHandler] = list(state_handlers or ())
-        self.on_failure = on_failure
+        if isinstance(retry_on, type):
+            retry_on = (retry_on,)
+        handlers = list(state_handlers or ())
         if on_failure is not None:
-            self.state_handlers.append(_failure_handler(on_failure))
-        if nout is None:
-            nout = _infer_nout(self.run)
-        self.nout = nout
-        self.log_stdout = log_stdout
-        self.task_run_name = task_run_name
-
-        self.cache_for = cache_for
-        self.cache_key = cache_key
-        self.cache_validator = cache_validator
-        self.result = result
-        self.target = target
-        self.checkpoint = checkpoint
+            handlers.append(_failure_handler(on_failure))
+        if nout is None:  # a FunctionTask: its function's annotation; a class: its run's (the default)
+            nout = _infer_nout(self.run) if "run" in self.__dict__ else type(self).nout
+        values: dict[str, Any] = {
+            "max_retries": max_retries,
+            "retry_delay": _seconds(retry_delay, "retry_delay") or 0.0,
+            "retry_backoff": retry_backoff,
+            "retry_jitter": retry_jitter,
+            "max_retry_delay": _seconds(max_retry_delay, "max_retry_delay"),
+            "retry_on": tuple(retry_on) if retry_on is not None else None,
+            "timeout": timeout_s,
+            "trigger": trigger or _triggers.all_successful,
+            "skip_on_upstream_skip": skip_on_upstream_skip,
+            "state_handlers": handlers,
+            "on_failure": on_failure,
+            "nout": nout,
+            "log_stdout": log_stdout,
+            "task_run_name": task_run_name,
+            "cache_for": cache_for,
+            "cache_key": cache_key,
+            "cache_validator": cache_validator,
+            "result": result,
+            "target": target,
+            "checkpoint": checkpoint,
+        }
+        cls = type(self)
+        for attr, value in values.items():
+            if value is not getattr(cls, attr) and value != getattr(cls, attr):
+                setattr(self, attr, value)
 
     def __repr__(self) -> str:
         return f"<Task: {self.name}>"
@@ -319,8 +359,11 @@ class Task:
             new.retry_on = tuple(task_args["retry_on"])
         if isinstance(task_args.get("tags"), str):
             raise TypeError(f"tags must be an iterable of strings, not the string {task_args['tags']!r}")
-        new.tags = frozenset(new.tags) | _tags_var.get()  # a call inside `with tags(...)` is tagged too
-        new.slug = task_args.get("slug")
+        block_tags = _tags_var.get()  # a call inside `with tags(...)` is tagged too
+        if block_tags or "tags" in task_args:
+            new.tags = frozenset(new.tags) | block_tags
+        if "slug" not in task_args:
+            new.__dict__.pop("slug", None)  # the copy gets its own slug in its flow
         return new
 
     def __call__(

@@ -14,7 +14,8 @@ Keys of a flow run: ``flow_name``, ``flow_run_id``, ``flow_run_name``, ``paramet
 (the run's start, UTC), ``today``, ``yesterday``, ``tomorrow`` (``YYYY-MM-DD``) and their
 ``*_nodash`` forms, plus whatever ``flow.run(context={...})`` adds. Keys of a task run:
 ``task_name``, ``task_slug``, ``task_full_name``, ``task_tags``, ``task_run_id``, ``map_index``,
-``task_run_count``, ``task_loop_count``, ``task_loop_result``, ``task_run_name`` and ``logger``.
+``task_run_count``, ``task_loop_count`` and ``task_loop_result`` (set from a looping task's second
+pass on: ``context.get("task_loop_result", start)``), ``task_run_name`` and ``logger``.
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ _TASK_KEYS: dict[str, Any] = {
     "task_run_id": lambda t: t.task_run_id,
     "map_index": lambda t: t.map_index,
     "task_run_count": lambda t: t.run_count,
-    "task_loop_count": lambda t: t.loop_count,
-    "task_loop_result": lambda t: t.loop_result,
+    # absent on a task's first pass, as in Prefect 1: context.get("task_loop_result", start) works
+    "task_loop_count": lambda t: t.loop_count if t.loop_count is not None else _MISSING,
+    "task_loop_result": lambda t: t.loop_result if t.loop_count is not None else _MISSING,
     "task_run_name": lambda t: t.task_run_name,
     "logger": lambda t: t.task.logger,
 }
@@ -87,7 +89,8 @@ def get(key: str, default: Any = None) -> Any:
         return overlay[key]
     trun = task_run_var.get()
     if trun is not None and key in _TASK_KEYS:
-        return _TASK_KEYS[key](trun)
+        value = _TASK_KEYS[key](trun)
+        return default if value is _MISSING else value
     frun = flow_run_var.get()
     if frun is not None:
         value = _flow_value(frun, key)
@@ -105,7 +108,7 @@ def to_dict() -> dict[str, Any]:
         out.update(frun.extra)
     trun = task_run_var.get()
     if trun is not None:
-        out.update((k, f(trun)) for k, f in _TASK_KEYS.items())
+        out.update((k, v) for k, f in _TASK_KEYS.items() if (v := f(trun)) is not _MISSING)
     out.update(_overlay.get())
     return out
 

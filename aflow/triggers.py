@@ -33,6 +33,7 @@ __all__ = (
 )
 
 Trigger: TypeAlias = Callable[[Mapping["Edge", State]], bool]
+"""The type of a trigger: upstream states by edge in, True (run) out; it may raise a signal."""
 
 
 def child_states(upstream_states: Mapping[Edge, State]) -> list[State]:

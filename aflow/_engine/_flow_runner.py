@@ -19,6 +19,7 @@ import anyio
 
 from .._builtin_tasks import Constant, Parameter
 from .._clock import SYSTEM_CLOCK, Clock
+from .._gc import relaxed_gc
 from .._resources import RunResources
 from .._run_context import FlowRunContext, flow_run_var
 from ..exceptions import AflowInternalError, ParameterError
@@ -170,9 +171,10 @@ class FlowRunner:
             state = await self._flow_state(state, Running("Running flow."))
             if isinstance(state, Running):
                 logger.info("Flow run %s of %r: starting %d tasks", self.run_name, flow.name, len(self.order))
-                self._build()
-                if self.pending and not self.cancel_requested:
-                    await self.done
+                with relaxed_gc(len(self.order)):
+                    self._build()
+                    if self.pending and not self.cancel_requested:
+                        await self.done
                 if self.cancel_requested:
                     await self._stop()
                     state = await self._flow_state(state, Cancelled("Flow run was cancelled.", result=self._results()))
@@ -514,10 +516,24 @@ class FlowRunner:
             for node in self.nodes.values():
                 if node.state is None:
                     node.state = Cancelled("Flow run was cancelled before the task finished.")
+                    self._record_cancelled(node, node.state)
             for node in self.nodes.values():  # resource cleanups still run, if set up
                 if node.task.run_on_cancel and isinstance(node.state, Cancelled) and not node.is_mapped:
                     assert self.loop is not None
                     node.state = await self.loop.create_task(self._run_detached(node))
+
+    def _record_cancelled(self, node: _Node, state: State) -> None:
+        """Record in the run store that ``node`` (and its unfinished mapped children) ended Cancelled."""
+        runner = self.runner
+        store = runner.store if runner is not None else None
+        if store is None or runner is None or runner.frun is None:
+            return
+        task, run_id, now = node.task, runner.frun.flow_run_id, self.clock.now()
+        if node.is_mapped and node.width is not None:
+            for i, child in enumerate(node.child_states):
+                if child is None:
+                    store.task_state(run_id, task.slug, task.name, i, Cancelled(state.message), now)
+        store.task_state(run_id, task.slug, task.name, None, state, now)
 
     async def _run_detached(self, node: _Node) -> State:
         """Run one task to a state without starting anything downstream."""
