@@ -36,6 +36,7 @@ from .exceptions import AflowError as AflowError
 from .exceptions import FlowValidationError as FlowValidationError
 from .exceptions import ParameterError as ParameterError
 from .exceptions import TaskDefinitionError as TaskDefinitionError
+from .secrets import Secret as Secret
 
 __version__ = "0.1.0"
 
@@ -51,6 +52,7 @@ __all__ = (
     "LazyDefault",
     "Parameter",
     "ParameterError",
+    "Secret",
     "Task",
     "TaskDefinitionError",
     "apply_map",

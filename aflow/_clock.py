@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import anyio
@@ -16,6 +17,10 @@ class Clock:
         """Return the current time (timezone-aware, UTC)."""
         return datetime.now(UTC)
 
+    def timestamp(self) -> float:
+        """Return the current time as seconds since the epoch (what run stores record)."""
+        return self.now().timestamp()
+
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` without blocking the event loop."""
         await anyio.sleep(seconds)
@@ -23,6 +28,10 @@ class Clock:
 
 class SystemClock(Clock):
     """The real clock."""
+
+    def timestamp(self) -> float:
+        """Return ``time.time()``."""
+        return time.time()
 
 
 SYSTEM_CLOCK = SystemClock()

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from ._run_context import flow_run_var, task_run_var
+from .secrets import RedactSecrets
 
 __all__ = ("RunLoggerAdapter", "get_logger", "routed_stdout")
 
@@ -40,8 +41,13 @@ class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 def get_logger(name: str) -> RunLoggerAdapter:
-    """Return the run-aware logger ``aflow.<name>``."""
-    return RunLoggerAdapter(logging.getLogger(f"aflow.{name}"), {})
+    """Return the run-aware logger ``aflow.<name>`` (secret values in its records are redacted)."""
+    logger = logging.getLogger(f"aflow.{name}")
+    logger.addFilter(_REDACT)  # a no-op while no secret is registered (see aflow.secrets)
+    return RunLoggerAdapter(logger, {})
+
+
+_REDACT = RedactSecrets()
 
 
 class _StdoutRouter(io.TextIOBase):

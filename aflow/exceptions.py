@@ -5,6 +5,7 @@ Every error derives from one root, and where it fits, from the builtin callers a
     AflowError
      ├── FlowValidationError (ValueError)   a flow that cannot run: cycle, bad edge key, ...
      │    └── ParameterError                unknown or missing flow parameters
+     ├── SecretNotFound (KeyError)          a secret in neither the run context nor the environment
      ├── TaskDefinitionError (TypeError)    a Task subclass or call that breaks the rules
      └── AflowInternalError (RuntimeError)  a bug in aflow: please report it
 
@@ -18,6 +19,7 @@ __all__ = (
     "AflowInternalError",
     "FlowValidationError",
     "ParameterError",
+    "SecretNotFound",
     "TaskDefinitionError",
 )
 
@@ -32,6 +34,13 @@ class FlowValidationError(AflowError, ValueError):
 
 class ParameterError(FlowValidationError):
     """Flow parameters given to a run are unknown, or required ones are missing."""
+
+
+class SecretNotFound(AflowError, KeyError):
+    """A secret (`aflow.secrets.Secret`) is in neither the run context nor the environment."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
 
 
 class TaskDefinitionError(AflowError, TypeError):

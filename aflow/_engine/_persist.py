@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .. import cache_validators
+from .._history._records import dump_json
 from ..results import LocalResult, PickleSerializer, Result, format_location
 from ..states import Cached, Failed, State, Success
 
@@ -98,8 +99,11 @@ class Persistence:
         if task.cache_for is not None:
             validator = task.cache_validator or cache_validators.duration_only
             params = self.frun.parameters
-            for candidate in await self._candidates(task):
-                if validator(candidate, inputs, params):
+            as_stored: dict[str, Any] | None = None
+            for candidate, from_store in await self._candidates(task):
+                if from_store and as_stored is None:  # compare with parameters as the store keeps them (JSON)
+                    as_stored = json.loads(dump_json(dict(params)))
+                if validator(candidate, inputs, as_stored if from_store else params):
                     return Cached(
                         "Task run skipped: a valid cached result exists.",
                         result=candidate.result,
@@ -109,18 +113,22 @@ class Persistence:
                     )
         return None
 
-    async def _candidates(self, task: Task) -> list[Cached]:
+    async def _candidates(self, task: Task) -> list[tuple[Cached, bool]]:
+        """The cached states to validate, newest first, each with whether it comes from the store."""
         key = self._cache_key(task)
-        found = list(reversed(_PROCESS_CACHE.get(key, [])))  # newest first
+        found = [(c, False) for c in reversed(_PROCESS_CACHE.get(key, []))]  # newest first
         if self.store is not None:
             for entry in await self.store.cache_get(key):
                 found.append(
-                    Cached(
-                        "Cached result from the run store.",
-                        result=_SERIALIZER.loads(entry.value),
-                        cached_inputs=json.loads(entry.inputs_hash) if entry.inputs_hash else None,
-                        cached_parameters=entry.parameters,
-                        cached_result_expiration=entry.expires_at,
+                    (
+                        Cached(
+                            "Cached result from the run store.",
+                            result=_SERIALIZER.loads(entry.value),
+                            cached_inputs=json.loads(entry.inputs_hash) if entry.inputs_hash else None,
+                            cached_parameters=entry.parameters,
+                            cached_result_expiration=entry.expires_at,
+                        ),
+                        True,
                     )
                 )
         return found

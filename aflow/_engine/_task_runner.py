@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
-from .. import signals, triggers
+from .. import secrets, signals, triggers
 from .._defaults import resolve_defaults
 from .._logging import routed_stdout
 from .._run_context import FlowRunContext, TaskRunContext, task_run_var
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = ("UPSTREAM_SKIPPED", "Runner", "check_trigger", "expanded", "run_task", "set_state")
 
 _SUCCESS_MSG = "Task run succeeded."
+_RUNNING_MSG = "Starting task run."
 UPSTREAM_SKIPPED = "Upstream task was skipped; if this was unexpected, set skip_on_upstream_skip=False."
 _CancelledError = asyncio.CancelledError  # the engine runs on asyncio (anyio's asyncio backend)
 
@@ -167,9 +168,28 @@ class Runner:
         """Run the task's state handlers on ``old -> new``, record the result, return it."""
         if task.state_handlers:
             new = await set_state(task, old, new)
+        return self.record(task, map_index, new)
+
+    def record_running(self, task: Task, map_index: int | None) -> None:
+        """Record that a run of ``task`` started (the run store's cheap path)."""
         if self.store is not None and self.frun is not None:
-            self.store.task_state(self.frun.flow_run_id, task.slug, task.name, map_index, new, self.clock.now())
-        return new
+            self.store.record(
+                self.frun.flow_run_id, task.slug, task.name, map_index, "Running", _RUNNING_MSG, self.clock.timestamp()
+            )
+
+    def record(self, task: Task, map_index: int | None, state: State) -> State:
+        """Record ``state`` in the run store, if there is one; return it."""
+        if self.store is not None and self.frun is not None:
+            self.store.record(
+                self.frun.flow_run_id,
+                task.slug,
+                task.name,
+                map_index,
+                type(state).__name__,
+                state.message,
+                self.clock.timestamp(),
+            )
+        return state
 
     def limits_for(self, task: Task) -> tuple[asyncio.Semaphore, ...]:
         """The semaphores a run of ``task`` holds.
@@ -301,10 +321,12 @@ async def run_task(
             return await runner.transition(task, map_index, state, stop) if track else stop
 
     while True:
-        if track:
+        if task.state_handlers:
             state = await runner.transition(task, map_index, state, Running("Starting task run."))
             if not isinstance(state, Running):
                 return state
+        elif track:  # only the run store: record without a state object or a coroutine
+            runner.record_running(task, map_index)
         error: BaseException | None = None
         try:
             if simple:
@@ -334,6 +356,8 @@ async def run_task(
                 new = await persist.after(task, ctx, inputs, new)
             return await runner.transition(task, map_index, state, new) if track else new
 
+        if secrets._pattern is not None and new.message:  # only once a secret value was read
+            new.message = secrets.redact(new.message)
         if isinstance(new, Looped):
             ctx.loop_count = (ctx.loop_count or 1) + 1
             ctx.loop_result = new.result

@@ -1,9 +1,15 @@
 """The history database's schema and statements (one place for every line of SQL).
 
 The schema is versioned with ``PRAGMA user_version``: 0 is an empty file, `SCHEMA_VERSION` the
-current layout. Timestamps are ISO-8601 text in UTC (see `_records.to_iso`), so they sort as
-text; JSON columns hold text. ``task_states`` is the append-only log of every state a task run
-entered, ordered by ``seq``; the ``task_runs`` view shows each task run's latest state.
+current layout. Flow-run and cache timestamps are ISO-8601 text in UTC (see `_records.to_iso`),
+so they sort as text; JSON columns hold text.
+
+Task states arrive by the thousand per second, so they are written packed: each row of
+``task_state_batches`` holds one flush's states of one flow run, as a pickled list of
+``(task_slug, task_name, map_index, state, message, timestamp)`` tuples (timestamps in seconds
+since the epoch). One INSERT per batch keeps the store's cost per state to an append in memory
+and a share of one ``pickle.dumps``. The query API unpacks them; the batch id and the position
+in the batch give the recording order.
 """
 
 from __future__ import annotations
@@ -18,12 +24,11 @@ __all__ = (
     "FLOW_RUN_FINISHED",
     "FLOW_RUN_STARTED",
     "GET_RUN",
-    "LATEST_TASK_STATES",
     "LIST_RUNS",
     "LIST_RUNS_BY_FLOW",
     "SCHEMA_VERSION",
     "TASK_HISTORY",
-    "TASK_STATE",
+    "TASK_STATE_BATCH",
 )
 
 SCHEMA_VERSION = 1
@@ -41,21 +46,13 @@ CREATE TABLE IF NOT EXISTS flow_runs (
 CREATE INDEX IF NOT EXISTS flow_runs_by_start ON flow_runs (started_at);
 CREATE INDEX IF NOT EXISTS flow_runs_by_flow ON flow_runs (flow_name, started_at);
 
-CREATE TABLE IF NOT EXISTS task_states (
-    seq        INTEGER PRIMARY KEY,  -- recording order
-    run_id     TEXT NOT NULL,
-    task_slug  TEXT NOT NULL,
-    task_name  TEXT NOT NULL,
-    map_index  INTEGER,
-    state      TEXT NOT NULL,
-    message    TEXT,
-    timestamp  TEXT NOT NULL
+CREATE TABLE IF NOT EXISTS task_state_batches (
+    id      INTEGER PRIMARY KEY,  -- recording order of the batches
+    run_id  TEXT NOT NULL,
+    count   INTEGER NOT NULL,     -- states in the batch
+    states  BLOB NOT NULL         -- pickled list of (slug, name, map_index, state, message, timestamp)
 );
-CREATE INDEX IF NOT EXISTS task_states_by_run ON task_states (run_id);  -- entries end with seq (the rowid)
-
-CREATE VIEW IF NOT EXISTS task_runs AS
-    SELECT * FROM task_states
-    WHERE seq IN (SELECT max(seq) FROM task_states GROUP BY run_id, task_slug, map_index);
+CREATE INDEX IF NOT EXISTS task_state_batches_by_run ON task_state_batches (run_id, id);
 
 CREATE TABLE IF NOT EXISTS cache (
     id          INTEGER PRIMARY KEY,
@@ -79,17 +76,13 @@ ON CONFLICT (run_id) DO UPDATE SET
     started_at = excluded.started_at, ended_at = NULL, state = 'Running', message = NULL
 """
 
-TASK_STATE = """
-INSERT INTO task_states (run_id, task_slug, task_name, map_index, state, message, timestamp)
-VALUES (?, ?, ?, ?, ?, ?, ?)
-"""
+TASK_STATE_BATCH = "INSERT INTO task_state_batches (run_id, count, states) VALUES (?, ?, ?)"
 
 FLOW_RUN_FINISHED = "UPDATE flow_runs SET state = ?, message = ?, ended_at = ? WHERE run_id = ?"
 
 # -- queries -------------------------------------------------------------------------------
 
 FLOW_RUN_COLUMNS = "run_id, flow_name, parameters, started_at, ended_at, state, message"
-_TASK_STATE_COLUMNS = "seq, run_id, task_slug, task_name, map_index, state, message, timestamp"
 
 LIST_RUNS = f"SELECT {FLOW_RUN_COLUMNS} FROM flow_runs ORDER BY started_at DESC, rowid DESC LIMIT ?"
 LIST_RUNS_BY_FLOW = (
@@ -97,12 +90,7 @@ LIST_RUNS_BY_FLOW = (
 )
 GET_RUN = f"SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE run_id = ?"
 
-TASK_HISTORY = f"SELECT {_TASK_STATE_COLUMNS} FROM task_states WHERE run_id = ? ORDER BY seq"
-LATEST_TASK_STATES = f"""
-SELECT {_TASK_STATE_COLUMNS} FROM task_states
-WHERE seq IN (SELECT max(seq) FROM task_states WHERE run_id = ? GROUP BY task_slug, map_index)
-ORDER BY seq
-"""
+TASK_HISTORY = "SELECT id, states FROM task_state_batches WHERE run_id = ? ORDER BY id"
 
 # -- cache ---------------------------------------------------------------------------------
 

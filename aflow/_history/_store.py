@@ -17,9 +17,10 @@ import asyncio
 import json
 import logging
 import os
+import pickle
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from itertools import groupby
 from operator import itemgetter
@@ -49,7 +50,7 @@ _BUSY_TIMEOUT = 30.0  # seconds a writer waits for another connection's lock
 _MISSING_AIOSQLITE = "aflow.history needs aiosqlite: pip install aflow[history]"
 
 # a task state waiting in the batch: run_id, slug, name, map_index, state name, message, datetime
-_TaskRow = tuple[str, str, str, int | None, str, str | None, datetime]
+_TaskRow = tuple[str, str, str, int | None, str, str | None, float]
 
 
 def _require_aiosqlite() -> ModuleType:
@@ -60,10 +61,12 @@ def _require_aiosqlite() -> ModuleType:
     return aiosqlite
 
 
-def _encode_task_rows(rows: list[_TaskRow]) -> Iterator[tuple[Any, ...]]:
-    # consumed by sqlite3's executemany in aiosqlite's thread: the loop never pays for to_iso
-    for run_id, slug, name, map_index, state, message, at in rows:
-        yield run_id, slug, name, map_index, state, message, to_iso(at)
+def _epoch(at: datetime | float) -> float:
+    if isinstance(at, datetime):
+        return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).timestamp()
+    if isinstance(at, (int, float)) and not isinstance(at, bool):
+        return float(at)
+    raise TypeError(f"a task state's time must be a datetime or seconds since the epoch, not {at!r}")
 
 
 def _flow_run(row: tuple[Any, ...]) -> FlowRunRecord:
@@ -79,18 +82,38 @@ def _flow_run(row: tuple[Any, ...]) -> FlowRunRecord:
     )
 
 
-def _task_state(row: tuple[Any, ...]) -> TaskStateRecord:
-    seq, run_id, slug, name, map_index, state, message, timestamp = row
-    return TaskStateRecord(
-        seq=seq,
-        run_id=run_id,
-        task_slug=slug,
-        task_name=name,
-        map_index=map_index,
-        state=state,
-        message=message,
-        timestamp=from_iso(timestamp),
-    )
+_BATCH_SHIFT = 32  # seq = batch id << 32 | position in the batch: recording order
+
+
+def _unpack_batches(run_id: str, rows: Iterable[tuple[int, bytes]]) -> list[TaskStateRecord]:
+    out: list[TaskStateRecord] = []
+    for batch_id, packed in rows:
+        base = batch_id << _BATCH_SHIFT
+        for i, (slug, name, map_index, state, message, timestamp) in enumerate(pickle.loads(packed)):
+            out.append(
+                TaskStateRecord(
+                    seq=base | i,
+                    run_id=run_id,
+                    task_slug=slug,
+                    task_name=name,
+                    map_index=map_index,
+                    state=state,
+                    message=message,
+                    timestamp=datetime.fromtimestamp(timestamp, UTC),
+                )
+            )
+    return out
+
+
+def _pack_by_run(rows: list[_TaskRow]) -> list[tuple[str, int, bytes]]:
+    """One ``(run_id, count, pickled states)`` batch per flow run, in recording order."""
+    by_run: dict[str, list[tuple[Any, ...]]] = {}
+    for run_id, *state in rows:
+        group = by_run.get(run_id)
+        if group is None:
+            group = by_run[run_id] = []
+        group.append(tuple(state))
+    return [(run_id, len(states), pickle.dumps(states, 5)) for run_id, states in by_run.items()]
 
 
 def _cache_entry(row: tuple[Any, ...]) -> CacheEntry:
@@ -257,7 +280,7 @@ class RunStore:
         task_name: str,
         map_index: int | None,
         state: State,
-        at: datetime,
+        at: datetime | float,
     ) -> None:
         """Record that a task run entered ``state`` (its class name and message are stored).
 
@@ -267,15 +290,45 @@ class RunStore:
             task_name: The task's name.
             map_index: The child's index for a mapped task's child, else None.
             state: The new state.
-            at: When the task entered it (timezone-aware, or naive meaning UTC).
+            at: When the task entered it: seconds since the epoch (what the engine passes), or a
+                datetime (timezone-aware, or naive meaning UTC).
 
         Raises:
             RuntimeError: The store is not open.
         """
         if not self._accepting:
             raise RuntimeError(f"{self!r} is not open")
+        if not isinstance(at, float):
+            at = _epoch(at)
         rows = self._tasks
         rows.append((run_id, task_slug, task_name, map_index, type(state).__name__, state.message, at))
+        n = len(rows)
+        if n == 1 or n >= self._batch_size:
+            self._wake.set()
+
+    def record(
+        self,
+        run_id: str,
+        task_slug: str,
+        task_name: str,
+        map_index: int | None,
+        state: str,
+        message: str | None,
+        at: float,
+    ) -> None:
+        """Record a task state by name: the engine's fast path of `task_state` (no checks).
+
+        Args:
+            run_id: The flow run's id.
+            task_slug: The task's slug.
+            task_name: The task's name.
+            map_index: The child's index for a mapped task's child, else None.
+            state: The state's class name.
+            message: The state's message.
+            at: Seconds since the epoch.
+        """
+        rows = self._tasks
+        rows.append((run_id, task_slug, task_name, map_index, state, message, at))
         n = len(rows)
         if n == 1 or n >= self._batch_size:
             self._wake.set()
@@ -391,7 +444,10 @@ class RunStore:
         Args:
             run_id: The flow run's id.
         """
-        return await self._query(_task_state, sql.TASK_HISTORY, (run_id,))
+        await self.flush()
+        async with self._lock:
+            rows = await self._connection().execute_fetchall(sql.TASK_HISTORY, (run_id,))
+        return _unpack_batches(run_id, [(int(r[0]), bytes(r[1])) for r in rows])
 
     async def latest_task_states(self, run_id: str) -> dict[tuple[str, int | None], TaskStateRecord]:
         """Return the last state of each task run of flow run ``run_id``.
@@ -402,8 +458,12 @@ class RunStore:
         Returns:
             The last record per ``(task_slug, map_index)``, in the order they were recorded.
         """
-        records = await self._query(_task_state, sql.LATEST_TASK_STATES, (run_id,))
-        return {(r.task_slug, r.map_index): r for r in records}
+        latest: dict[tuple[str, int | None], TaskStateRecord] = {}
+        for record in await self.task_history(run_id):
+            key = (record.task_slug, record.map_index)
+            latest.pop(key, None)  # re-inserted: the dict keeps the order of each last record
+            latest[key] = record
+        return latest
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -481,7 +541,7 @@ class RunStore:
                     for query, group in groupby(runs, key=itemgetter(0)):
                         await conn.executemany(query, [params for _, params in group])
                     if tasks:
-                        await conn.executemany(sql.TASK_STATE, _encode_task_rows(tasks))
+                        await conn.executemany(sql.TASK_STATE_BATCH, _pack_by_run(tasks))
                     await conn.execute("COMMIT")
                 except BaseException:
                     with anyio.CancelScope(shield=True):

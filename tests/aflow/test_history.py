@@ -44,7 +44,7 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]]) -> None:
 
 
 async def count_task_states(path: Path) -> int:
-    rows = await read(path, "SELECT count(*) FROM task_states")
+    rows = await read(path, "SELECT coalesce(sum(count), 0) FROM task_state_batches")
     return int(rows[0][0])
 
 
@@ -81,7 +81,7 @@ async def test_open_creates_schema_in_wal_mode(tmp_path: Path) -> None:
         assert await read(path, "PRAGMA journal_mode") == [("wal",)]
         assert await read(path, "PRAGMA user_version") == [(1,)]
         names = {name for (name,) in await read(path, "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
-    assert {"flow_runs", "task_states", "task_runs", "cache"} <= names
+    assert {"flow_runs", "task_state_batches", "cache"} <= names
     assert "closed" in repr(store)
 
 
@@ -228,9 +228,13 @@ async def test_latest_task_states_per_slug_and_map_index(tmp_path: Path) -> None
         ("m-1", 2): ("Running", None),
     }
     assert latest["m-1", 2].timestamp == at(3)
-    # the view holds the same latest states
-    rows = await read(tmp_path / "h.db", "SELECT map_index, state FROM task_runs WHERE run_id = 'r' ORDER BY seq")
-    assert rows == [(2, "Running"), (1, "Failed"), (0, "Success"), (None, "Mapped")]
+    # the dict keeps the order in which each last state was recorded
+    assert [(k[1], v.state) for k, v in latest.items()] == [
+        (2, "Running"),
+        (1, "Failed"),
+        (0, "Success"),
+        (None, "Mapped"),
+    ]
 
 
 async def test_list_runs_newest_first_filtered_and_limited(tmp_path: Path) -> None:
@@ -364,10 +368,20 @@ async def test_cancelled_flush_does_not_lose_or_repeat_records(tmp_path: Path) -
     assert [h.map_index for h in history] == list(range(10))
 
 
+def test_a_bad_timestamp_is_refused_when_recorded(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with RunStore(tmp_path / "h.db") as store:
+            with pytest.raises(TypeError, match="datetime or seconds since the epoch"):
+                store.task_state("r", "t", "t", None, Running(), cast(Any, "not a datetime"))
+            assert store.pending == 0
+
+    anyio.run(main)
+
+
 async def test_a_failed_batch_is_reported_and_the_store_goes_on(tmp_path: Path) -> None:
     async with RunStore(tmp_path / "h.db", batch_size=10_000, flush_interval=3600) as store:
-        store.task_state("r", "t", "t", None, Running(), cast(Any, "not a datetime"))
-        with pytest.raises(AttributeError):
+        store.task_state("r", "t", "t", None, Running(cast(Any, lambda: None)), at(0))  # cannot be stored
+        with pytest.raises(Exception, match="pickle"):
             await store.flush()
         assert store.pending == 0  # not retried: the batch cannot succeed
         store.task_state("r", "t", "t", None, Success(), at(1))

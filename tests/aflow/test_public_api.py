@@ -26,6 +26,7 @@ PUBLIC_MODULES = (
     "aflow.history",
     "aflow.results",
     "aflow.schedules",
+    "aflow.secrets",
     "aflow.signals",
     "aflow.states",
     "aflow.testing",

@@ -1,0 +1,402 @@
+"""Shell tasks: run a command through a shell in a subprocess (modelled on Prefect 1's ``ShellTask``).
+
+The shell family needs no extra: it runs on anyio's process API. Each command runs in a session
+(and so a process group) of its own, and a cancelled run (an engine ``timeout``, a cancelled flow
+run, a cancelled caller) terminates the whole group, so no background job or grandchild outlives
+the task.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
+
+import anyio
+from anyio.abc import ByteReceiveStream, Process
+
+from aflow import Task, signals
+from aflow._defaults import defaults_from_attrs
+
+__all__ = ("ShellTask",)
+
+_TAIL_LINES = 20  # lines of stdout and of stderr quoted in a failure message
+_TAIL_LINE_CHARS = 1000  # longer lines are cut in the failure message
+_STDERR_KEEP = 1000  # stderr lines kept for ``log_stderr``
+
+
+def _stream_level(value: bool | int | str) -> int | bool:
+    """Normalise ``stream_output`` to False or a logging level."""
+    if value is True:
+        return logging.INFO
+    if value is False or value is None:
+        return False
+    if isinstance(value, str):
+        level = logging.getLevelName(value.upper())
+        if not isinstance(level, int):
+            raise ValueError(
+                f"stream_output={value!r} is not a logging level name: use True, False, a level number "
+                "or a name such as 'INFO' or 'DEBUG'"
+            )
+        return level
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"stream_output must be a non-negative logging level, got {value!r}")
+        return value or False
+    raise TypeError(f"stream_output must be a bool, a logging level number or name, got {value!r}")
+
+
+class _Lines:
+    """Splits a byte stream into decoded lines (without their newline) and hands each on."""
+
+    __slots__ = ("_on_line", "_pending")
+
+    def __init__(self, on_line: Callable[[str], None]) -> None:
+        self._on_line = on_line
+        self._pending = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            self._pending += chunk
+            return
+        if self._pending:
+            data = bytes(self._pending) + chunk[:end]
+            self._pending = bytearray(chunk[end + 1 :])
+        else:
+            data = chunk[:end]
+            self._pending += chunk[end + 1 :]
+        on_line = self._on_line
+        for raw in data.split(b"\n"):
+            on_line(raw.decode("utf-8", "replace").removesuffix("\r"))
+
+    def flush(self) -> None:
+        if self._pending:
+            raw, self._pending = bytes(self._pending), bytearray()
+            self._on_line(raw.decode("utf-8", "replace").removesuffix("\r"))
+
+
+async def _pump(stream: ByteReceiveStream | None, lines: _Lines) -> None:
+    """Read ``stream`` to its end, feeding ``lines``."""
+    if stream is None:
+        return
+    async for chunk in stream:
+        lines.feed(chunk)
+    lines.flush()
+
+
+def _prepare(shell: str, script: str, env: Mapping[str, str], cwd: str | None, made: list[str]) -> str:
+    """Check the shell and cwd, write the script to a temporary file; return the shell's path.
+
+    The file's path goes into ``made`` as soon as it exists, so the caller removes it even when
+    cancelled before this returns.
+    """
+    found = shutil.which(shell, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise FileNotFoundError(
+            f"ShellTask: the shell {shell!r} was not found (searched PATH); install it or choose "
+            "another one with shell=, e.g. shell='sh'"
+        )
+    if cwd is not None and not os.path.isdir(cwd):
+        raise FileNotFoundError(f"ShellTask: cwd {cwd!r} is not an existing directory")
+    fd, path = tempfile.mkstemp(prefix="aflow-shell-")
+    made.append(path)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(script)
+    return found
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to the process group; False when the group no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # every member left is someone else's: nothing we can do
+        return False
+    return True
+
+
+def _group_running(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` is still running (zombies do not count).
+
+    A group whose members are all dead but not yet reaped (orphans of an init that does not
+    reap, as in many containers) still answers ``killpg(pgid, 0)``; on Linux, ``/proc`` tells
+    zombies apart.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    try:
+        entries = os.scandir("/proc")
+    except OSError:  # no procfs: trust killpg
+        return True
+    with entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:  # gone meanwhile
+                continue
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
+            fields = stat[stat.rfind(b")") + 2 :].split()
+            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+                return True
+    return False
+
+
+async def _wait_group_gone(proc: Process, pgid: int) -> None:
+    """Poll until no process of the group runs (the caller bounds the wait)."""
+    delay = 0.005
+    while await anyio.to_thread.run_sync(_group_running, pgid):
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 0.1)
+    if proc.returncode is None:
+        await proc.wait()
+
+
+class ShellTask(Task):
+    """Run a shell command and return its output.
+
+    ``helper_script`` and ``command`` are written to a temporary script file that ``shell``
+    runs (``bash <file>``), in a new session and process group, with stdin from ``/dev/null``.
+    stdout and stderr are read concurrently, line by line, as the command writes them. The task
+    returns the last line of stdout (``None`` when there is none), or with ``return_all`` the
+    list of all its lines; lines lose their trailing newline. A non-zero exit code fails the task
+    (`aflow.signals.FAIL`, whose message has the exit code and the last lines of stdout and
+    stderr, and whose result is what the task would have returned).
+
+    To bound the run time, give the task a ``timeout`` (a `Task` argument): when the body is
+    cancelled (timeout, flow run cancelled, caller cancelled), the whole process group gets
+    SIGTERM, then SIGKILL if anything of it still runs ``kill_grace`` seconds later; the
+    cancellation then goes on. Processes that leave the group (``setsid``, job control with
+    ``set -m``) are not followed. Background jobs still running when the command exits normally
+    are left alone (end the command with ``wait`` to wait for them). POSIX only (process groups).
+
+    Example::
+
+        from aflow import Flow
+        from aflow_tasks.shell import ShellTask
+
+        in_home = ShellTask(helper_script="cd ~", stream_output=True, timeout=60)
+        with Flow("shell") as flow:
+            listing = in_home(command="ls")
+            count = in_home(command="ls | wc -l")
+
+    Args:
+        command: The command to run; can also be given at run time.
+        env: Environment variables for the command, merged over ``os.environ`` (values are
+            converted with ``str``); can also be given at run time. Defaults to None.
+        helper_script: Shell code run before ``command`` in the same shell (change directory,
+            define functions...); can also be given at run time. Defaults to None.
+        shell: The shell (or interpreter) that runs the script file, looked up on ``PATH``.
+            Defaults to ``"bash"``.
+        return_all: Return all lines of stdout as a list instead of the last line. Defaults
+            to False.
+        log_stderr: On failure, log the command's stderr (up to its last 1000 lines) at ERROR.
+            Defaults to False.
+        stream_output: Log each stdout line as it arrives, through the task's logger: False
+            (off), True (at INFO), or a logging level (number or name such as ``"DEBUG"``).
+            Defaults to False.
+        cwd: The working directory of the command; can also be given at run time. Defaults to
+            None (the current directory).
+        kill_grace: Seconds between SIGTERM and SIGKILL when a cancelled run stops the command.
+            Defaults to 5.0.
+        **kwargs: `Task` arguments (``name``, ``timeout``, ``max_retries``...).
+
+    Raises:
+        ValueError: If ``stream_output`` is not a level or ``kill_grace`` is negative.
+    """
+
+    def __init__(
+        self,
+        command: str | None = None,
+        env: Mapping[str, Any] | None = None,
+        helper_script: str | None = None,
+        shell: str = "bash",
+        return_all: bool = False,
+        log_stderr: bool = False,
+        stream_output: bool | int | str = False,
+        cwd: str | os.PathLike[str] | None = None,
+        kill_grace: float = 5.0,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(kill_grace, bool) or not isinstance(kill_grace, (int, float)) or kill_grace < 0:
+            raise ValueError(f"kill_grace must be a non-negative number of seconds, got {kill_grace!r}")
+        self.command = command
+        self.env = env
+        self.helper_script = helper_script
+        self.shell = shell
+        self.return_all = return_all
+        self.log_stderr = log_stderr
+        self.stream_output = _stream_level(stream_output)
+        self.cwd = cwd
+        self.kill_grace = float(kill_grace)
+        super().__init__(**kwargs)
+
+    @defaults_from_attrs("command", "env", "helper_script", "cwd")
+    async def run(
+        self,
+        command: str | None = None,
+        env: Mapping[str, Any] | None = None,
+        helper_script: str | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> str | list[str] | None:
+        """Run the command and return its output.
+
+        Args:
+            command: The command to run. Defaults to the task's ``command``.
+            env: Environment variables merged over ``os.environ``. Defaults to the task's ``env``.
+            helper_script: Shell code run before ``command``. Defaults to the task's
+                ``helper_script``.
+            cwd: The working directory. Defaults to the task's ``cwd``.
+
+        Returns:
+            The last line of stdout (None if it printed nothing), or the list of all lines with
+            ``return_all``.
+
+        Raises:
+            ValueError: If no command was given.
+            FileNotFoundError: If the shell is not on ``PATH`` or ``cwd`` does not exist.
+            aflow.signals.FAIL: If the command exits with a non-zero code (or dies of a signal).
+        """
+        if command is None:
+            raise ValueError(
+                "ShellTask needs a command: pass command= to ShellTask(...), to the call in a flow "
+                "(task(command=...)) or to run()"
+            )
+        if not isinstance(command, str):
+            raise TypeError(f"command must be a string, got {type(command).__name__}")
+        script = f"{helper_script}\n{command}" if helper_script else command
+        full_env = dict(os.environ)
+        if env:
+            full_env.update((str(k), str(v)) for k, v in env.items())
+        workdir = os.fspath(cwd) if cwd is not None else None
+
+        level = self.stream_output
+        logger = self.logger
+        out: collections.deque[str] | list[str] = [] if self.return_all else collections.deque(maxlen=_TAIL_LINES)
+        err: collections.deque[str] = collections.deque(maxlen=_STDERR_KEEP if self.log_stderr else _TAIL_LINES)
+        err_count = 0
+
+        def stream_line(line: str) -> None:
+            out.append(line)
+            logger.log(level, line)
+
+        on_stdout: Callable[[str], None] = stream_line if level else out.append
+
+        def on_stderr(line: str) -> None:
+            nonlocal err_count
+            err_count += 1
+            err.append(line)
+
+        stdout_lines, stderr_lines = _Lines(on_stdout), _Lines(on_stderr)
+
+        made: list[str] = []
+        try:
+            exe = await anyio.to_thread.run_sync(_prepare, self.shell, script, full_env, workdir, made)
+            # shielded: a cancel landing while the process starts is seen below, where it
+            # terminates the process group
+            with anyio.CancelScope(shield=True):
+                proc = await anyio.open_process(
+                    [exe, made[0]],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd=workdir,
+                    env=full_env,
+                    start_new_session=True,
+                )
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_pump, proc.stdout, stdout_lines)
+                    tg.start_soon(_pump, proc.stderr, stderr_lines)
+                returncode = await proc.wait()
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._stop(proc, stdout_lines, stderr_lines)
+                raise
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await proc.aclose()
+        finally:
+            if made:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(_remove, made[0])
+
+        result: str | list[str] | None = out if isinstance(out, list) else (out[-1] if out else None)
+        if returncode:
+            self._fail(returncode, out, err, err_count, result)
+        return result
+
+    async def _stop(self, proc: Process, stdout_lines: _Lines, stderr_lines: _Lines) -> None:
+        """Terminate the process group: SIGTERM, ``kill_grace`` seconds, SIGKILL.
+
+        The pipes are drained meanwhile, so a process writing as it shuts down is not stuck on a
+        full pipe (and streamed lines keep being logged).
+        """
+        pgid = proc.pid  # start_new_session: the shell leads its own group
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_pump, proc.stdout, stdout_lines)
+            tg.start_soon(_pump, proc.stderr, stderr_lines)
+            if _signal_group(pgid, signal.SIGTERM):
+                with anyio.move_on_after(self.kill_grace) as grace:
+                    await _wait_group_gone(proc, pgid)
+                if grace.cancelled_caught:
+                    self.logger.warning(
+                        "Command still running %g seconds after SIGTERM: sending SIGKILL to its process group",
+                        self.kill_grace,
+                    )
+                    _signal_group(pgid, signal.SIGKILL)
+                    with anyio.move_on_after(1.0):  # SIGKILL cannot be caught: this is quick
+                        await _wait_group_gone(proc, pgid)
+            if proc.returncode is None:  # the group is gone but the shell was not reaped yet
+                proc.kill()
+                await proc.wait()
+            tg.cancel_scope.cancel()
+
+    def _fail(
+        self,
+        returncode: int,
+        out: collections.deque[str] | list[str],
+        err: collections.deque[str],
+        err_count: int,
+        result: str | list[str] | None,
+    ) -> NoReturn:
+        if returncode < 0:
+            try:
+                name = signal.Signals(-returncode).name
+            except ValueError:
+                name = f"signal {-returncode}"
+            msg = f"Command was killed by {name} (exit code {returncode})"
+        else:
+            msg = f"Command failed with exit code {returncode}"
+        if self.log_stderr:
+            dropped = err_count - len(err)
+            head = f" ({dropped} earlier lines not kept)" if dropped else ""
+            self.logger.error("%s; stderr%s:\n%s", msg, head, "\n".join(err) if err else "(empty)")
+        details = [msg]
+        for what, lines in (("stdout", out), ("stderr", err)):
+            tail = lines[-_TAIL_LINES:] if isinstance(lines, list) else list(lines)[-_TAIL_LINES:]
+            if tail:
+                cut = [line if len(line) <= _TAIL_LINE_CHARS else line[:_TAIL_LINE_CHARS] + "..." for line in tail]
+                details.append(f"last {len(tail)} line(s) of {what}:\n" + "\n".join(cut))
+        raise signals.FAIL("\n".join(details), result=result)

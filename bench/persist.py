@@ -1,0 +1,118 @@
+"""Cost of persistence on the W1 wide workload (N independent ``x + 1`` tasks, then one sum).
+
+Variants, each timed on ``flow.run()`` only (building the flow and opening the store excluded):
+
+- ``plain``: no persistence (the baseline);
+- ``checkpoint``: ``Flow(result=LocalResult(tmpdir), checkpoint=True)``: every task's value is
+  written to its own file (pickled in a worker thread, written atomically with ``fsync``);
+- ``history``: ``flow.run(history=store)`` with an open `aflow.history.RunStore` on a fresh
+  SQLite file: every transition is recorded, and the run ends by flushing the store;
+- ``target miss`` / ``target hit``: every task has ``target="{task_name}-{x}.pkl"`` on a
+  ``LocalResult``: the first run looks each target up, runs and writes it; the second finds
+  every target and reads it back (the resume path).
+
+Each variant gets a fresh temporary directory per repeat. Printed: the median wall time, the
+time per task and the ratio to ``plain``.
+
+Run: ``python bench/persist.py [N] [REPEATS]`` (default 10000, 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aflow import Flow, Task, task
+from aflow.history import RunStore
+from aflow.results import LocalResult
+
+
+@task
+async def a_inc(x: int) -> int:
+    return x + 1
+
+
+@task
+async def a_total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+def wide(n: int, inc: Task = a_inc, **flow_args: object) -> tuple[Flow, Task, int]:
+    with Flow("w1", **flow_args) as flow:  # type: ignore[arg-type]
+        out = a_total([inc(i) for i in range(n)])
+    return flow, out, n * (n + 1) // 2
+
+
+def count_files(root: Path, pattern: str) -> int:
+    return sum(1 for _ in root.rglob(pattern))
+
+
+async def timed(flow: Flow, out: Task, expected: int, **run_args: object) -> float:
+    gc.collect()
+    t0 = time.perf_counter()
+    state = await flow.run(**run_args)  # type: ignore[arg-type]
+    elapsed = time.perf_counter() - t0
+    assert state.is_successful(), state
+    assert state.result[out].result == expected
+    return elapsed
+
+
+async def plain(n: int, tmp: Path) -> dict[str, float]:
+    return {"plain": await timed(*wide(n))}
+
+
+async def checkpoint(n: int, tmp: Path) -> dict[str, float]:
+    flow, out, expected = wide(n, result=LocalResult(tmp), checkpoint=True)
+    elapsed = await timed(flow, out, expected)
+    written = count_files(tmp, "*.result")
+    assert written == n + 2, written  # the incs, the implicit list task and the sum
+    return {"checkpoint": elapsed}
+
+
+async def history(n: int, tmp: Path) -> dict[str, float]:
+    flow, out, expected = wide(n)
+    async with RunStore(tmp / "runs.db") as store:
+        elapsed = await timed(flow, out, expected, history=store)
+        assert len(await store.list_runs()) == 1
+    return {"history": elapsed}
+
+
+async def targets(n: int, tmp: Path) -> dict[str, float]:
+    inc = a_inc.copy(target="{task_name}-{x}.pkl", result=LocalResult(tmp))
+    flow, out, expected = wide(n, inc=inc)
+    miss = await timed(flow, out, expected)
+    assert count_files(tmp, "*.pkl") == n
+    hit = await timed(flow, out, expected)
+    return {"target miss": miss, "target hit": hit}
+
+
+VARIANTS: list[Callable[[int, Path], Awaitable[dict[str, float]]]] = [plain, checkpoint, history, targets]
+
+
+async def main(n: int, repeats: int) -> None:
+    times: dict[str, list[float]] = {}
+    for variant in VARIANTS:  # warm up each code path once
+        with tempfile.TemporaryDirectory() as tmp:
+            await variant(20, Path(tmp))
+    for _ in range(repeats):
+        for variant in VARIANTS:
+            with tempfile.TemporaryDirectory() as tmp:
+                for name, elapsed in (await variant(n, Path(tmp))).items():
+                    times.setdefault(name, []).append(elapsed)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    base = medians["plain"]
+    print(f"W1 wide, N={n} tasks (+1 sum), median of {repeats}")
+    for name, t in medians.items():
+        print(f"{name:12} {t * 1e3:9.1f} ms  {t / (n + 1) * 1e6:8.1f} us/task  {t / base:6.2f}x plain")
+
+
+if __name__ == "__main__":
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    reps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    asyncio.run(main(n, reps))
