@@ -1,0 +1,594 @@
+"""HTTP tasks on one shared ``httpx.AsyncClient`` per flow run.
+
+`HttpRequest` sends one request and returns the parsed body. Every HTTP task of a flow run (the
+SaaS families such as `aflow_tasks.slack` and `aflow_tasks.github` included) shares one client
+per transport through `aflow.run_resource`, so connections are pooled for the whole run and
+closed when it ends (on failure and cancellation too). Outside a flow run each call opens a client
+of its own and closes it afterwards.
+
+Failures map to signals: a 429 or 5xx answer raises `aflow.signals.RETRY` (with the
+``Retry-After`` delay when the server sends one) while the task has retries left, then
+`aflow.signals.FAIL`; another 4xx and transport errors (connection refused, timeouts) raise FAIL,
+which the task's ``max_retries`` retries too. Secrets (auth values, lazy header values, a lazy
+URL) never appear in a FAIL message or a log line.
+
+Needs the ``http`` extra: ``pip install aflow[http]``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import urlsplit
+
+from aflow import Secret, Task, context, defaults_from_attrs, run_resource
+from aflow._defaults import is_lazy, resolve_lazy
+from aflow.exceptions import SecretNotFound
+from aflow.secrets import REDACTED, register
+from aflow.signals import FAIL, RETRY
+
+if TYPE_CHECKING:
+    import httpx
+
+    ClientFactory: TypeAlias = Callable[["httpx.AsyncBaseTransport | None"], "httpx.AsyncClient"]
+
+__all__ = (
+    "DEFAULT_TIMEOUT",
+    "RESPONSE_FORMATS",
+    "HttpRequest",
+    "HttpStatusFail",
+    "decode_response",
+    "http_client",
+    "lookup_secret",
+    "redact_url",
+    "require_httpx",
+    "resolve_value",
+    "send_request",
+    "set_client_factory",
+)
+
+DEFAULT_TIMEOUT = 30.0
+"""Seconds a request may take (connect, read, write and pool wait each) unless told otherwise."""
+
+RESPONSE_FORMATS = frozenset({"json", "text", "bytes", "auto"})
+"""The values of ``response_format``."""
+
+_EXCERPT_CHARS = 300
+_client_factory: ClientFactory | None = None
+_hidden_var: ContextVar[tuple[str, ...]] = ContextVar("aflow_tasks_http_hidden", default=())
+
+
+class _ScrubHttpxLog(logging.Filter):
+    """Keep our requests' secrets out of httpx's own log lines (it logs every request's full URL)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        hidden = _hidden_var.get()
+        if hidden:
+            message = record.getMessage()
+            scrubbed = _scrub(message, hidden)
+            if scrubbed != message:
+                record.msg, record.args = scrubbed, None
+        return True
+
+
+_httpx_log_filter = _ScrubHttpxLog()
+
+
+class HttpStatusFail(FAIL):
+    """The `FAIL` raised for an error status; ``status_code`` tells which (tasks may catch it).
+
+    Args:
+        message: The state's message.
+        status_code: The response's status code.
+    """
+
+    def __init__(self, message: str, *, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def require_httpx(family: str = "http") -> None:
+    """Raise a helpful ImportError when httpx is not installed.
+
+    Args:
+        family: The task family named in the message (``"http"``, ``"slack"``...).
+    """
+    try:
+        import httpx  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(f"{family} tasks need httpx: pip install aflow[http]") from exc
+
+
+def set_client_factory(factory: ClientFactory | None) -> ClientFactory | None:
+    """Replace how HTTP tasks make their shared client; returns the factory it replaces.
+
+    The factory takes the task's ``transport`` (None for httpx's default) and returns a new
+    ``httpx.AsyncClient``; use it to set client-wide options (``verify``, ``proxy``, ``http2``,
+    default headers) or to inject a transport in tests. Pass None to restore the default,
+    ``httpx.AsyncClient(transport=transport, follow_redirects=True)``. Flow runs already under
+    way keep the client they have.
+
+    Args:
+        factory: ``(transport) -> httpx.AsyncClient``, or None for the default.
+    """
+    global _client_factory
+    previous = _client_factory
+    _client_factory = factory
+    return previous
+
+
+def _default_factory(transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+    import httpx
+
+    return httpx.AsyncClient(transport=transport, follow_redirects=True)
+
+
+def http_client(
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    """The flow run's shared ``httpx.AsyncClient`` for ``transport``, as an async context manager.
+
+    Inside a flow run every use with the same transport (and client factory) gets the same
+    client, closed when the run ends; outside one, the block gets its own client, closed on exit::
+
+        async with http_client() as client:
+            response = await client.get(url)
+
+    A transport given here belongs to the client from then on: the client closes it with itself.
+
+    Args:
+        transport: An ``httpx.AsyncBaseTransport`` to send requests through (tests inject one).
+    """
+    require_httpx()
+    factory = _client_factory or _default_factory
+    return run_resource(("aflow_tasks.http", factory, transport), lambda: factory(transport))
+
+
+async def lookup_secret(name: str | None) -> Any:
+    """Return the value of the secret ``name`` (see `aflow.Secret`), or None when it is not set.
+
+    The secret is read from the run context (``flow.run(context={"secrets": {"NAME": value}})``),
+    else from the environment variable ``AFLOW__CONTEXT__SECRETS__<NAME>``, and registered for
+    redaction. A lazy value found there (anything with an async ``resolve()``) is awaited.
+
+    Args:
+        name: The secret's name (None gives None).
+    """
+    if not name:
+        return None
+    try:
+        value = Secret(name).get()
+    except SecretNotFound:
+        return None
+    return await resolve_value(value)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its user info, query string and fragment (for messages and logs)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        return "<invalid URL>"
+    if not parts.scheme and not host:
+        return parts.path
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def _origin(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname or ''}/…"
+    except ValueError:
+        return "<secret URL>"
+
+
+def _scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def _excerpt(response: httpx.Response) -> str:
+    """A short, single-line account of an error body: an API's ``message`` field, else the text."""
+    try:
+        text = response.text
+    except Exception:  # undecodable body
+        return f"<{len(response.content)} bytes>"
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        text = data["message"]
+        errors = data.get("errors")
+        if errors:
+            text = f"{text} {errors}"
+    text = re.sub(r"\s+", " ", text).strip()
+    if len(text) > _EXCERPT_CHARS:
+        text = text[:_EXCERPT_CHARS] + "…"
+    return text or "<empty body>"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """The delay that ``Retry-After`` asks for, in seconds (None when absent or unreadable).
+
+    An HTTP-date is measured from the response's ``Date`` header when present (both come from the
+    server's clock), else from the local clock.
+    """
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = datetime.now(UTC)
+    for date in response.headers.get_list("date"):
+        try:
+            now = parsedate_to_datetime(date)
+        except (TypeError, ValueError):
+            continue
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        break
+    return max((when - now).total_seconds(), 0.0)
+
+
+async def resolve_value(value: Any) -> Any:
+    """Return ``value``, awaited first if it is lazy (an `aflow.Secret`, anything with ``resolve()``).
+
+    ``defaults_from_attrs`` resolves lazy task attributes; this resolves a lazy value given to the
+    call instead (``task(token=Secret("X"))``), which reaches ``run`` unresolved.
+
+    Args:
+        value: Any value.
+    """
+    if value is not None and is_lazy(value):
+        value = await resolve_lazy(value)
+        register(value)
+    return value
+
+
+async def _prepare_auth(auth: Any, headers: dict[str, str], secrets: list[str]) -> Any:
+    """Turn ``auth`` into what httpx takes; a bearer token becomes an Authorization header."""
+    import httpx
+
+    auth = await resolve_value(auth)
+    if auth is None or isinstance(auth, httpx.Auth):
+        return auth
+    if isinstance(auth, str):
+        secrets.append(auth)
+        headers["Authorization"] = f"Bearer {auth}"
+        return None
+    if isinstance(auth, tuple | list) and len(auth) == 2:
+        user, password = [str(await resolve_value(v)) for v in auth]
+        secrets += [password, base64.b64encode(f"{user}:{password}".encode()).decode()]
+        return httpx.BasicAuth(user, password)
+    raise TypeError(
+        f"auth must be a (user, password) tuple, a bearer token string or an httpx.Auth, not {type(auth).__name__}"
+    )
+
+
+async def send_request(
+    task: Task,
+    method: str,
+    url: str,
+    *,
+    params: Any = None,
+    json: Any = None,
+    data: Any = None,
+    content: str | bytes | None = None,
+    headers: Mapping[str, Any] | None = None,
+    auth: Any = None,
+    request_timeout: float | None = DEFAULT_TIMEOUT,
+    raise_for_status: bool = True,
+    transport: httpx.AsyncBaseTransport | None = None,
+    label: str | None = None,
+    secrets: Iterable[str] = (),
+    family: str = "http",
+) -> httpx.Response:
+    """Send one request on the run's shared client and map failures to signals (for task authors).
+
+    A 429 or 5xx raises `RETRY` (``delay`` from ``Retry-After``, capped by the task's
+    ``max_retry_delay``) while ``context.task_run_count <= task.max_retries``, then `FAIL`.
+    Another 4xx raises FAIL. Both only when ``raise_for_status``. Transport errors raise FAIL.
+    Messages name the request by ``label`` and never contain ``secrets``, the auth values or
+    lazy header values.
+
+    Args:
+        task: The task sending the request (its ``max_retries``, ``max_retry_delay``, logger).
+        method: The HTTP method.
+        url: The URL.
+        params: Query parameters.
+        json: A body to send as JSON.
+        data: A form body (a dict); a str or bytes is sent as the raw body.
+        content: A raw body.
+        headers: Request headers; values may be lazy (awaited here).
+        auth: A ``(user, password)`` tuple (items may be lazy), a bearer token string or an
+            ``httpx.Auth``.
+        request_timeout: Seconds for each of connect, read, write and pool wait; None waits forever.
+        raise_for_status: Whether error statuses raise; if False any response is returned.
+        transport: The transport of the shared client (see `http_client`).
+        label: How messages name the request (default: method and the URL without query).
+        secrets: More values to keep out of messages and logs.
+        family: The family named by the ImportError when httpx is missing.
+
+    Returns:
+        The response, its body read.
+
+    Raises:
+        RETRY: For a retryable status while the task has retries left.
+        HttpStatusFail: For an error status (a `FAIL`).
+        FAIL: For a transport error.
+    """
+    require_httpx(family)
+    import httpx
+
+    method = method.upper()
+    hidden = list(secrets)
+    sent_headers: dict[str, str] = {}
+    for key, value in (headers or {}).items():
+        if value is None:
+            continue
+        if is_lazy(value):
+            value = await resolve_lazy(value)
+            hidden.append(str(value))
+        sent_headers[key] = str(value)
+    httpx_auth = await _prepare_auth(auth, sent_headers, hidden)
+    if isinstance(data, str | bytes):
+        content, data = data, None
+    hidden = [s for s in hidden if s]
+    register(hidden)  # aflow's loggers and failed-state messages redact them too
+    label = _scrub(label or f"{method} {redact_url(url)}", hidden)
+
+    extra: dict[str, Any] = {}
+    if httpx_auth is not None:
+        extra["auth"] = httpx_auth
+    httpx_logger = logging.getLogger("httpx")
+    if _httpx_log_filter not in httpx_logger.filters:
+        httpx_logger.addFilter(_httpx_log_filter)
+    token = _hidden_var.set(tuple(hidden))
+    try:
+        async with http_client(transport) as client:
+            response = await client.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                data=data,
+                content=content,
+                headers=sent_headers,
+                timeout=request_timeout,
+                **extra,
+            )
+    except httpx.TimeoutException as exc:
+        after = f"after {request_timeout:g}s" if request_timeout is not None else "(client timeout)"
+        raise FAIL(_scrub(f"{label} timed out {after} ({type(exc).__name__})", hidden)) from None
+    except httpx.ConnectError as exc:
+        raise FAIL(_scrub(f"{label}: could not connect ({exc or type(exc).__name__})", hidden)) from None
+    except httpx.InvalidURL:
+        raise FAIL(f"{label}: the URL is not valid") from None
+    except httpx.RequestError as exc:
+        raise FAIL(_scrub(f"{label} failed: {type(exc).__name__}: {exc}", hidden)) from None
+    finally:
+        _hidden_var.reset(token)
+
+    status = response.status_code
+    task.logger.debug("%s -> %d", label, status)
+    if not raise_for_status or status < 400:
+        return response
+    reason = response.reason_phrase or "error"
+    problem = f"{label} returned {status} {reason}: {_excerpt(response)}"
+    if status == 429 or status >= 500:
+        run_count = context.get("task_run_count")
+        if run_count is not None and run_count <= task.max_retries:
+            delay = _retry_after(response)
+            if delay is not None and task.max_retry_delay is not None:
+                delay = min(delay, task.max_retry_delay)
+            when = f"in {delay:g}s" if delay is not None else "after the task's retry_delay"
+            raise RETRY(
+                _scrub(f"{problem} (attempt {run_count} of {task.max_retries + 1}; retrying {when})", hidden),
+                delay=delay,
+            )
+        if run_count is not None and task.max_retries:
+            problem = f"{problem} (no retries left after {run_count} attempts)"
+    raise HttpStatusFail(_scrub(problem, hidden), status_code=status)
+
+
+def decode_response(response: httpx.Response, response_format: str, label: str = "the response") -> Any:
+    """Return the body of ``response`` as ``response_format`` says.
+
+    Args:
+        response: A response whose body was read.
+        response_format: ``"json"`` (an empty body gives None), ``"text"``, ``"bytes"``, or
+            ``"auto"``: JSON for a JSON content type, text for ``text/*``, XML and JavaScript,
+            else bytes.
+        label: How a FAIL message names the request.
+
+    Raises:
+        FAIL: If the body is not the JSON it should be.
+    """
+    fmt = _check_format(response_format)
+    if fmt == "auto":
+        ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "application/json" or ctype.endswith("+json"):
+            fmt = "json"
+        elif ctype.startswith("text/") or ctype.endswith(("/xml", "+xml", "/javascript")):
+            fmt = "text"
+        else:
+            fmt = "bytes"
+    if fmt == "bytes":
+        return response.content
+    if fmt == "text":
+        return response.text
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        ctype = response.headers.get("content-type", "no content type")
+        raise FAIL(
+            f"{label}: expected a JSON body but got {ctype}: {_excerpt(response)} "
+            '(use response_format="text", "bytes" or "auto")'
+        ) from None
+
+
+def _check_format(response_format: str) -> str:
+    if response_format not in RESPONSE_FORMATS:
+        raise ValueError(f"response_format must be one of {sorted(RESPONSE_FORMATS)}, got {response_format!r}")
+    return response_format
+
+
+class HttpRequest(Task):
+    """Send an HTTP request and return the parsed response body.
+
+    The request goes through the flow run's shared ``httpx.AsyncClient`` (see `http_client`).
+    A 429 or 5xx is retried (waiting what ``Retry-After`` says, if anything) as long as
+    ``max_retries`` allows, then fails; another 4xx fails at once; each failure message holds
+    the status and an excerpt of the body. Connection errors and timeouts fail too (and are
+    retried when ``max_retries`` is set). With ``raise_for_status=False`` every response is
+    returned as is.
+
+    Args:
+        method: The HTTP method. Defaults to ``"GET"``.
+        url: The URL; it may be a lazy secret, and then messages show only its scheme and host.
+            Defaults to None (give it to the call).
+        params: Query parameters (a dict or a list of pairs). Defaults to None.
+        json: A body to send as JSON. Defaults to None.
+        data: A form body (a dict), or a str or bytes sent as is. Defaults to None.
+        headers: Request headers; values may be lazy secrets. Defaults to None.
+        auth: A ``(user, password)`` tuple for basic auth (items may be lazy secrets), a bearer
+            token string, or an ``httpx.Auth``; may itself be a lazy secret. Defaults to None.
+        request_timeout: Seconds allowed for each of connect, read, write and pool wait (None:
+            no limit). Defaults to 30.0. (``timeout`` is the engine's limit on the whole run.)
+        raise_for_status: Turn error statuses into RETRY/FAIL. Defaults to True.
+        response_format: ``"json"`` (an empty body gives None), ``"text"``, ``"bytes"`` or
+            ``"auto"`` (by content type). Defaults to ``"json"``.
+        transport: An ``httpx.AsyncBaseTransport`` for the client (tests inject one); the
+            client closes it when the run ends. Defaults to None (httpx's own).
+        **kwargs: `aflow.Task` arguments (``max_retries``, ``retry_delay``, ``name``...).
+    """
+
+    def __init__(
+        self,
+        method: str = "GET",
+        url: Any = None,
+        params: Any = None,
+        json: Any = None,
+        data: Any = None,
+        headers: Mapping[str, Any] | None = None,
+        auth: Any = None,
+        request_timeout: float | None = DEFAULT_TIMEOUT,
+        raise_for_status: bool = True,
+        response_format: str = "json",
+        transport: httpx.AsyncBaseTransport | None = None,
+        **kwargs: Any,
+    ) -> None:
+        require_httpx()
+        self.method = method
+        self.url = url
+        self.params = params
+        self.json = json
+        self.data = data
+        self.headers = headers
+        self.auth = auth
+        self.request_timeout = request_timeout
+        self.raise_for_status = raise_for_status
+        self.response_format = _check_format(response_format)
+        self.transport = transport
+        super().__init__(**kwargs)
+
+    @defaults_from_attrs(
+        "method",
+        "url",
+        "params",
+        "json",
+        "data",
+        "headers",
+        "auth",
+        "request_timeout",
+        "raise_for_status",
+        "response_format",
+    )
+    async def run(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        params: Any = None,
+        json: Any = None,
+        data: Any = None,
+        headers: Mapping[str, Any] | None = None,
+        auth: Any = None,
+        request_timeout: float | None = None,
+        raise_for_status: bool | None = None,
+        response_format: str | None = None,
+    ) -> Any:
+        """Send the request and return the body.
+
+        Every argument defaults to the one given at initialization.
+
+        Args:
+            method: The HTTP method (None: ``"GET"``).
+            url: The URL (required).
+            params: Query parameters.
+            json: A body to send as JSON.
+            data: A form body (dict), or a str or bytes sent as is.
+            headers: Request headers; values may be lazy secrets.
+            auth: A ``(user, password)`` tuple, a bearer token string or an ``httpx.Auth``.
+            request_timeout: Seconds for each of connect, read, write and pool wait; None: no limit.
+            raise_for_status: Turn error statuses into RETRY/FAIL (None: True).
+            response_format: ``"json"``, ``"text"``, ``"bytes"`` or ``"auto"`` (None: ``"json"``).
+
+        Returns:
+            The parsed JSON, the text or the bytes of the body.
+
+        Raises:
+            ValueError: If no URL was given.
+            RETRY: For a 429 or 5xx while the task has retries left.
+            FAIL: For an error status, a transport error, or a body that is not the JSON expected.
+        """
+        if url is None:
+            raise ValueError(
+                "HttpRequest needs a url: give it at initialization (HttpRequest(url=...)) or to the call (url=...)"
+            )
+        url_is_secret = is_lazy(url) or is_lazy(self.url)  # a webhook, a key in the query...
+        url = str(await resolve_value(url))
+        method = (method or "GET").upper()
+        secrets: list[str] = []
+        label = None
+        if url_is_secret:
+            path = urlsplit(url).path.strip("/")
+            secrets += [url, path] if len(path) >= 8 else [url]
+            label = f"{method} {_origin(url)}"
+        label = _scrub(label or f"{method} {redact_url(url)}", secrets)
+        response = await send_request(
+            self,
+            method,
+            url,
+            params=params,
+            json=json,
+            data=data,
+            headers=headers,
+            auth=auth,
+            request_timeout=request_timeout,
+            raise_for_status=True if raise_for_status is None else raise_for_status,
+            transport=self.transport,
+            label=label,
+            secrets=secrets,
+        )
+        return decode_response(response, response_format or "json", label)
