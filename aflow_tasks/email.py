@@ -1,0 +1,283 @@
+"""Email over SMTP with aiosmtplib: an HTML and/or plain-text message, CC, BCC and attachments.
+
+`EmailTask` keeps Prefect 1's argument names. Credentials are ``username`` and ``password``,
+which may be lazy secrets (``password=aflow.Secret("EMAIL_PASSWORD")``); left at None, they
+fall back to the secrets ``EMAIL_USERNAME`` and ``EMAIL_PASSWORD`` as in Prefect 1, and without
+either the message is sent without logging in. The password is registered for redaction, and
+never appears in a failure message or a log line.
+
+Needs the ``email`` extra: ``pip install aflow[email]``.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import ssl
+from collections.abc import Iterable
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from types import ModuleType
+from typing import Any, TypeAlias
+
+import anyio
+
+from aflow import LazyDefault, Task, defaults_from_attrs
+from aflow.exceptions import SecretNotFound
+from aflow.secrets import Secret, register
+from aflow.signals import FAIL
+
+__all__ = ("SMTP_TYPES", "EmailTask")
+
+SMTP_TYPES = frozenset({"SSL", "STARTTLS", "INSECURE"})
+"""The values of ``smtp_type``: TLS from the start, STARTTLS after connecting, or no encryption."""
+
+Addresses: TypeAlias = "str | Iterable[str]"
+
+
+def _aiosmtplib() -> ModuleType:
+    try:
+        import aiosmtplib
+    except ImportError as exc:
+        raise ImportError("email tasks need aiosmtplib: pip install aflow[email]") from exc
+    return aiosmtplib
+
+
+def _addresses(value: Addresses | None, arg: str) -> list[str]:
+    """A comma-separated string or an iterable of addresses, as a list."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = []
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"EmailTask {arg} must hold address strings, got {item!r}")
+        if item.strip():
+            out.append(item.strip())
+    return out
+
+
+def _fallback_secret(name: str) -> Any:
+    try:
+        return Secret(name).get()
+    except SecretNotFound:
+        return None
+
+
+async def _attachment(path: str | os.PathLike[str]) -> tuple[bytes, str, str, str]:
+    file = anyio.Path(path)
+    data = await file.read_bytes()
+    ctype, encoding = mimetypes.guess_type(file.name)
+    if ctype is None or encoding is not None:  # unknown, or compressed (.gz): send the bytes as they are
+        ctype = "application/octet-stream"
+    maintype, subtype = ctype.split("/", 1)
+    return data, maintype, subtype, file.name
+
+
+class EmailTask(Task):
+    """Send an email through an SMTP server.
+
+    Args:
+        subject: The subject line (default None: none).
+        msg: The HTML body (default None). With ``msg_plain`` too, the message carries both
+            as alternatives.
+        email_to: Recipients: an address, a comma-separated string or a list (default None:
+            give it to the call; required).
+        email_from: The sender (default None: the ``username``; required if there is none).
+        smtp_server: The SMTP server's host (default ``"smtp.gmail.com"``).
+        smtp_port: The server's port (default 465).
+        smtp_type: ``"SSL"`` (TLS from the start, the default), ``"STARTTLS"`` (upgrade after
+            connecting) or ``"INSECURE"`` (no encryption: for local relays and tests).
+        msg_plain: The plain-text body (default None).
+        email_to_cc: Carbon-copy recipients, shown in the ``Cc`` header (default None).
+        email_to_bcc: Blind-copy recipients, given only to the server, never in a header
+            (default None).
+        attachments: Paths of files to attach (default None).
+        username: The login user (default None: the secret ``EMAIL_USERNAME`` if set, else no
+            login). May be a lazy secret.
+        password: The login password (default None: the secret ``EMAIL_PASSWORD``). May be a
+            lazy secret such as ``aflow.Secret("EMAIL_PASSWORD")``.
+        tls_context: An ``ssl.SSLContext`` for SSL and STARTTLS (default None: the system's CA
+            certificates, with verification).
+        **kwargs: `aflow.Task` attributes.
+    """
+
+    def __init__(
+        self,
+        subject: str | None = None,
+        msg: str | None = None,
+        email_to: Addresses | None = None,
+        email_from: str | None = None,
+        smtp_server: str = "smtp.gmail.com",
+        smtp_port: int = 465,
+        smtp_type: str = "SSL",
+        msg_plain: str | None = None,
+        email_to_cc: Addresses | None = None,
+        email_to_bcc: Addresses | None = None,
+        attachments: Iterable[str | os.PathLike[str]] | None = None,
+        username: Any = None,
+        password: Any = None,
+        tls_context: ssl.SSLContext | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.subject = subject
+        self.msg = msg
+        self.email_to = email_to
+        self.email_from = email_from
+        self.smtp_server = smtp_server
+        self.smtp_port = smtp_port
+        self.smtp_type = smtp_type
+        self.msg_plain = msg_plain
+        self.email_to_cc = email_to_cc
+        self.email_to_bcc = email_to_bcc
+        self.attachments = attachments
+        self.username = username
+        self.password = password
+        self.tls_context = tls_context
+        super().__init__(**kwargs)
+
+    @defaults_from_attrs(
+        "subject",
+        "msg",
+        "email_to",
+        "email_from",
+        "smtp_server",
+        "smtp_port",
+        "smtp_type",
+        "msg_plain",
+        "email_to_cc",
+        "email_to_bcc",
+        "attachments",
+        "username",
+        "password",
+        "tls_context",
+    )
+    async def run(
+        self,
+        subject: str | None = None,
+        msg: str | None = None,
+        email_to: Addresses | None = None,
+        email_from: str | None = None,
+        smtp_server: str | None = None,
+        smtp_port: int | None = None,
+        smtp_type: str | None = None,
+        msg_plain: str | None = None,
+        email_to_cc: Addresses | None = None,
+        email_to_bcc: Addresses | None = None,
+        attachments: Iterable[str | os.PathLike[str]] | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """Build the message and send it. Every argument defaults to the one given at initialization.
+
+        Args:
+            subject: The subject line.
+            msg: The HTML body.
+            email_to: Recipients (an address, a comma-separated string or a list).
+            email_from: The sender.
+            smtp_server: The SMTP server's host.
+            smtp_port: The server's port.
+            smtp_type: ``"SSL"``, ``"STARTTLS"`` or ``"INSECURE"``.
+            msg_plain: The plain-text body.
+            email_to_cc: Carbon-copy recipients.
+            email_to_bcc: Blind-copy recipients.
+            attachments: Paths of files to attach.
+            username: The login user (a lazy secret works here too).
+            password: The login password (a lazy secret works here too).
+            tls_context: The ``ssl.SSLContext`` for SSL and STARTTLS.
+
+        Raises:
+            ValueError: If ``email_to``, ``email_from``, the body or a setting is missing or
+                invalid, or only one of ``username`` and ``password`` is known.
+            aflow.signals.FAIL: If the server refuses the login, the sender or every recipient, or
+                cannot be reached; the message never contains the password. Recipients refused
+                while others are accepted are logged as a warning.
+        """
+        to, cc, bcc = (
+            _addresses(email_to, "email_to"),
+            _addresses(email_to_cc, "email_to_cc"),
+            _addresses(email_to_bcc, "email_to_bcc"),
+        )
+        if not to:
+            raise ValueError("EmailTask needs email_to: give EmailTask(email_to=...) or pass email_to= to the call")
+        if msg is None and msg_plain is None:
+            raise ValueError("EmailTask needs a body: give msg= (HTML) or msg_plain= (plain text)")
+        if not smtp_server or smtp_port is None:
+            raise ValueError("EmailTask needs smtp_server and smtp_port")
+        mode = (smtp_type or "").upper()
+        if mode not in SMTP_TYPES:
+            raise ValueError(f"EmailTask smtp_type must be one of {sorted(SMTP_TYPES)}, got {smtp_type!r}")
+        if isinstance(username, LazyDefault):  # a lazy secret given to the call
+            username = await username.resolve()
+        if isinstance(password, LazyDefault):
+            password = await password.resolve()
+        if username is None:
+            username = _fallback_secret("EMAIL_USERNAME")
+        if password is None:
+            password = _fallback_secret("EMAIL_PASSWORD")
+        if password is not None:
+            register(password)
+            if not isinstance(password, str):  # never show the value: only its type
+                raise ValueError(
+                    f"EmailTask password must be a string, got a {type(password).__name__}: a secret that "
+                    "parses as JSON (digits only, for instance) is decoded; store it as a JSON string instead"
+                )
+        if (username is None) != (password is None):
+            missing = "password" if password is None else "username"
+            raise ValueError(
+                f"EmailTask has a {'username' if password is None else 'password'} but no {missing}: give "
+                f"{missing}= (a lazy aflow.Secret works) or set the secret EMAIL_{missing.upper()}"
+            )
+        email_from = email_from or username
+        if not email_from:
+            raise ValueError(
+                "EmailTask needs email_from: give EmailTask(email_from=...) or pass email_from= to the call"
+            )
+
+        message = EmailMessage()
+        if subject is not None:
+            message["Subject"] = subject
+        message["From"] = email_from
+        message["To"] = ", ".join(to)
+        if cc:
+            message["Cc"] = ", ".join(cc)
+        message["Date"] = formatdate(localtime=True)
+        # an explicit domain: make_msgid() would otherwise look up this host's name (blocking)
+        message["Message-ID"] = make_msgid(domain=parseaddr(email_from)[1].rpartition("@")[2] or "localhost")
+        if msg_plain is not None:
+            message.set_content(msg_plain)
+            if msg is not None:
+                message.add_alternative(msg, subtype="html")
+        else:
+            message.set_content(msg or "", subtype="html")
+        for path in attachments or ():
+            data, maintype, subtype, filename = await _attachment(path)
+            message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+
+        aiosmtplib = _aiosmtplib()
+        where = f"{smtp_server}:{smtp_port}"
+        smtp = aiosmtplib.SMTP(
+            hostname=smtp_server,
+            port=smtp_port,
+            use_tls=mode == "SSL",
+            start_tls=mode == "STARTTLS",
+            tls_context=tls_context,
+        )
+        try:
+            async with smtp:
+                if username is not None:
+                    try:
+                        await smtp.login(username, password)
+                    except aiosmtplib.SMTPAuthenticationError as exc:
+                        raise FAIL(
+                            f"SMTP login as {username!r} at {where} was refused: {exc.code} {exc.message}"
+                        ) from None
+                refused, _ = await smtp.send_message(message, sender=email_from, recipients=[*to, *cc, *bcc])
+        except (aiosmtplib.SMTPException, OSError) as exc:  # OSError: TLS and socket errors
+            raise FAIL(f"Could not send the email through {where}: {type(exc).__name__}: {exc}") from exc
+        if refused:  # the others got it: failing (and retrying) would send it to them again
+            self.logger.warning(
+                "The server refused some recipients: %s",
+                ", ".join(f"{rcpt} ({response.code} {response.message})" for rcpt, response in refused.items()),
+            )
