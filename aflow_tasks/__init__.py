@@ -1,8 +1,19 @@
-"""aflow_tasks: aflow's integration library (shell, HTTP, files, AWS, Kubernetes...).
+"""aflow_tasks: aflow's integration library, async end to end.
 
-Each family lives in its own module and imports its optional dependency only when used;
-install the family's extra (``pip install aflow[http]``) to use it. The families arrive with
-the task-library releases; this package holds no task yet.
+Each family is a module that imports its optional dependency only when a task runs; install
+the family's extra to use it. Importing ``aflow_tasks`` imports none of them.
+
+| module | tasks | extra |
+|---|---|---|
+| `aflow_tasks.shell` | ShellTask | (none) |
+| `aflow_tasks.http` | HttpRequest | ``aflow[http]`` |
+| `aflow_tasks.slack` | SlackTask | ``aflow[http]`` |
+| `aflow_tasks.github` | OpenGitHubIssue, CreateGitHubPR, CreateIssueComment, GetRepoInfo, CreateBranch | ``[http]`` |
+| `aflow_tasks.files` | Copy, Move, Remove, Glob, Zip, Unzip, ReadFile, WriteFile | ``aflow[files]`` |
+| `aflow_tasks.templates` | StringFormatter, JinjaTemplate | ``aflow[templates]`` |
+| `aflow_tasks.secrets` | GetSecret, EnvVarSecret | (none) |
+| `aflow_tasks.sqlite` | SQLiteQuery, SQLiteScript | ``aflow[sqlite]`` |
+| `aflow_tasks.email` | EmailTask | ``aflow[email]`` |
 """
 
 from __future__ import annotations
