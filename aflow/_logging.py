@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from ._run_context import flow_run_var, task_run_var
 from .secrets import RedactSecrets
 
-__all__ = ("RunLoggerAdapter", "get_logger", "routed_stdout")
+__all__ = ("RunLoggerAdapter", "engine_logger", "get_logger", "routed_stdout")
 
 
 class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -42,9 +42,14 @@ class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 def get_logger(name: str) -> RunLoggerAdapter:
     """Return the run-aware logger ``aflow.<name>`` (secret values in its records are redacted)."""
+    return RunLoggerAdapter(engine_logger(name), {})
+
+
+def engine_logger(name: str) -> logging.Logger:
+    """Return the plain logger ``aflow.<name>``, redacting secret values in its records."""
     logger = logging.getLogger(f"aflow.{name}")
-    logger.addFilter(_REDACT)  # a no-op while no secret is registered (see aflow.secrets)
-    return RunLoggerAdapter(logger, {})
+    logger.addFilter(_REDACT)  # a no-op while no secret is registered (see aflow.secrets); set once
+    return logger
 
 
 _REDACT = RedactSecrets()

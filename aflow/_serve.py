@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Callable, Mapping
 from contextlib import closing
 from typing import TYPE_CHECKING, Any, Literal
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 
 from ._clock import SYSTEM_CLOCK, Clock
+from ._logging import engine_logger
 from ._schedules._time import utc
 from ._schedules.clocks import ClockEvent
 from ._schedules.schedule import Schedule
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ("Overlap", "serve")
 
-logger = logging.getLogger("aflow.serve")
+logger = engine_logger("serve")
 
 Overlap = Literal["skip", "queue", "allow"]
 _OVERLAPS = ("skip", "queue", "allow")

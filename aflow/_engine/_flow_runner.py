@@ -20,12 +20,13 @@ import anyio
 from .._builtin_tasks import Constant, Parameter
 from .._clock import SYSTEM_CLOCK, Clock
 from .._gc import relaxed_gc
+from .._logging import engine_logger
 from .._resources import RunResources
 from .._run_context import FlowRunContext, flow_run_var
 from ..exceptions import AflowInternalError, ParameterError
 from ..states import Cancelled, Failed, Mapped, Pending, Running, Skipped, State, Success
 from ._persist import Persistence
-from ._task_runner import UPSTREAM_SKIPPED, Runner, check_trigger, expanded, run_task
+from ._task_runner import UPSTREAM_SKIPPED, Runner, check_trigger, expanded, run_task, scrub
 
 if TYPE_CHECKING:
     from .._edge import Edge
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ("FlowRunner",)
 
-logger = logging.getLogger("aflow.flow_runner")
+logger = engine_logger("flow_runner")
 
 
 class _Node:
@@ -181,7 +182,7 @@ class FlowRunner:
                 else:
                     state = await self._finish()
                 logger.info("Flow run %s of %r: %s", self.run_name, flow.name, type(state).__name__)
-            return state
+            return scrub(state)
         except BaseException as exc:
             await self._stop()
             if isinstance(exc, asyncio.CancelledError):
@@ -194,7 +195,7 @@ class FlowRunner:
             with anyio.CancelScope(shield=True):
                 await frun.resources.aclose()
                 if store is not None:
-                    store.flow_run_finished(self.run_id, state, self.clock.now())
+                    store.flow_run_finished(self.run_id, scrub(state), self.clock.now())
                     await (store.aclose() if own_store else store.flush())
 
     async def _open_store(self) -> tuple[Any, bool]:
@@ -282,7 +283,7 @@ class FlowRunner:
                 self._start(down)
 
     def _finish_node(self, node: _Node, state: State) -> None:
-        node.state = state
+        node.state = scrub(state)
         self._resolve(node)
         for down in node.finish_listeners:
             down.waiting -= 1
@@ -425,7 +426,7 @@ class FlowRunner:
         try:
             inputs, upstream = self._child_inputs(node, i)
             state = await run_task(node.task, self.runner, inputs, upstream, map_index=i)  # type: ignore[arg-type]
-            node.child_states[i] = state
+            node.child_states[i] = scrub(state)
             for down in node.child_listeners:
                 if i < len(down.child_waiting):
                     down.child_waiting[i] -= 1
@@ -461,7 +462,9 @@ class FlowRunner:
             except Exception as exc:
                 name = getattr(handler, "__qualname__", repr(handler))
                 logger.error("Flow %r: state handler %s raised %r", self.flow.name, name, exc, exc_info=exc)
-                return Failed(f"Flow state handler {name} raised {exc!r}", result=exc)
+                # the task states stay available as the result when the run got that far
+                result = new.result if isinstance(new.result, dict) else exc
+                return Failed(f"Flow state handler {name} raised {exc!r}", result=result)
             if replaced is not None:
                 new = replaced
         return new

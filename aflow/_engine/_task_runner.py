@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from .._task import Task
     from ._persist import Persistence
 
-__all__ = ("UPSTREAM_SKIPPED", "Runner", "check_trigger", "expanded", "run_task", "set_state")
+__all__ = ("UPSTREAM_SKIPPED", "Runner", "check_trigger", "expanded", "run_task", "scrub", "set_state")
 
 _SUCCESS_MSG = "Task run succeeded."
 _RUNNING_MSG = "Starting task run."
@@ -100,6 +100,13 @@ def check_trigger(task: Task, upstream: Mapping[Edge, State]) -> State | None:
     if not ok:
         return TriggerFailed(f"Trigger {getattr(trigger, '__name__', trigger)} returned False")
     return None
+
+
+def scrub(state: State) -> State:
+    """Redact secret values from the state's message (a no-op until a secret was read)."""
+    if secrets._pattern is not None and state.message:
+        state.message = secrets.redact(state.message)
+    return state
 
 
 def _gate(task: Task, upstream: Mapping[Edge, State] | None) -> State | None:
@@ -180,6 +187,7 @@ class Runner:
     def record(self, task: Task, map_index: int | None, state: State) -> State:
         """Record ``state`` in the run store, if there is one; return it."""
         if self.store is not None and self.frun is not None:
+            scrub(state)
             self.store.record(
                 self.frun.flow_run_id,
                 task.slug,
@@ -356,8 +364,7 @@ async def run_task(
                 new = await persist.after(task, ctx, inputs, new)
             return await runner.transition(task, map_index, state, new) if track else new
 
-        if secrets._pattern is not None and new.message:  # only once a secret value was read
-            new.message = secrets.redact(new.message)
+        scrub(new)
         if isinstance(new, Looped):
             ctx.loop_count = (ctx.loop_count or 1) + 1
             ctx.loop_result = new.result

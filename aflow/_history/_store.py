@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import pickle
 import sqlite3
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
 
+from .._logging import engine_logger
 from . import _schema as sql
 from ._records import CacheEntry, FlowRunRecord, TaskStateRecord, dump_json, from_iso, to_iso
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ("RunStore",)
 
-logger = logging.getLogger("aflow.history")
+logger = engine_logger("history")
 
 _R = TypeVar("_R")
 

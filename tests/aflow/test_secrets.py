@@ -308,3 +308,46 @@ async def test_secret_values_still_reach_results() -> None:
     state = await run(flow, context={"secrets": {"API": TOKEN}})
     assert isinstance(state.result[out], Success)
     assert state.result[out].result == TOKEN
+
+
+async def test_engine_messages_and_logs_never_show_a_secret(caplog: pytest.LogCaptureFixture, tmp_path: Any) -> None:
+    from aflow.history import RunStore
+
+    token = "tok-9f8e7d6c5b"
+
+    class UsesToken(Task):
+        def __init__(self, token: Any = None, **kwargs: Any) -> None:
+            self.token = token
+            super().__init__(**kwargs)
+
+        @defaults_from_attrs("token")
+        async def run(self, token: Any = None) -> str:
+            return "ok"
+
+    def leaky_handler(task: Task, old: State, new: State) -> None:
+        if new.is_successful():
+            raise RuntimeError(f"handler saw {token}")
+
+    def leaky_trigger(upstream: Any) -> bool:
+        raise ValueError(f"trigger saw {token}")
+
+    def leaky_flow_handler(flow: Flow, old: State, new: State) -> None:
+        if new.is_finished():
+            raise RuntimeError(f"flow handler saw {token}")
+
+    with Flow("leaks", state_handlers=[leaky_flow_handler]) as flow:
+        first = UsesToken(token=Secret("API"), state_handlers=[leaky_handler])()
+        second = UsesToken(token="x", trigger=leaky_trigger)(upstream_tasks=[first])
+
+    async with RunStore(tmp_path / "h.db") as store:
+        with caplog.at_level(logging.ERROR, logger="aflow"):
+            state = await flow.run(context={"secrets": {"API": token}}, history=store)
+        (run,) = await store.list_runs()
+        history = await store.task_history(run.run_id)
+
+    messages = [state.message, state.result[first].message, state.result[second].message]
+    assert all(m is not None and token not in m for m in messages), messages
+    assert REDACTED in (state.result[first].message or "")
+    assert all(token not in (h.message or "") for h in history)
+    assert all(token not in r.getMessage() for r in caplog.records)
+    assert any("flow handler saw" in r.getMessage() for r in caplog.records)
