@@ -94,8 +94,12 @@ class Persistence:
         if task.target is not None:
             result = self._result_of(task)
             location = format_location(task.target, **self._values(ctx, inputs))
-            if await result.exists(location):
-                return Cached(f"Result found at task target {location}", result=await result.read(location))
+            try:  # one read (no separate exists()): a miss is FileNotFoundError, per the Result contract
+                value = await result.read(location)
+            except FileNotFoundError:
+                pass
+            else:
+                return Cached(f"Result found at task target {location}", result=value)
         if task.cache_for is not None:
             validator = task.cache_validator or cache_validators.duration_only
             params = self.frun.parameters

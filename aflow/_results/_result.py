@@ -16,7 +16,7 @@ from ._serializers import PickleSerializer, Serializer
 
 __all__ = ("DEFAULT_LOCATION", "MemoryResult", "Result", "format_location")
 
-DEFAULT_LOCATION = "{flow_name}/{task_full_name}/{uuid}.result"
+DEFAULT_LOCATION = "{flow_name}/{task_full_name}.{uuid}.result"
 """The location of a `Result` made with ``location=None``; see `Result` for how it is filled."""
 
 _UNSAFE = re.compile(r"[^\w.\-\[\] ]")  # what a default location's names may keep
@@ -87,7 +87,8 @@ def _format_template(template: str, values: dict[str, Any]) -> str:
 def _default_location(**kwargs: Any) -> str:
     flow_name = kwargs.get("flow_name") or "_no_flow"
     task_name = kwargs.get("task_full_name") or kwargs.get("task_name") or "_no_task"
-    return f"{_safe_name(flow_name)}/{_safe_name(task_name)}/{_safe_name(kwargs['uuid'])}.result"
+    # one directory per flow, not per task: creating a directory per result costs more than the write
+    return f"{_safe_name(flow_name)}/{_safe_name(task_name)}.{_safe_name(kwargs['uuid'])}.result"
 
 
 def _safe_name(value: object) -> str:
@@ -103,7 +104,7 @@ class Result(ABC):
     `format` with the run's parameters, context values and the task's inputs merged.
 
     With ``location=None`` the location is ``DEFAULT_LOCATION``,
-    ``"{flow_name}/{task_full_name}/{uuid}.result"``: unique for each write, with the names made
+    ``"{flow_name}/{task_full_name}.{uuid}.result"``: unique for each write, with the names made
     safe for a path (characters other than letters, digits, ``._-[] `` become ``_``) and
     ``_no_flow``/``_no_task`` standing in for a name that was not given.
 

@@ -175,16 +175,16 @@ def test_a_callable_location_missing_a_key_or_returning_a_non_string() -> None:
 def test_default_location_is_unique_and_safe_for_paths() -> None:
     result = MemoryResult()
     assert result.location is None
-    assert DEFAULT_LOCATION == "{flow_name}/{task_full_name}/{uuid}.result"
+    assert DEFAULT_LOCATION == "{flow_name}/{task_full_name}.{uuid}.result"
     first = result.format(flow_name="etl", task_full_name="load[3]")
     second = result.format(flow_name="etl", task_full_name="load[3]")
-    assert first.startswith("etl/load[3]/")
+    assert first.startswith("etl/load[3].")
     assert first.endswith(".result")
     assert first != second
-    assert result.format(flow_name="../x", task_full_name="a/b", uuid="u") == ".._x/a_b/u.result"
-    assert result.format(flow_name="..", uuid="u") == "_/_no_task/u.result"
-    assert result.format(uuid="u") == "_no_flow/_no_task/u.result"
-    assert result.format(flow_name="f", task_name="t", uuid="u") == "f/t/u.result"
+    assert result.format(flow_name="../x", task_full_name="a/b", uuid="u") == ".._x/a_b.u.result"
+    assert result.format(flow_name="..", uuid="u") == "_/_no_task.u.result"
+    assert result.format(uuid="u") == "_no_flow/_no_task.u.result"
+    assert result.format(flow_name="f", task_name="t", uuid="u") == "f/t.u.result"
 
 
 def test_results_default_to_the_pickle_serializer() -> None:
@@ -289,7 +289,7 @@ async def test_a_failed_write_keeps_the_previous_value(tmp_path: Path) -> None:
 async def test_an_io_error_mid_write_removes_the_temporary_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
-    result = LocalResult(tmp_path)
+    result = LocalResult(tmp_path, durable=True)  # durable: fsync is called too
     await result.write("old", "d/x.pkl")
     seen_temp: list[str] = []
 
@@ -320,17 +320,20 @@ async def test_a_non_bytes_serializer_output_is_refused(tmp_path: Path) -> None:
     assert files_under(tmp_path) == []
 
 
-async def test_a_write_cancelled_midway_leaves_no_file_and_no_temporary_file(
+async def test_a_write_cancelled_midway_finishes_whole_and_leaves_no_temporary_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result = LocalResult(tmp_path)
+    # A thread cannot be interrupted: the write in flight completes (atomically), then the
+    # cancellation is delivered. What must never exist is a partial file or a temporary file.
+    result = LocalResult(tmp_path, durable=True)
     in_fsync = anyio.Event()
     cancel_requested = anyio.Event()
     temp_files: list[str] = []
     real_fsync = os.fsync
 
-    def fsync_after_cancel(fd: int) -> None:  # runs in the worker thread
-        temp_files.extend(os.listdir(tmp_path / "a"))
+    def fsync_after_cancel(fd: int) -> None:  # runs in the worker thread (file, then directory)
+        if not temp_files:
+            temp_files.extend(os.listdir(tmp_path / "a"))
         anyio.from_thread.run_sync(in_fsync.set)
         anyio.from_thread.run(cancel_requested.wait)
         real_fsync(fd)
@@ -352,11 +355,11 @@ async def test_a_write_cancelled_midway_leaves_no_file_and_no_temporary_file(
         tg.cancel_scope.cancel()
         cancel_requested.set()
 
-    assert outcome == ["cancelled"]
+    assert outcome == ["cancelled"]  # after the write in flight finished
     assert len(temp_files) == 1  # the temporary file existed when the cancel came
     assert temp_files[0].startswith(".b.pkl.")
-    assert files_under(tmp_path) == []
-    assert not await result.exists("a/b.pkl")
+    assert files_under(tmp_path) == ["a/b.pkl"]  # published whole; the temporary file is gone
+    assert await result.read("a/b.pkl") == list(range(1000))
 
 
 async def test_concurrent_writes_to_one_location_leave_one_whole_value(tmp_path: Path) -> None:

@@ -231,7 +231,7 @@ async def test_checkpoint_true_writes_every_success(tmp_path: Path) -> None:
     assert (await run(flow)).result[out].result == 1
     written = files(tmp_path)
     assert len(written) == 1
-    assert written[0].startswith("ckpt/produce/")
+    assert written[0].startswith("ckpt/produce.")
     assert written[0].endswith(".result")
     assert await LocalResult(tmp_path).read(written[0]) == {"a": 1}
 
@@ -291,7 +291,7 @@ async def test_flow_level_checkpoint_default_and_opt_outs(tmp_path: Path) -> Non
     assert (await run(flow)).result[out].result == {"v": 2}
     written = files(tmp_path)
     assert len(written) == 2
-    assert written[0].startswith("flow/flow-default/a/")  # a: the flow's result
+    assert written[0].startswith("flow/flow-default/a.")  # a: the flow's result
     assert written[1] == "own/c.json"  # c: its own result wins; b opted out
     assert json.loads((tmp_path / "own" / "c.json").read_text()) == {"v": 2}
 
