@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``demo``, ``bench``."""
+"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``demo``, ``bench``, ``bench-quick``."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[test]", "mypy>=1.11")
+    session.install("-e", ".[test]", "mypy>=1.11", "types-aiofiles>=23.2")
     session.run("mypy")
 
 
@@ -35,5 +35,13 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
+    """The full benchmark suite (bench/README.md); posargs go to bench/run.py (--json PATH, --only W1...)."""
     session.install("-e", ".")
-    session.run("python", "bench/engine.py", *session.posargs)
+    session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session(name="bench-quick")
+def bench_quick(session: nox.Session) -> None:
+    """The quick mode: small Ns, under a minute, fails only on a wrong result."""
+    session.install("-e", ".")
+    session.run("python", "bench/run.py", "--quick", *session.posargs)

@@ -173,12 +173,16 @@ class Task:
         log_stdout: Send what the body prints to the task's logger.
         task_run_name: A template (``"load-{table}"``) formatted with inputs, context and
             parameters, or a function of them, naming each run.
-        cache_for: Reserved for caching (next engine release).
-        cache_key: Reserved for caching.
-        cache_validator: Reserved for caching.
-        result: Reserved for result persistence.
-        target: Reserved for result targets.
-        checkpoint: Reserved for checkpointing.
+        cache_for: How long (a timedelta or seconds) a success stays cached: later runs whose
+            ``cache_validator`` accepts the cached state end Cached without running.
+        cache_key: The cache's key (default: the task's name); tasks sharing it share results.
+        cache_validator: ``(state, inputs, parameters) -> bool`` deciding whether a cached state
+            is still good (see `aflow.cache_validators`; default ``duration_only``).
+        result: The `aflow.results.Result` its value is written to (default: the flow's).
+        target: A location template (or function): if a result exists there the task ends
+            Cached with it, without running; a success is written there.
+        checkpoint: Write every success to ``result`` (default: the flow's ``checkpoint``);
+            False also turns off writing to ``target``.
     """
 
     #: Set by aflow for tasks it creates (constants, collections, item access).
@@ -206,7 +210,7 @@ class Task:
     nout: int | None = None
     log_stdout: bool = False
     task_run_name: str | Callable[..., str] | None = None
-    cache_for: timedelta | None = None
+    cache_for: timedelta | float | None = None
     cache_key: str | None = None
     cache_validator: Callable[..., bool] | None = None
     result: Any = None
@@ -247,7 +251,7 @@ class Task:
         nout: int | None = None,
         log_stdout: bool = False,
         task_run_name: str | Callable[..., str] | None = None,
-        cache_for: timedelta | None = None,
+        cache_for: timedelta | float | None = None,
         cache_key: str | None = None,
         cache_validator: Callable[..., bool] | None = None,
         result: Any = None,

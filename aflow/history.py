@@ -16,7 +16,7 @@ SQLite in aiosqlite's thread, so nothing blocks the event loop::
             print(await store.latest_task_states(run.run_id))
 
 The file is in WAL mode, so stores in several processes can share it. Tables: ``flow_runs``,
-``task_states`` (the ordered log, with a ``task_runs`` view of each task run's latest state)
+``task_state_batches`` (task states packed per flush: see `RunStore.task_history` to read them)
 and ``cache``; timestamps are ISO-8601 text in UTC, parameters are JSON.
 
 Importing this module does not need aiosqlite; creating a `RunStore` does.

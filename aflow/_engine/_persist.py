@@ -70,8 +70,8 @@ class Persistence:
             return False
         if task.target is not None:
             return True  # a target is written whenever the task succeeds
-        wanted = task.checkpoint if task.checkpoint is not None else self.checkpoint
-        return bool(wanted) and (task.result is not None or self.result is not None)
+        # without a result on the task or the flow, LocalResult() (~/.aflow/results), as targets
+        return bool(task.checkpoint if task.checkpoint is not None else self.checkpoint)
 
     def _result_of(self, task: Task) -> Result:
         result = task.result if task.result is not None else self.result
@@ -179,6 +179,7 @@ class Persistence:
                     cached.cached_parameters,
                     _SERIALIZER.dumps(value),
                     expires,
+                    now=now,
                 )
             except Exception as exc:
                 return Failed(f"Could not store the cached result: {exc!r}", result=exc)

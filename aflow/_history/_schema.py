@@ -18,6 +18,7 @@ __all__ = (
     "CACHE_CLEAR_ALL",
     "CACHE_CLEAR_KEY",
     "CACHE_GET",
+    "CACHE_PRUNE",
     "CACHE_PUT",
     "CREATE_SCHEMA",
     "FLOW_RUN_COLUMNS",
@@ -102,5 +103,6 @@ CACHE_GET = """
 SELECT cache_key, inputs_hash, parameters, value, expires_at, created_at FROM cache
 WHERE cache_key = ? ORDER BY created_at DESC, id DESC
 """
+CACHE_PRUNE = "DELETE FROM cache WHERE cache_key = ? AND expires_at IS NOT NULL AND expires_at <= ?"
 CACHE_CLEAR_ALL = "DELETE FROM cache"
 CACHE_CLEAR_KEY = "DELETE FROM cache WHERE cache_key = ?"

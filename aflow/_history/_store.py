@@ -378,8 +378,10 @@ class RunStore:
         parameters: Mapping[str, Any] | None,
         value: bytes,
         expires_at: datetime | None,
+        *,
+        now: datetime | None = None,
     ) -> None:
-        """Store a cached value; older entries under the same key are kept.
+        """Store a cached value; older entries under the same key are kept until they expire.
 
         Args:
             cache_key: The key to store it under.
@@ -387,12 +389,17 @@ class RunStore:
             parameters: The flow parameters (stored as JSON), or None.
             value: The serialized value.
             expires_at: When the entry expires, or None for never.
+            now: The current time (the flow run's clock); entries of the key expired by then are
+                deleted. Defaults to the system clock.
         """
         params = None if parameters is None else dump_json(dict(parameters))
         expires = None if expires_at is None else to_iso(expires_at)
-        row = (cache_key, inputs_hash, params, value, expires, to_iso(datetime.now(UTC)))
+        stamp = to_iso(now if now is not None else datetime.now(UTC))
+        row = (cache_key, inputs_hash, params, value, expires, stamp)
         async with self._lock:
-            await self._connection().execute(sql.CACHE_PUT, row)
+            conn = self._connection()
+            await conn.execute(sql.CACHE_PRUNE, (cache_key, stamp))  # entries expired by now go
+            await conn.execute(sql.CACHE_PUT, row)
 
     async def cache_get(self, cache_key: str) -> list[CacheEntry]:
         """Return the entries stored under ``cache_key``, newest first.

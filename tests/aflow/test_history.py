@@ -432,9 +432,9 @@ async def test_cache_put_get_newest_first(tmp_path: Path) -> None:
     expiry = T0 + timedelta(days=1)
     async with RunStore(tmp_path / "h.db") as store:
         assert await store.cache_get("k") == []
-        await store.cache_put("k", "hash-1", {"x": 1}, b"first", expiry)
-        await store.cache_put("k", None, None, b"second", None)
-        await store.cache_put("other", "h", {}, b"\x00\xff", None)
+        await store.cache_put("k", "hash-1", {"x": 1}, b"first", expiry, now=T0)
+        await store.cache_put("k", None, None, b"second", None, now=T0)
+        await store.cache_put("other", "h", {}, b"\x00\xff", None, now=T0)
         entries = await store.cache_get("k")
 
     assert [e.value for e in entries] == [b"second", b"first"]
@@ -450,6 +450,16 @@ async def test_cache_put_get_newest_first(tmp_path: Path) -> None:
     assert (newest.inputs_hash, newest.parameters, newest.expires_at) == (None, None, None)
     assert oldest.created_at.tzinfo == UTC
     assert newest.created_at >= oldest.created_at
+
+
+async def test_cache_put_deletes_entries_of_its_key_expired_by_now(tmp_path: Path) -> None:
+    async with RunStore(tmp_path / "h.db") as store:
+        await store.cache_put("k", None, None, b"old", T0 + timedelta(hours=1), now=T0)
+        await store.cache_put("k", None, None, b"forever", None, now=T0)
+        await store.cache_put("j", None, None, b"other key", T0 + timedelta(hours=1), now=T0)
+        await store.cache_put("k", None, None, b"new", None, now=T0 + timedelta(hours=2))
+        assert [e.value for e in await store.cache_get("k")] == [b"new", b"forever"]
+        assert [e.value for e in await store.cache_get("j")] == [b"other key"]  # pruned per key only
 
 
 async def test_cache_expiry_is_stored(tmp_path: Path) -> None:

@@ -167,7 +167,7 @@ async def test_a_checkpointing_flow_writes_no_secret_result(tmp_path: Path) -> N
     assert isinstance(state.result[normal], Success)
     written = files(tmp_path)
     assert len(written) == 1
-    assert written[0].startswith("checkpointed/plain/")
+    assert written[0].startswith("checkpointed/plain.")
     blobs = b"".join((tmp_path / f).read_bytes() for f in written)
     assert TOKEN.encode() not in blobs
     assert b"env-ckpt-value" not in blobs

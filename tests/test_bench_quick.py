@@ -1,0 +1,43 @@
+"""The benchmark suite's quick mode (how CI runs it): every workload runs and checks its result.
+
+Timings never fail this test; only a wrong result (non-zero exit) or a missing workload does.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK_WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
+
+
+@pytest.mark.timeout(150)
+def test_bench_quick(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["mode"] == "quick"
+    assert doc["ok"] is True
+    for workload in QUICK_WORKLOADS:
+        entry = doc["workloads"][workload]
+        assert entry["ok"] is True, workload
+        assert entry["cases"], workload
+        for case in entry["cases"]:
+            assert case["ok"] is True, (workload, case["n"])
+            assert {"aflow", "dag floor"} <= set(case["variants"]), workload
+    assert doc["memory"]["ok"] is True
+    assert doc["import"]["wall_ms"] > 0
+    assert {"python", "platform", "cpu_count", "date"} <= set(doc["machine"])
