@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
+from . import _gc
 from ._builtin_tasks import Parameter, as_task, contains_task
 from ._edge import Edge, flatten, mapped, unmapped
 from ._flow_run import FlowRun
@@ -78,7 +79,8 @@ class Flow:
         self._edges: dict[Edge, None] = {}
         self._edges_to: dict[Task, list[Edge]] = {}
         self._edges_from: dict[Task, list[Edge]] = {}
-        self._keys: dict[Task, set[str]] = {}
+        # run arguments bound per task: one key as a str (the common case, no set), more as a set
+        self._keys: dict[Task, str | set[str]] = {}
         self._slugs: dict[str, Task] = {}
         self._slug_counts: dict[str, int] = {}
         self.constants: dict[Task, dict[str, Any]] = {}
@@ -106,9 +108,11 @@ class Flow:
 
     def __enter__(self) -> Flow:
         self._tokens.append(_building.set(self))
+        _gc.relax()  # building a wide flow allocates many long-lived objects at once
         return self
 
     def __exit__(self, *exc: object) -> None:
+        _gc.restore()
         _building.reset(self._tokens.pop())
 
     # -- introspection ------------------------------------------------------------------------
@@ -315,10 +319,21 @@ class Flow:
         self._check_key(task, key)
         keys = self._keys.get(task)
         if keys is None:
-            keys = self._keys[task] = set()
-        elif key in keys:
+            self._keys[task] = key
+            return
+        if key == keys or (isinstance(keys, set) and key in keys):
             raise FlowValidationError(f"Argument {key!r} of {task.name!r} is bound twice in flow {self.name!r}")
-        keys.add(key)
+        if isinstance(keys, str):
+            self._keys[task] = {keys, key}
+        else:
+            keys.add(key)
+
+    def _release_key(self, task: Task, key: str) -> None:
+        keys = self._keys.get(task)
+        if keys == key:
+            del self._keys[task]
+        elif isinstance(keys, set):
+            keys.discard(key)
 
     def add_edge(
         self,
@@ -477,7 +492,7 @@ class Flow:
                 if other in index and e in index[other]:
                     index[other].remove(e)
             if e.key is not None and e.downstream_task is not task:
-                self._keys.get(e.downstream_task, set()).discard(e.key)
+                self._release_key(e.downstream_task, e.key)
         self._keys.pop(task, None)
         self._tasks.pop(task, None)
         if task.slug is not None and self._slugs.get(task.slug) is task:
@@ -491,7 +506,7 @@ class Flow:
         new._edges = dict(self._edges)
         new._edges_to = {t: list(es) for t, es in self._edges_to.items()}
         new._edges_from = {t: list(es) for t, es in self._edges_from.items()}
-        new._keys = {t: set(ks) for t, ks in self._keys.items()}
+        new._keys = {t: ks if isinstance(ks, str) else set(ks) for t, ks in self._keys.items()}
         new._slugs = dict(self._slugs)
         new._slug_counts = dict(self._slug_counts)
         new.constants = {t: dict(c) for t, c in self.constants.items()}

@@ -343,32 +343,37 @@ class Task:
             AttributeError: If an attribute in ``task_args`` does not exist.
         """
         new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
-        new.__dict__.pop("_logger", None)
-        new.__dict__.pop("_auto_slug", None)
-        for attr, value in task_args.items():
-            if not hasattr(new, attr):
-                raise AttributeError(f"{type(self).__name__} has no attribute {attr!r} to set in copy()")
-            if attr == "on_failure" and value is not None:
-                new.state_handlers = [*new.state_handlers, _failure_handler(value)]
-            setattr(new, attr, value)
-        # normalize as __init__ does: the engine expects float seconds and a tuple of types
-        for attr in ("retry_delay", "max_retry_delay", "timeout"):
-            if attr in task_args:
-                seconds = _seconds(task_args[attr], attr)
-                setattr(new, attr, (seconds or 0.0) if attr == "retry_delay" else seconds)
-        if isinstance(task_args.get("retry_on"), type):
-            new.retry_on = (task_args["retry_on"],)
-        elif task_args.get("retry_on") is not None:
-            new.retry_on = tuple(task_args["retry_on"])
-        if isinstance(task_args.get("tags"), str):
-            raise TypeError(f"tags must be an iterable of strings, not the string {task_args['tags']!r}")
+        attrs = new.__dict__
+        attrs.update(self.__dict__)
+        attrs.pop("_logger", None)
+        attrs.pop("_auto_slug", None)
+        if task_args:
+            new._set_task_args(task_args)
         block_tags = _tags_var.get()  # a call inside `with tags(...)` is tagged too
         if block_tags or "tags" in task_args:
             new.tags = frozenset(new.tags) | block_tags
         if "slug" not in task_args:
-            new.__dict__.pop("slug", None)  # the copy gets its own slug in its flow
+            attrs.pop("slug", None)  # the copy gets its own slug in its flow
         return new
+
+    def _set_task_args(self, task_args: dict[str, Any]) -> None:
+        for attr, value in task_args.items():
+            if not hasattr(self, attr):
+                raise AttributeError(f"{type(self).__name__} has no attribute {attr!r} to set in copy()")
+            if attr == "on_failure" and value is not None:
+                self.state_handlers = [*self.state_handlers, _failure_handler(value)]
+            setattr(self, attr, value)
+        # normalize as __init__ does: the engine expects float seconds and a tuple of types
+        for attr in ("retry_delay", "max_retry_delay", "timeout"):
+            if attr in task_args:
+                seconds = _seconds(task_args[attr], attr)
+                setattr(self, attr, (seconds or 0.0) if attr == "retry_delay" else seconds)
+        if isinstance(task_args.get("retry_on"), type):
+            self.retry_on = (task_args["retry_on"],)
+        elif task_args.get("retry_on") is not None:
+            self.retry_on = tuple(task_args["retry_on"])
+        if isinstance(task_args.get("tags"), str):
+            raise TypeError(f"tags must be an iterable of strings, not the string {task_args['tags']!r}")
 
     def __call__(
         self,

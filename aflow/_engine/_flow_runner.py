@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Callable, Sized
+from collections.abc import Callable, Iterator, Sized
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ("FlowRunner",)
 
 logger = engine_logger("flow_runner")
+_CHUNK = 1024  # task runs started per loop iteration (see FlowRunner._each)
 
 
 class _Node:
@@ -123,11 +124,12 @@ class FlowRunner:
         self.run_name = flow_run_name or self.run_id
         self.nodes: dict[Task, _Node] = {}
         self.pending = 0
-        self.running: list[asyncio.Task[None]] = []  # every task started (cancelled if the run is)
+        self.running: set[asyncio.Task[None]] = set()  # task runs in progress (cancelled if the run is)
         self.done: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.runner: Runner | None = None
         self.cancel_requested = False
+        self.stopping = False  # set when the run stops: nothing new may start
 
     @staticmethod
     def _check_parameters(flow: Flow, given: dict[str, Any]) -> dict[str, Any]:
@@ -238,12 +240,26 @@ class FlowRunner:
                 node.waiting = len(by_up)
             else:
                 ready.append(node)
-        for node in ready:
-            self._start(node)
+        self._each(self._start, iter(ready))
+
+    def _each(self, start: Callable[[Any], None], items: Iterator[Any]) -> None:
+        """Call ``start`` on every item, up to `_CHUNK` per loop iteration.
+
+        Everything ready still starts at once as far as tasks can tell, but a wide fan-out never
+        holds thousands of not-yet-started coroutines in memory at the same time.
+        """
+        if self.stopping:
+            return
+        for n, item in enumerate(items, 1):
+            start(item)
+            if n == _CHUNK:
+                assert self.loop is not None
+                self.loop.call_soon(self._each, start, items)
+                return
 
     def _spawn(self, coro: Any) -> None:
         assert self.loop is not None
-        self.running.append(self.loop.create_task(coro))
+        self.running.add(self.loop.create_task(coro))
 
     def _start(self, node: _Node) -> None:
         task = node.task
@@ -263,6 +279,8 @@ class FlowRunner:
             raise
         except BaseException as exc:
             self._internal_error(exc)
+        finally:
+            self.running.discard(asyncio.current_task())
 
     def _internal_error(self, exc: BaseException) -> None:
         """An engine bug: stop the run and report it."""
@@ -326,6 +344,8 @@ class FlowRunner:
             raise
         except BaseException as exc:
             self._internal_error(exc)
+        finally:
+            self.running.discard(asyncio.current_task())  # freed when done
 
     # -- mapped tasks -------------------------------------------------------------------------
 
@@ -370,9 +390,8 @@ class FlowRunner:
                 for i in range(width):
                     if src.child_states[i] is None:
                         node.child_waiting[i] += 1
-        for i in range(width):
-            if node.child_waiting[i] == 0:
-                self._spawn(self._run_child(node, i))
+        ready = [i for i in range(width) if node.child_waiting[i] == 0]  # decided now, started in chunks
+        self._each(lambda i: self._spawn(self._run_child(node, i)), iter(ready))
 
     def _plan_children(self, node: _Node) -> int:
         """Fill ``node.df_getters`` (how child i gets each input) and return the width."""
@@ -439,6 +458,8 @@ class FlowRunner:
             raise
         except BaseException as exc:
             self._internal_error(exc)
+        finally:
+            self.running.discard(asyncio.current_task())
 
     async def _finish_mapped(self, node: _Node) -> None:
         children: list[State] = node.child_states  # type: ignore[assignment]
@@ -514,6 +535,7 @@ class FlowRunner:
 
     async def _stop(self) -> None:
         """Cancel every running body, wait for them, and mark unfinished tasks Cancelled."""
+        self.stopping = True
         with anyio.CancelScope(shield=True):
             await self._cancel_all()
             for node in self.nodes.values():
