@@ -19,6 +19,7 @@ from .exceptions import FlowValidationError
 if TYPE_CHECKING:
     from ._clock import Clock
     from ._engine._flow_runner import FlowRunner
+    from .executors import Executor
     from .history import RunStore
     from .results import Result
     from .schedules import Schedule
@@ -528,6 +529,7 @@ class Flow:
         clock: Clock | None = None,
         flow_run_name: str | None = None,
         history: RunStore | str | os.PathLike[str] | None = None,
+        executor: Executor | None = None,
         **parameter_values: Any,
     ) -> State:
         """Run the flow in the current event loop and return its final state.
@@ -547,6 +549,8 @@ class Flow:
             history: Record the run's states in a run store: an open `aflow.history.RunStore`,
                 or the path of a SQLite file (opened and closed for this run). Cached results
                 are kept there too, so a cache survives a restart.
+            executor: Where task bodies run (`aflow.executors`); by default here, async bodies
+                on this loop and sync ones in worker threads.
             **parameter_values: More parameter values, by keyword.
 
         Raises:
@@ -562,6 +566,7 @@ class Flow:
             clock=clock,
             flow_run_name=flow_run_name,
             history=history,
+            executor=executor,
         )
         return await runner.run()
 
@@ -575,6 +580,7 @@ class Flow:
         clock: Clock | None = None,
         flow_run_name: str | None = None,
         history: RunStore | str | os.PathLike[str] | None = None,
+        executor: Executor | None = None,
         **parameter_values: Any,
     ) -> FlowRun:
         """Start a run in the background of the running event loop and return its handle.
@@ -597,6 +603,7 @@ class Flow:
             clock=clock,
             flow_run_name=flow_run_name,
             history=history,
+            executor=executor,
         )
         return FlowRun(runner, asyncio.get_running_loop().create_task(runner.run()))
 

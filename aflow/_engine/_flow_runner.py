@@ -24,6 +24,7 @@ from .._logging import engine_logger
 from .._resources import RunResources
 from .._run_context import FlowRunContext, flow_run_var
 from ..exceptions import AflowInternalError, ParameterError
+from ..executors import Executor, LocalExecutor
 from ..states import Cancelled, Failed, Mapped, Pending, Running, Skipped, State, Success
 from ._persist import Persistence
 from ._task_runner import UPSTREAM_SKIPPED, Runner, check_trigger, expanded, run_task, scrub
@@ -105,9 +106,11 @@ class FlowRunner:
         flow_run_name: str | None = None,
         context: dict[str, Any] | None = None,
         history: Any = None,
+        executor: Executor | None = None,
     ) -> None:
         self.flow = flow
         self.history = history
+        self.executor = None if isinstance(executor, LocalExecutor) else executor
         self.parameters = self._check_parameters(flow, parameters)
         # edges are checked for cycles as they are added, so insertion order is enough here
         self.order = list(flow._tasks)
@@ -168,7 +171,11 @@ class FlowRunner:
             runner.persist = Persistence(flow, frun, store)
         token = flow_run_var.set(frun)
         state: State = Pending()
+        executor = self.executor
         try:
+            if executor is not None:
+                await executor.start()
+                runner.executor = executor
             if store is not None:
                 store.flow_run_started(self.run_id, flow.name, self.parameters, self.clock.now())
             state = await self._flow_state(state, Running("Running flow."))
@@ -195,6 +202,8 @@ class FlowRunner:
         finally:
             flow_run_var.reset(token)
             with anyio.CancelScope(shield=True):
+                if runner.executor is not None:
+                    await runner.executor.shutdown()
                 await frun.resources.aclose()
                 if store is not None:
                     store.flow_run_finished(self.run_id, scrub(state), self.clock.now())

@@ -22,6 +22,7 @@ from .. import secrets, signals, triggers
 from .._defaults import resolve_defaults
 from .._logging import routed_stdout
 from .._run_context import FlowRunContext, TaskRunContext, task_run_var
+from ..executors import LOCAL_TAG, BodyCall
 from ..states import (
     Failed,
     Finished,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from .._clock import Clock
     from .._edge import Edge
     from .._task import Task
+    from ..executors import Executor
     from ._persist import Persistence
 
 __all__ = ("UPSTREAM_SKIPPED", "Runner", "check_trigger", "expanded", "run_task", "scrub", "set_state")
@@ -143,6 +145,7 @@ class Runner:
     __slots__ = (
         "_limits_cache",
         "clock",
+        "executor",
         "frun",
         "global_limit",
         "limited",
@@ -164,6 +167,7 @@ class Runner:
         self.frun = frun
         self.store = store  # an aflow.history.RunStore recording every transition, or None
         self.persist: Persistence | None = None  # set when some task has a target, cache or checkpoint
+        self.executor: Executor | None = None  # None: bodies run here (the fast path)
         self.clock = clock
         self.global_limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self.tag_limits = {tag: asyncio.Semaphore(n) for tag, n in (tag_limits or {}).items()}
@@ -235,7 +239,8 @@ async def _in_thread(fn: Any) -> Any:
         raise
 
 
-async def _invoke(task: Task, inputs: dict[str, Any]) -> Any:
+async def invoke(task: Task, inputs: dict[str, Any]) -> Any:
+    """Run the body of ``task`` in this process (sync bodies in a worker thread)."""
     if task._run_is_async:
         return await task.run(**inputs)
     inputs = dict(inputs)
@@ -254,31 +259,44 @@ async def _call(task: Task, inputs: dict[str, Any], runner: Runner) -> Any:
     """Run the body under the concurrency limits (waiting for a slot is not part of the timeout)."""
     limits = runner.limits_for(task) if runner.limited else ()
     if not limits:
-        return await _logged(task, inputs)
+        return await _logged(task, inputs, runner)
     held: list[asyncio.Semaphore] = []
     try:
         for sem in limits:
             await sem.acquire()
             held.append(sem)
-        return await _logged(task, inputs)
+        return await _logged(task, inputs, runner)
     finally:
         for sem in reversed(held):
             sem.release()
 
 
-async def _logged(task: Task, inputs: dict[str, Any]) -> Any:
+async def _logged(task: Task, inputs: dict[str, Any], runner: Runner) -> Any:
     if task.log_stdout:
         with routed_stdout():
-            return await _timed(task, inputs)
-    return await _timed(task, inputs)
+            return await _timed(task, inputs, runner)
+    return await _timed(task, inputs, runner)
 
 
-async def _timed(task: Task, inputs: dict[str, Any]) -> Any:
+async def _dispatch(task: Task, inputs: dict[str, Any], runner: Runner) -> Any:
+    executor = runner.executor
+    if executor is None or LOCAL_TAG in task.tags:
+        return await invoke(task, inputs)
+    inputs = dict(inputs)
+    await resolve_defaults(task, task.run, (), inputs)  # secrets are read here, not on a worker
+    from .. import context
+
+    snapshot = context.to_dict()
+    snapshot.pop("logger", None)
+    return await executor.run(BodyCall(task, inputs, snapshot))
+
+
+async def _timed(task: Task, inputs: dict[str, Any], runner: Runner) -> Any:
     if task.timeout is None:
-        return await _invoke(task, inputs)
+        return await _dispatch(task, inputs, runner)
     deadline = anyio.current_time() + task.timeout
     with anyio.CancelScope(deadline=deadline) as scope:
-        result = await _invoke(task, inputs)
+        result = await _dispatch(task, inputs, runner)
     if scope.cancelled_caught or anyio.current_time() >= deadline:
         # an async body was cancelled; a sync one (a thread cannot be interrupted) ran past it
         raise _TimedOutError(f"Task {task.name!r} timed out after {task.timeout:g} seconds")
@@ -309,7 +327,13 @@ async def run_task(
         if stop is not None:
             return await runner.transition(task, map_index, state, stop) if track else stop
 
-    simple = task._run_is_async and task.timeout is None and not runner.limited and not task.log_stdout
+    simple = (
+        task._run_is_async
+        and task.timeout is None
+        and not runner.limited
+        and not task.log_stdout
+        and runner.executor is None
+    )
     ctx = TaskRunContext(task, runner.frun, map_index)
     task_run_var.set(ctx)  # each task run is its own asyncio task, with its own context copy
     if task.task_run_name is not None:

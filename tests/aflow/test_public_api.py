@@ -21,6 +21,7 @@ import aflow
 PUBLIC_MODULES = (
     "aflow",
     "aflow.context",
+    "aflow.executors",
     "aflow.exceptions",
     "aflow.cache_validators",
     "aflow.history",
