@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ("Flow", "current_flow")
 
 _building: ContextVar[Flow | None] = ContextVar("aflow_building_flow", default=None)
+_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})  # values that can hold no task
 
 FlowStateHandler = Callable[["Flow", "State", "State"], Any]
 
@@ -352,7 +353,7 @@ class Flow:
         """
         if isinstance(downstream_task, Parameter):
             raise FlowValidationError(f"Parameter {downstream_task.name!r} cannot have upstream tasks")
-        upstream = as_task(upstream_task, self)
+        upstream = upstream_task if isinstance(upstream_task, Task) else as_task(upstream_task, self)
         if upstream is downstream_task:
             raise FlowValidationError(f"Task {upstream.name!r} cannot depend on itself")
         edge = Edge(upstream, downstream_task, key=key, mapped=mapped, flattened=flattened)
@@ -426,20 +427,28 @@ class Flow:
         for down in downstream_tasks or ():
             self.add_edge(task, down)
         for key, arg in (keyword_tasks or {}).items():
-            if isinstance(arg, Task) and not mapped:  # the common case, without unwrapping
-                self.add_edge(arg, task, key=key)
-                continue
+            if not mapped:  # the common cases, without unwrapping
+                if isinstance(arg, Task):
+                    self.add_edge(arg, task, key=key)
+                    continue
+                if type(arg) in _SCALARS:
+                    self._add_constant(task, key, arg)
+                    continue
             is_mapped, flattened, value = _unwrap(arg, mapped)
             if is_mapped or flattened or contains_task(value):
                 self.add_edge(value, task, key=key, mapped=is_mapped, flattened=flattened)
-            else:  # a plain value: kept out of the graph, passed at run time
-                self._reserve_key(task, key)
-                consts = self.constants.get(task)
-                if consts is None:
-                    self.constants[task] = {key: value}
-                else:
-                    consts[key] = value
-                self._version += 1
+            else:
+                self._add_constant(task, key, value)
+
+    def _add_constant(self, task: Task, key: str, value: Any) -> None:
+        """Bind a plain value: kept out of the graph, passed to ``run`` at run time."""
+        self._reserve_key(task, key)
+        consts = self.constants.get(task)
+        if consts is None:
+            self.constants[task] = {key: value}
+        else:
+            consts[key] = value
+        self._version += 1
 
     def chain(self, *tasks: Task) -> None:
         """Make each task depend on the one before it."""
