@@ -7,7 +7,7 @@ import itertools
 import os
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _gc
 from ._builtin_tasks import Parameter, as_task, contains_task
@@ -17,8 +17,12 @@ from ._task import Task
 from .exceptions import FlowValidationError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from ._clock import Clock
     from ._engine._flow_runner import FlowRunner
+    from ._progress import ProgressDisplay
+    from ._visualize import FlowGraph
     from .executors import Executor
     from .history import RunStore
     from .results import Result
@@ -526,6 +530,35 @@ class Flow:
         new._sorted_cache = None
         return new
 
+    def visualize(
+        self,
+        flow_state: State | None = None,
+        *,
+        format: Literal["dot", "mermaid"] = "dot",
+        filename: str | os.PathLike[str] | None = None,
+    ) -> FlowGraph:
+        """The flow's graph as Graphviz DOT or Mermaid text (a ``str`` that Jupyter shows as a picture).
+
+        A mapped task is one node; given a run's state, nodes are coloured by their final
+        states and a mapped node shows its number of children and their states.
+
+        Args:
+            flow_state: A state returned by `run`, to colour the nodes by.
+            format: ``"dot"`` or ``"mermaid"``.
+            filename: Also write the graph there: ``.dot``/``.gv`` and ``.mmd`` files get the
+                text; image suffixes (``.png``, ``.svg``, ``.pdf``...) an image drawn by Graphviz,
+                which needs ``pip install aflow[viz]`` and the ``dot`` program
+                (``apt-get install graphviz``).
+
+        Raises:
+            ValueError: An unknown ``format``, or a ``filename`` suffix that is neither text nor image.
+            ImportError: An image was asked for without the graphviz package.
+            RuntimeError: An image was asked for without Graphviz's ``dot`` program.
+        """
+        from ._visualize import visualize
+
+        return visualize(self, flow_state, format=format, filename=filename)
+
     # -- running ------------------------------------------------------------------------------
 
     async def run(
@@ -539,6 +572,7 @@ class Flow:
         flow_run_name: str | None = None,
         history: RunStore | str | os.PathLike[str] | None = None,
         executor: Executor | None = None,
+        progress: bool | Console | ProgressDisplay = False,
         **parameter_values: Any,
     ) -> State:
         """Run the flow in the current event loop and return its final state.
@@ -560,6 +594,9 @@ class Flow:
                 are kept there too, so a cache survives a restart.
             executor: Where task bodies run (`aflow.executors`); by default here, async bodies
                 on this loop and sync ones in worker threads.
+            progress: Show a live display of the run (tasks done, running and failed, per
+                mapped task too) in a terminal or Jupyter; nothing is written elsewhere. True,
+                or a rich ``Console`` to draw on. Needs rich (``pip install aflow[cli]``).
             **parameter_values: More parameter values, by keyword.
 
         Raises:
@@ -577,6 +614,10 @@ class Flow:
             history=history,
             executor=executor,
         )
+        if progress is not False:
+            from ._progress import run_with_progress
+
+            return await run_with_progress(runner, progress)
         return await runner.run()
 
     def start(

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .._edge import Edge
     from .._flow import Flow
     from .._task import Task
+    from ._observer import RunObserver
 
 __all__ = ("FlowRunner",)
 
@@ -133,6 +134,7 @@ class FlowRunner:
         self.runner: Runner | None = None
         self.cancel_requested = False
         self.stopping = False  # set when the run stops: nothing new may start
+        self.observer: RunObserver | None = None  # told of task starts and final states (progress display)
 
     @staticmethod
     def _check_parameters(flow: Flow, given: dict[str, Any]) -> dict[str, Any]:
@@ -311,6 +313,8 @@ class FlowRunner:
 
     def _finish_node(self, node: _Node, state: State) -> None:
         node.state = scrub(state)
+        if self.observer is not None:
+            self.observer.task_finished(node.task, None, state)
         self._resolve(node)
         for down in node.finish_listeners:
             down.waiting -= 1
@@ -342,6 +346,8 @@ class FlowRunner:
 
     async def _run_single(self, node: _Node) -> None:
         try:
+            if self.observer is not None:
+                self.observer.task_started(node.task, None)
             try:
                 inputs, upstream = self._inputs_and_states(node)
             except Exception as exc:
@@ -384,6 +390,8 @@ class FlowRunner:
             self._finish_node(node, stop)
             return
         node.width = width
+        if self.observer is not None:
+            self.observer.task_mapped(task, width)
         node.child_states = [None] * width
         node.children_left = width
         node.child_listeners = []
@@ -452,9 +460,14 @@ class FlowRunner:
 
     async def _run_child(self, node: _Node, i: int) -> None:
         try:
+            observer = self.observer
+            if observer is not None:
+                observer.task_started(node.task, i)
             inputs, upstream = self._child_inputs(node, i)
             state = await run_task(node.task, self.runner, inputs, upstream, map_index=i)  # type: ignore[arg-type]
             node.child_states[i] = scrub(state)
+            if observer is not None:
+                observer.task_finished(node.task, i, state)
             for down in node.child_listeners:
                 if i < len(down.child_waiting):
                     down.child_waiting[i] -= 1

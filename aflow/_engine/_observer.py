@@ -1,0 +1,36 @@
+"""The engine's observer hook: how a progress display (or the CLI) follows a flow run.
+
+`FlowRunner.observer` is None by default, and the scheduler then pays one attribute check per
+event. When set, the scheduler calls it synchronously, in the event loop, as tasks start and
+finish. Observers must be quick and must not raise; they see states after the engine decided
+them (state handlers included) and may not change them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .._task import Task
+    from ..states import State
+
+__all__ = ("RunObserver",)
+
+
+class RunObserver(Protocol):
+    """What `FlowRunner` reports to its ``observer``.
+
+    ``map_index`` is None for a task (or a mapped task's parent), else the child's index.
+    """
+
+    def task_started(self, task: Task, map_index: int | None) -> None:
+        """A task run (or mapped child) starts: its inputs are ready."""
+
+    def task_mapped(self, task: Task, width: int) -> None:
+        """A mapped task will run ``width`` children."""
+
+    def task_finished(self, task: Task, map_index: int | None, state: State) -> None:
+        """A task run (or mapped child, or a mapped task's parent) reached its final state.
+
+        Parameters and constants are reported here too, without a start.
+        """
