@@ -18,9 +18,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, final
 
 if TYPE_CHECKING:
+    from ._dask import DaskExecutor as DaskExecutor
     from ._task import Task
 
-__all__ = ("LOCAL_TAG", "BodyCall", "Executor", "LocalExecutor")
+__all__ = ("LOCAL_TAG", "BodyCall", "DaskExecutor", "Executor", "LocalExecutor")
 
 LOCAL_TAG = "local"
 """Tasks with this tag run their body in the caller's process under any executor."""
@@ -90,3 +91,12 @@ class LocalExecutor(Executor):
     async def run(self, call: BodyCall) -> Any:
         """Run the body in this process."""
         return await call.run_locally()
+
+
+def __getattr__(name: str) -> Any:
+    # DaskExecutor lives in a private module that imports dask.distributed: load it on first use
+    if name == "DaskExecutor":
+        from ._dask import DaskExecutor
+
+        return DaskExecutor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
