@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from . import triggers as _triggers
+from ._defaults import is_lazy as _is_lazy
 from ._logging import RunLoggerAdapter, get_logger
 from .exceptions import TaskDefinitionError
 
@@ -135,7 +136,7 @@ def _check_init_args(init: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(init)
     def checked_init(self: Task, *args: Any, **kwargs: Any) -> None:
         for value in (*args, *kwargs.values()):
-            if isinstance(value, Task):
+            if isinstance(value, Task) and not _is_lazy(value):  # a lazy task is a lazy default
                 raise TaskDefinitionError(
                     f"{type(self).__name__}() was given the task {value.name!r} at initialization; "
                     "__init__ takes static configuration only: pass results of other tasks to the "
