@@ -14,6 +14,8 @@ the family's extra to use it. Importing ``aflow_tasks`` imports none of them.
 | `aflow_tasks.secrets` | GetSecret, EnvVarSecret | (none) |
 | `aflow_tasks.sqlite` | SQLiteQuery, SQLiteScript | ``aflow[sqlite]`` |
 | `aflow_tasks.email` | EmailTask | ``aflow[email]`` |
+| `aflow_tasks.aws` | S3Upload, S3Download, S3List, S3Result, Lambda*, StepActivate, BatchSubmit... | ``[aws]`` |
+| `aflow_tasks.kubernetes` | Create/Delete/List/Patch/Read/ReplaceNamespaced*, RunNamespacedJob | ``[kubernetes]`` |
 """
 
 from __future__ import annotations
