@@ -6,7 +6,7 @@ so they sort as text; JSON columns hold text.
 
 Task states arrive by the thousand per second, so they are written packed: each row of
 ``task_state_batches`` holds one flush's states of one flow run, as a pickled list of
-``(task_slug, task_name, map_index, state, message, timestamp)`` tuples (timestamps in seconds
+``(run_id, task_slug, task_name, map_index, state, message, timestamp)`` tuples (timestamps in seconds
 since the epoch). One INSERT per batch keeps the store's cost per state to an append in memory
 and a share of one ``pickle.dumps``. The query API unpacks them; the batch id and the position
 in the batch give the recording order.
@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS task_state_batches (
     id      INTEGER PRIMARY KEY,  -- recording order of the batches
     run_id  TEXT NOT NULL,
     count   INTEGER NOT NULL,     -- states in the batch
-    states  BLOB NOT NULL         -- pickled list of (slug, name, map_index, state, message, timestamp)
+    states  BLOB NOT NULL         -- pickled list of (run_id, slug, name, map_index, state, message, timestamp)
 );
 CREATE INDEX IF NOT EXISTS task_state_batches_by_run ON task_state_batches (run_id, id);
 

@@ -89,7 +89,7 @@ def _unpack_batches(run_id: str, rows: Iterable[tuple[int, bytes]]) -> list[Task
     out: list[TaskStateRecord] = []
     for batch_id, packed in rows:
         base = batch_id << _BATCH_SHIFT
-        for i, (slug, name, map_index, state, message, timestamp) in enumerate(pickle.loads(packed)):
+        for i, (_, slug, name, map_index, state, message, timestamp) in enumerate(pickle.loads(packed)):
             out.append(
                 TaskStateRecord(
                     seq=base | i,
@@ -106,14 +106,13 @@ def _unpack_batches(run_id: str, rows: Iterable[tuple[int, bytes]]) -> list[Task
 
 
 def _pack_by_run(rows: list[_TaskRow]) -> list[tuple[str, int, bytes]]:
-    """One ``(run_id, count, pickled states)`` batch per flow run, in recording order."""
-    by_run: dict[str, list[tuple[Any, ...]]] = {}
-    for run_id, *state in rows:
-        group = by_run.get(run_id)
-        if group is None:
-            group = by_run[run_id] = []
-        group.append(tuple(state))
-    return [(run_id, len(states), pickle.dumps(states, 5)) for run_id, states in by_run.items()]
+    """One ``(run_id, count, pickled rows)`` batch per flow run, in recording order."""
+    if rows[0][0] == rows[-1][0] and all(row[0] == rows[0][0] for row in rows):  # the usual case
+        return [(rows[0][0], len(rows), pickle.dumps(rows, 5))]
+    by_run: dict[str, list[_TaskRow]] = {}
+    for row in rows:
+        by_run.setdefault(row[0], []).append(row)
+    return [(run_id, len(group), pickle.dumps(group, 5)) for run_id, group in by_run.items()]
 
 
 def _cache_entry(row: tuple[Any, ...]) -> CacheEntry:
@@ -154,7 +153,7 @@ class RunStore:
         ValueError: ``batch_size`` is below 1 or ``flush_interval`` is negative.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, batch_size: int = 500, flush_interval: float = 0.2) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, batch_size: int = 10_000, flush_interval: float = 0.2) -> None:
         self._aiosqlite = _require_aiosqlite()
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
