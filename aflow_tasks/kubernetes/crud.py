@@ -16,7 +16,6 @@ and the API's message; 404 and 409 are named).
 from __future__ import annotations
 
 import inspect
-import textwrap
 from typing import Any, ClassVar, NamedTuple
 
 from aflow import Task, defaults_from_attrs
@@ -125,7 +124,7 @@ def _make_run(cls: type[_NamespacedTask]) -> Any:
     run.__doc__ = (
         f"{cls._VERB_TITLE[cls._verb]} (``{cls._kind.api}.{cls._verb}_{cls._kind.suffix}``).\n\n"
         "    Every argument defaults to the task attribute of the same name.\n\n"
-        "    Args:\n" + textwrap.indent(_args_doc(cls._verb, cls._kind), "    ") + "\n\n"
+        "    Args:\n" + _args_doc(cls._verb, cls._kind) + "\n\n"
         "    Returns:\n        The API's answer, as a kubernetes_asyncio model object.\n\n"
         "    Raises:\n        ValueError: If a required argument is missing.\n"
         "        KubernetesFail: If the API answers with an error.\n"
