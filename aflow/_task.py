@@ -413,9 +413,7 @@ class Task:
             TaskDefinitionError: If the arguments do not fit ``run``'s signature.
             ValueError: If there is no flow to bind in.
         """
-        from ._flow import current_flow
-
-        flow = flow if flow is not None else current_flow()
+        flow = flow if flow is not None else _building_flow()
         if flow is None:
             raise ValueError(
                 f"Could not infer an active Flow for {self.name!r}: call it inside `with Flow(...) as flow:` "
@@ -496,10 +494,17 @@ class Task:
         return True
 
 
-def _need_flow(task: Task, flow: Flow | None) -> Flow:
-    from ._flow import current_flow
+def _building_flow() -> Flow | None:
+    """The flow of the enclosing ``with Flow(...)`` (imported late: _flow imports this module)."""
+    from ._flow import _building
 
-    found = flow if flow is not None else current_flow()
+    global _building_flow
+    _building_flow = _building.get  # later calls go straight to the context variable
+    return _building.get()
+
+
+def _need_flow(task: Task, flow: Flow | None) -> Flow:
+    found = flow if flow is not None else _building_flow()
     if found is None:
         raise ValueError(f"No flow to add {task.name!r} to: use `with Flow(...)` or pass flow=")
     return found
