@@ -17,49 +17,6 @@ from aflow_tasks.shell import ShellTask
 # -- helpers -------------------------------------------------------------------------------------
 
 
-class LineWaiter(logging.Handler):
-    """Collects the messages of a task logger and wakes waiters as lines arrive."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-        self._event = anyio.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-        self._event.set()
-        self._event = anyio.Event()
-
-    @property
-    def messages(self) -> list[str]:
-        return [r.getMessage() for r in self.records]
-
-    async def wait_for(self, count: int) -> list[str]:
-        """Wait until ``count`` INFO messages arrived (bounded by a generous limit)."""
-        with anyio.fail_after(20):
-            while len(self.info) < count:
-                await self._event.wait()
-        return self.info
-
-    @property
-    def info(self) -> list[str]:
-        return [r.getMessage() for r in self.records if r.levelno == logging.INFO]
-
-
-@pytest.fixture
-def lines() -> Iterator[LineWaiter]:
-    handler = LineWaiter()
-    logger = logging.getLogger("aflow.task")
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
-
-
 @pytest.fixture(autouse=True)
 def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Script files go to a directory of the test's own, checked empty afterwards."""

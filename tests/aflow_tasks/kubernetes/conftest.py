@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from aflow import secrets as secrets_mod
@@ -16,48 +14,6 @@ from aflow import secrets as secrets_mod
 from .fake_api import FakeKube
 
 TOKEN = "fake-kube-token-5f2a"
-
-
-class LineWaiter(logging.Handler):
-    """Collects the task loggers' messages and wakes waiters as they arrive."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-        self._event = anyio.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-        self._event.set()
-        self._event = anyio.Event()
-
-    @property
-    def messages(self) -> list[str]:
-        return [r.getMessage() for r in self.records]
-
-    async def wait_for_text(self, text: str, count: int = 1, limit: float = 30) -> list[str]:
-        """Wait until ``count`` messages contain ``text``; return them."""
-        with anyio.fail_after(limit):
-            while True:
-                event = self._event
-                found = [m for m in self.messages if text in m]
-                if len(found) >= count:
-                    return found
-                await event.wait()
-
-
-@pytest.fixture
-def lines() -> Iterator[LineWaiter]:
-    handler = LineWaiter()
-    logger = logging.getLogger("aflow.task")
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
 
 
 @pytest.fixture(autouse=True)

@@ -12,8 +12,9 @@ import pytest
 from aflow import Flow
 from aflow.states import Cancelled, Failed, Success, TimedOut
 from aflow_tasks.kubernetes import KubernetesFail, KubernetesJobFail, RunNamespacedJob
+from tests.logwait import LineWaiter
 
-from .conftest import LineWaiter, kubeconfig
+from .conftest import kubeconfig
 from .fake_api import FakeKube
 
 GUARD = 60
