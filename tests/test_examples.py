@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -80,3 +81,41 @@ async def test_pipeline_retries_the_api_writes_files_and_notifies(httpserver: HT
     assert sorted([p.name async for p in written.iterdir()]) == ["order-7.json", "order-8.json"]
     assert json.loads(await (written / "order-8.json").read_text()) == {"amount": 4, "id": 8}
     assert hooks == [{"text": "2 orders, 2 files written, total 7"}]
+
+
+def test_s3_reports_runs_against_a_local_s3_stand_in(tmp_path: Path) -> None:
+    empty = tmp_path / "no-aws-config"  # never the real ~/.aws
+    env = {**os.environ, "AWS_CONFIG_FILE": str(empty), "AWS_SHARED_CREDENTIALS_FILE": str(empty)}
+    done = subprocess.run(
+        [sys.executable, "-W", "error", str(EXAMPLES / "s3_reports.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "listed: ['reports/day-01.txt', 'reports/day-02.txt', 'reports/day-03.txt']" in done.stdout
+    assert "read back: ['day 1: 7 orders', 'day 2: 14 orders', 'day 3: 21 orders']" in done.stdout
+
+
+def test_kubernetes_jobs_runs_against_the_fake_api_server(tmp_path: Path) -> None:
+    from tests.aflow_tasks.kubernetes.conftest import kubeconfig
+    from tests.aflow_tasks.kubernetes.fake_api import FakeKube
+
+    fake = FakeKube(token="example-token")
+    fake.start()
+    try:
+        config = tmp_path / "kubeconfig.json"
+        config.write_text(json.dumps(kubeconfig(fake.url, token="example-token")))
+        done = subprocess.run(
+            [sys.executable, "-W", "error", str(EXAMPLES / "kubernetes_jobs.py"), str(config)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        fake.stop()
+    assert done.returncode == 0, done.stderr
+    assert "greetings: ['hello ada', 'hello grace', 'hello linus']" in done.stdout
