@@ -20,7 +20,8 @@ _DONE = frozenset({"SUCCEEDED", "FAILED"})
 class BatchSubmit(AWSTask):
     """Submit an AWS Batch job and return its id; optionally wait for SUCCEEDED or FAILED.
 
-    With ``wait=True`` the job is polled every ``poll_interval`` seconds; a FAILED job fails the
+    With ``wait=True`` the job is polled every ``poll_interval`` seconds (and terminated if the
+    task is cancelled or times out while waiting); a FAILED job fails the
     task with its status reason. Bound the wait with the task's ``timeout``.
 
     Args:
@@ -98,14 +99,20 @@ class BatchSubmit(AWSTask):
             job_id = str(response["jobId"])
             if not wait:
                 return job_id
-            while True:
-                jobs = (await client.describe_jobs(jobs=[job_id]))["jobs"]
-                if not jobs:
-                    raise FAIL(f"{label} ({job_id}) is no longer known to Batch")
-                job = jobs[0]
-                if job["status"] in _DONE:
-                    break
-                await anyio.sleep(self.poll_interval)
+            try:
+                while True:
+                    jobs = (await client.describe_jobs(jobs=[job_id]))["jobs"]
+                    if not jobs:
+                        raise FAIL(f"{label} ({job_id}) is no longer known to Batch")
+                    job = jobs[0]
+                    if job["status"] in _DONE:
+                        break
+                    await anyio.sleep(self.poll_interval)
+            except anyio.get_cancelled_exc_class():
+                # cancelled or timed out while waiting: terminate the job, leave nothing running
+                with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                    await client.terminate_job(jobId=job_id, reason="aflow task cancelled")
+                raise
         if job["status"] == "FAILED":
             reason = job.get("statusReason") or "no reason given"
             raise FAIL(f"{label} ({job_id}) FAILED: {reason}", result=job)

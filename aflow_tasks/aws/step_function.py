@@ -21,7 +21,8 @@ class StepActivate(AWSTask):
     """Start a Step Functions execution; optionally wait for its end and return its output.
 
     Without ``wait`` the task returns the API's answer (``executionArn``, ``startDate``). With
-    ``wait=True`` it polls the execution every ``poll_interval`` seconds and returns the
+    ``wait=True`` it polls the execution every ``poll_interval`` seconds (and stops it if the
+    task is cancelled or times out while waiting) and returns the
     execution's output decoded from JSON when it SUCCEEDED; FAILED, TIMED_OUT and ABORTED fail
     the task with the execution's error and cause. Bound the wait with the task's ``timeout``.
 
@@ -101,11 +102,17 @@ class StepActivate(AWSTask):
             if not wait:
                 return {"executionArn": arn, "startDate": started.get("startDate")}
             self.logger.debug("started %s; waiting for it to end", arn)
-            while True:
-                execution = await client.describe_execution(executionArn=arn)
-                if execution["status"] not in _RUNNING:
-                    break
-                await anyio.sleep(self.poll_interval)
+            try:
+                while True:
+                    execution = await client.describe_execution(executionArn=arn)
+                    if execution["status"] not in _RUNNING:
+                        break
+                    await anyio.sleep(self.poll_interval)
+            except anyio.get_cancelled_exc_class():
+                # cancelled or timed out while waiting: stop the execution, leave nothing running
+                with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                    await client.stop_execution(executionArn=arn, error="aflow.Cancelled", cause="task cancelled")
+                raise
         status = execution["status"]
         if status != "SUCCEEDED":
             error = execution.get("error") or "no error"

@@ -206,3 +206,15 @@ async def test_client_wait_with_a_custom_waiter(moto: Moto) -> None:
     await wait.run(waiter_kwargs={"Bucket": "custom-bucket"})
     with pytest.raises(signals.FAIL, match="gave up"):
         await wait.run(waiter_kwargs={"Bucket": "custom-bucket", "Prefix": "none/"})
+
+
+async def test_a_timed_out_wait_stops_the_execution(moto: Moto) -> None:
+    long_wait = {"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 600, "End": True}}}
+    arn = await state_machine(moto, "napper", long_wait)
+    with Flow("sfn-timeout") as flow:
+        out = StepActivate(wait=True, poll_interval=0.05, timeout=0.5, **moto.settings)(state_machine_arn=arn)
+    state = await flow.run()
+    assert state.result[out].is_timed_out()
+    async with aws_client("stepfunctions", **moto.settings) as sfn:
+        (execution,) = (await sfn.list_executions(stateMachineArn=arn))["executions"]
+    assert execution["status"] == "ABORTED"  # stopped, not left running for ten minutes
