@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import cache_validators
 from .._history._records import dump_json
+from .._logging import engine_logger
 from ..results import LocalResult, PickleSerializer, Result, format_location
 from ..states import Cached, Failed, State, Success
 
@@ -29,6 +30,7 @@ __all__ = ("Persistence", "clear_process_cache")
 # (``flow.run(history=...)``) keeps them across processes too.
 _PROCESS_CACHE: dict[str, list[Cached]] = {}
 _SERIALIZER = PickleSerializer()
+logger = engine_logger("persist")
 
 
 def clear_process_cache() -> None:
@@ -123,11 +125,16 @@ class Persistence:
         found = [(c, False) for c in reversed(_PROCESS_CACHE.get(key, []))]  # newest first
         if self.store is not None:
             for entry in await self.store.cache_get(key):
+                try:
+                    value = _SERIALIZER.loads(entry.value)
+                except Exception as exc:  # e.g. pickled by code that is gone: not a candidate
+                    logger.warning("Skipping an unreadable cached result of %r: %r", key, exc)
+                    continue
                 found.append(
                     (
                         Cached(
                             "Cached result from the run store.",
-                            result=_SERIALIZER.loads(entry.value),
+                            result=value,
                             cached_inputs=json.loads(entry.inputs_hash) if entry.inputs_hash else None,
                             cached_parameters=entry.parameters,
                             cached_result_expiration=entry.expires_at,

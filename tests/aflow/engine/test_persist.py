@@ -623,3 +623,26 @@ async def test_stored_cache_validates_parameters_json_cannot_keep_exactly(tmp_pa
     clear_process_cache()
     await run(flow, history=db, day=date(2024, 1, 2), pair=(1, 2))  # another day: re-run
     assert len(calls) == 2
+
+
+async def test_an_unreadable_stored_cache_entry_is_skipped_not_fatal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+    db = tmp_path / "runs.db"
+
+    @task(cache_for=timedelta(hours=1), cache_key="shared-key")
+    def body(x: int) -> int:
+        calls.append(x)
+        return x * 10
+
+    with Flow("stored") as flow:
+        out = body(Parameter("x"))
+
+    clock = FakeClock()
+    async with RunStore(db) as store:  # an entry whose bytes no longer unpickle
+        await store.cache_put("shared-key", None, None, b"not a pickle", None, now=clock.now())
+    state = await run(flow, clock=clock, history=db, x=1)
+    assert state.result[out].result == 10
+    assert calls == [1]  # the bad entry was skipped, the task ran
+    assert any("unreadable cached result" in r.getMessage() for r in caplog.records)
