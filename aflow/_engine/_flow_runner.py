@@ -166,8 +166,9 @@ class FlowRunner:
         self.loop = asyncio.get_running_loop()
         self.done = self.loop.create_future()
         store, own_store = await self._open_store()
+        recorder = store.recorder(self.run_id) if store is not None else None
         runner = self.runner = Runner(
-            frun, self.clock, self.max_concurrency, self.concurrency, logger if debug else None, store
+            frun, self.clock, self.max_concurrency, self.concurrency, logger if debug else None, recorder
         )
         if Persistence.wanted(flow):
             runner.persist = Persistence(flow, frun, store)
@@ -208,6 +209,8 @@ class FlowRunner:
                     await runner.executor.shutdown()
                 await frun.resources.aclose()
                 if store is not None:
+                    if recorder is not None:
+                        store.release(recorder)
                     store.flow_run_finished(self.run_id, scrub(state), self.clock.now())
                     await (store.aclose() if own_store else store.flush())
 
@@ -385,7 +388,7 @@ class FlowRunner:
             except Exception as exc:
                 stop = Failed(f"Could not map {task.name!r}: {exc}", result=exc)
         if stop is not None:
-            if task.state_handlers or self.runner.store is not None:
+            if task.state_handlers or self.runner.recorder is not None:
                 stop = await self.runner.transition(task, None, Pending(), stop)
             self._finish_node(node, stop)
             return
@@ -488,7 +491,7 @@ class FlowRunner:
         state: State = Mapped(f"Mapped {len(children)} children.", [s.result for s in children], children)
         runner = self.runner
         assert runner is not None
-        if node.task.state_handlers or runner.store is not None:
+        if node.task.state_handlers or runner.recorder is not None:
             state = await runner.transition(node.task, None, Pending(), state)
         self._finish_node(node, state)
 
@@ -571,16 +574,18 @@ class FlowRunner:
 
     def _record_cancelled(self, node: _Node, state: State) -> None:
         """Record in the run store that ``node`` (and its unfinished mapped children) ended Cancelled."""
-        runner = self.runner
-        store = runner.store if runner is not None else None
-        if store is None or runner is None or runner.frun is None:
+        recorder = self.runner.recorder if self.runner is not None else None
+        if recorder is None:
             return
-        task, run_id, now = node.task, runner.frun.flow_run_id, self.clock.now()
+        rows = recorder.rows
+        if recorder.running:  # the cancelled attempts' Running rows come first
+            rows.extend(recorder.running_rows())
+        task, now = node.task, self.clock.timestamp()
         if node.is_mapped and node.width is not None:
             for i, child in enumerate(node.child_states):
                 if child is None:
-                    store.task_state(run_id, task.slug, task.name, i, Cancelled(state.message), now)
-        store.task_state(run_id, task.slug, task.name, None, state, now)
+                    rows.append((task.slug, task.name, i, "Cancelled", state.message, now, None))
+        rows.append((task.slug, task.name, None, type(state).__name__, state.message, now, None))
 
     async def _run_detached(self, node: _Node) -> State:
         """Run one task to a state without starting anything downstream."""

@@ -11,7 +11,8 @@ import asyncio
 import functools
 import inspect
 import random
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ import anyio
 import anyio.to_thread
 
 from .. import secrets, signals, triggers
+from .._clock import SystemClock
 from .._defaults import resolve_defaults
 from .._logging import routed_stdout
 from .._run_context import FlowRunContext, TaskRunContext, task_run_var
@@ -41,6 +43,7 @@ from ..states import (
 if TYPE_CHECKING:
     from .._clock import Clock
     from .._edge import Edge
+    from .._history._batches import Recorder
     from .._task import Task
     from ..executors import Executor
     from ._persist import Persistence
@@ -48,7 +51,6 @@ if TYPE_CHECKING:
 __all__ = ("UPSTREAM_SKIPPED", "Runner", "check_trigger", "expanded", "run_task", "scrub", "set_state")
 
 _SUCCESS_MSG = "Task run succeeded."
-_RUNNING_MSG = "Starting task run."
 UPSTREAM_SKIPPED = "Upstream task was skipped; if this was unexpected, set skip_on_upstream_skip=False."
 _CancelledError = asyncio.CancelledError  # the engine runs on asyncio (anyio's asyncio backend)
 
@@ -151,8 +153,9 @@ class Runner:
         "limited",
         "logger",
         "persist",
-        "store",
+        "recorder",
         "tag_limits",
+        "timestamp",
     )
 
     def __init__(
@@ -162,44 +165,50 @@ class Runner:
         max_concurrency: int | None = None,
         tag_limits: Mapping[str, int] | None = None,
         logger: Any = None,
-        store: Any = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.frun = frun
-        self.store = store  # an aflow.history.RunStore recording every transition, or None
+        self.recorder = recorder  # the run store's recorder of this flow run's transitions, or None
         self.persist: Persistence | None = None  # set when some task has a target, cache or checkpoint
         self.executor: Executor | None = None  # None: bodies run here (the fast path)
         self.clock = clock
+        # what the run store's records read: the C function itself for the real clock
+        self.timestamp: Callable[[], float] = time.time if type(clock) is SystemClock else clock.timestamp
         self.global_limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self.tag_limits = {tag: asyncio.Semaphore(n) for tag, n in (tag_limits or {}).items()}
         self.limited = self.global_limit is not None or bool(self.tag_limits)
         self._limits_cache: dict[Task, tuple[asyncio.Semaphore, ...]] = {}
         self.logger = logger  # a logger when DEBUG is on, else None (checked once per run)
 
-    async def transition(self, task: Task, map_index: int | None, old: State, new: State) -> State:
+    async def transition(
+        self, task: Task, map_index: int | None, old: State, new: State, ctx: TaskRunContext | None = None
+    ) -> State:
         """Run the task's state handlers on ``old -> new``, record the result, return it."""
         if task.state_handlers:
             new = await set_state(task, old, new)
-        return self.record(task, map_index, new)
+        return self.record(task, map_index, new, ctx)
 
-    def record_running(self, task: Task, map_index: int | None) -> None:
-        """Record that a run of ``task`` started (the run store's cheap path)."""
-        if self.store is not None and self.frun is not None:
-            self.store.record(
-                self.frun.flow_run_id, task.slug, task.name, map_index, "Running", _RUNNING_MSG, self.clock.timestamp()
-            )
+    def record(self, task: Task, map_index: int | None, state: State, ctx: TaskRunContext | None = None) -> State:
+        """Record ``state`` in the run store, if there is one; return it.
 
-    def record(self, task: Task, map_index: int | None, state: State) -> State:
-        """Record ``state`` in the run store, if there is one; return it."""
-        if self.store is not None and self.frun is not None:
-            scrub(state)
-            self.store.record(
-                self.frun.flow_run_id,
-                task.slug,
-                task.name,
-                map_index,
-                type(state).__name__,
-                state.message,
-                self.clock.timestamp(),
+        A transition out of the attempt ``ctx`` marked running carries that attempt's start time,
+        unless the store already wrote its Running row.
+        """
+        recorder = self.recorder
+        if recorder is not None:
+            running = recorder.running.pop(ctx, None) if ctx is not None else None
+            if secrets._pattern is not None and state.message:  # scrub(), inlined: the hot path
+                state.message = secrets.redact(state.message)
+            recorder.rows.append(
+                (
+                    task.slug,
+                    task.name,
+                    map_index,
+                    type(state).__name__,
+                    state.message,
+                    self.timestamp(),
+                    running,
+                )
             )
         return state
 
@@ -312,7 +321,7 @@ async def run_task(
 ) -> State:
     """Run one task (or one mapped child) to a final state."""
     # transitions go through state handlers and the run store only when there are any (hot path)
-    track = bool(task.state_handlers) or runner.store is not None
+    track = bool(task.state_handlers) or runner.recorder is not None
     state: State = Pending()
 
     # a reduce sees a Mapped upstream through its children: one skipped child skips it (Prefect 1)
@@ -357,8 +366,8 @@ async def run_task(
             state = await runner.transition(task, map_index, state, Running("Starting task run."))
             if not isinstance(state, Running):
                 return state
-        elif track:  # only the run store: record without a state object or a coroutine
-            runner.record_running(task, map_index)
+        elif track:  # only the run store: the attempt's start, written with its end (or by the store)
+            runner.recorder.running[ctx] = runner.timestamp()  # type: ignore[union-attr]
         error: BaseException | None = None
         try:
             if simple:
@@ -372,7 +381,7 @@ async def run_task(
             new = Failed(f"The task body raised CancelledError without being cancelled: {err!r}", result=err)
             error = err
         except signals.ENDRUN as sig:
-            return sig.state
+            return runner.record(task, map_index, sig.state, ctx)
         except signals.AflowSignal as sig:
             new = sig.state
             error = sig
@@ -386,14 +395,16 @@ async def run_task(
             new = Success(_SUCCESS_MSG, result=value)
             if persist is not None:
                 new = await persist.after(task, ctx, inputs, new)
-            return await runner.transition(task, map_index, state, new) if track else new
+            if task.state_handlers:
+                return await runner.transition(task, map_index, state, new, ctx)
+            return runner.record(task, map_index, new, ctx) if track else new
 
         scrub(new)
         if isinstance(new, Looped):
             ctx.loop_count = (ctx.loop_count or 1) + 1
             ctx.loop_result = new.result
             new.loop_count = ctx.loop_count - 1
-            state = await runner.transition(task, map_index, state, new) if track else new
+            state = await runner.transition(task, map_index, state, new, ctx) if track else new
             if isinstance(state, Looped):
                 continue
             return state
@@ -413,7 +424,7 @@ async def run_task(
         if delay is None:
             if not isinstance(new, Finished):  # a signal carrying a non-final state
                 new = Failed(f"Signal {type(error).__name__} left the task in {type(new).__name__}", result=error)
-            return await runner.transition(task, map_index, state, new) if track else new
+            return await runner.transition(task, map_index, state, new, ctx) if track else new
 
         clock = runner.clock
         retrying = Retrying(
@@ -422,7 +433,7 @@ async def run_task(
             start_time=clock.now() + timedelta(seconds=delay),
             run_count=ctx.run_count,
         )
-        state = await runner.transition(task, map_index, state, retrying) if track else retrying
+        state = await runner.transition(task, map_index, state, retrying, ctx) if track else retrying
         if not isinstance(state, Retrying):
             return state
         if runner.logger is not None:

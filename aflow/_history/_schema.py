@@ -5,11 +5,14 @@ current layout. Flow-run and cache timestamps are ISO-8601 text in UTC (see `_re
 so they sort as text; JSON columns hold text.
 
 Task states arrive by the thousand per second, so they are written packed: each row of
-``task_state_batches`` holds one flush's states of one flow run, as a pickled list of
-``(run_id, task_slug, task_name, map_index, state, message, timestamp)`` tuples (timestamps in seconds
-since the epoch). One INSERT per batch keeps the store's cost per state to an append in memory
-and a share of one ``pickle.dumps``. The query API unpacks them; the batch id and the position
-in the batch give the recording order.
+``task_state_batches`` holds one write's states of one flow run, pickled (see ``_batches``):
+either a list of ``(run_id, task_slug, task_name, map_index, state, message, timestamp)`` tuples
+(states recorded through `RunStore.task_state`), or ``(2, rows)`` with rows of
+``(task_slug, task_name, map_index, state, message, timestamp, started)`` from a flow run's
+recorder, where a ``started`` time stands for the ``Running`` state of the attempt the row ends.
+Timestamps are seconds since the epoch. One INSERT per batch keeps the store's cost per state
+to an append in memory and a share of one ``pickle.dumps``. The query API unpacks them; the
+batch id and the position in the batch give the recording order.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ CREATE TABLE IF NOT EXISTS task_state_batches (
     id      INTEGER PRIMARY KEY,  -- recording order of the batches
     run_id  TEXT NOT NULL,
     count   INTEGER NOT NULL,     -- states in the batch
-    states  BLOB NOT NULL         -- pickled list of (run_id, slug, name, map_index, state, message, timestamp)
+    states  BLOB NOT NULL         -- pickled states: see the module docstring
 );
 CREATE INDEX IF NOT EXISTS task_state_batches_by_run ON task_state_batches (run_id, id);
 

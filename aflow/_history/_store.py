@@ -1,10 +1,11 @@
 """`RunStore`: the run-history store on SQLite (through aiosqlite, in its own thread).
 
-Recording is synchronous and cheap: a call appends one tuple to an in-memory batch. A background
-asyncio task, the writer, commits batches in one transaction each (``executemany`` per table)
-when a batch is full or ``flush_interval`` seconds after its first record. Timestamps of task
-states are encoded to text inside the SQLite thread, while ``executemany`` consumes the batch,
-so the event loop pays only for the append.
+Recording is synchronous and cheap: a call appends one tuple to an in-memory batch, and a flow
+run's engine appends to its own `Recorder` without calling the store at all. A background asyncio
+task, the writer, commits batches in one transaction each (``executemany`` per table) when a
+batch is full or ``flush_interval`` seconds after its first record, and drains the recorders of
+runs in progress every ``flush_interval`` seconds; task states are packed into one pickled blob
+per run and batch (see ``_batches``), so the event loop pays little more than the appends.
 
 Every write goes through the writer task, so cancelling a caller of `RunStore.flush` never
 interrupts a transaction. On close the writer flushes what is left and closes the connection
@@ -16,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pickle
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -30,6 +30,7 @@ import anyio
 
 from .._logging import engine_logger
 from . import _schema as sql
+from ._batches import Recorder, RunRow, _TaskRow, pack_by_run, pack_run_rows, unpack_batches
 from ._records import CacheEntry, FlowRunRecord, TaskStateRecord, dump_json, from_iso, to_iso
 
 if TYPE_CHECKING:
@@ -48,9 +49,6 @@ _R = TypeVar("_R")
 _BUSY_TIMEOUT = 30.0  # seconds a writer waits for another connection's lock
 
 _MISSING_AIOSQLITE = "aflow.history needs aiosqlite: pip install aflow[history]"
-
-# a task state waiting in the batch: run_id, slug, name, map_index, state name, message, datetime
-_TaskRow = tuple[str, str, str, int | None, str, str | None, float]
 
 
 def _require_aiosqlite() -> ModuleType:
@@ -80,39 +78,6 @@ def _flow_run(row: tuple[Any, ...]) -> FlowRunRecord:
         state=state,
         message=message,
     )
-
-
-_BATCH_SHIFT = 32  # seq = batch id << 32 | position in the batch: recording order
-
-
-def _unpack_batches(run_id: str, rows: Iterable[tuple[int, bytes]]) -> list[TaskStateRecord]:
-    out: list[TaskStateRecord] = []
-    for batch_id, packed in rows:
-        base = batch_id << _BATCH_SHIFT
-        for i, (_, slug, name, map_index, state, message, timestamp) in enumerate(pickle.loads(packed)):
-            out.append(
-                TaskStateRecord(
-                    seq=base | i,
-                    run_id=run_id,
-                    task_slug=slug,
-                    task_name=name,
-                    map_index=map_index,
-                    state=state,
-                    message=message,
-                    timestamp=datetime.fromtimestamp(timestamp, UTC),
-                )
-            )
-    return out
-
-
-def _pack_by_run(rows: list[_TaskRow]) -> list[tuple[str, int, bytes]]:
-    """One ``(run_id, count, pickled rows)`` batch per flow run, in recording order."""
-    if rows[0][0] == rows[-1][0] and all(row[0] == rows[0][0] for row in rows):  # the usual case
-        return [(rows[0][0], len(rows), pickle.dumps(rows, 5))]
-    by_run: dict[str, list[_TaskRow]] = {}
-    for row in rows:
-        by_run.setdefault(row[0], []).append(row)
-    return [(run_id, len(group), pickle.dumps(group, 5)) for run_id, group in by_run.items()]
 
 
 def _cache_entry(row: tuple[Any, ...]) -> CacheEntry:
@@ -171,6 +136,8 @@ class RunStore:
         self._close_error: Exception | None = None
         self._runs: list[tuple[str, tuple[Any, ...]]] = []  # flow run starts and ends, in order
         self._tasks: list[_TaskRow] = []
+        self._recorders: list[Recorder] = []  # flow runs in progress, drained by the writer
+        self._drained: list[tuple[str, list[RunRow]]] = []  # rows of finished runs' recorders
 
     def __repr__(self) -> str:
         status = "open" if self._accepting else "closed"
@@ -184,7 +151,12 @@ class RunStore:
     @property
     def pending(self) -> int:
         """How many records wait in memory for the writer (not yet handed to SQLite)."""
-        return len(self._runs) + len(self._tasks)
+        return (
+            len(self._runs)
+            + len(self._tasks)
+            + sum(len(r) for r in self._recorders)
+            + sum(len(rows) for _, rows in self._drained)
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -350,6 +322,29 @@ class RunStore:
         if len(rows) == 1:
             self._wake.set()
 
+    def recorder(self, run_id: str) -> Recorder:
+        """Start recording flow run ``run_id``'s task states through a `Recorder` (the engine's path).
+
+        The caller appends to the recorder's lists; while it is active the writer drains it every
+        ``flush_interval`` seconds. Call `release` when the run ends.
+
+        Raises:
+            RuntimeError: The store is not open.
+        """
+        if not self._accepting:
+            raise RuntimeError(f"{self!r} is not open")
+        recorder = Recorder(run_id)
+        self._recorders.append(recorder)
+        self._wake.set()  # the writer switches to draining on a schedule
+        return recorder
+
+    def release(self, recorder: Recorder) -> None:
+        """Stop draining ``recorder``; what it still holds is written with the next batch."""
+        if recorder in self._recorders:
+            self._recorders.remove(recorder)
+        if len(recorder):
+            self._drained.append((recorder.run_id, recorder.drain()))
+
     async def flush(self) -> None:
         """Commit every record made so far; returns once they are in the file.
 
@@ -447,13 +442,17 @@ class RunStore:
     async def task_history(self, run_id: str) -> list[TaskStateRecord]:
         """Return every task state recorded for flow run ``run_id``, in recorded order.
 
+        An engine run records a task attempt's ``Running`` state with the state that ends it
+        (with its own timestamp), unless the attempt was still running when the store wrote:
+        then ``Running`` is written at once, so a reader sees what is in progress.
+
         Args:
             run_id: The flow run's id.
         """
         await self.flush()
         async with self._lock:
             rows = await self._connection().execute_fetchall(sql.TASK_HISTORY, (run_id,))
-        return _unpack_batches(run_id, [(int(r[0]), bytes(r[1])) for r in rows])
+        return unpack_batches(run_id, [(int(r[0]), bytes(r[1])) for r in rows])
 
     async def latest_task_states(self, run_id: str) -> dict[tuple[str, int | None], TaskStateRecord]:
         """Return the last state of each task run of flow run ``run_id``.
@@ -493,8 +492,9 @@ class RunStore:
         wake = self._wake
         try:
             while True:
-                await wake.wait()
-                wake.clear()
+                if not (self._recorders and self._accepting):  # else: drain the runs on a schedule
+                    await wake.wait()
+                    wake.clear()
                 if self._accepting and not self._flush_waiters and self.pending < self._batch_size:
                     with anyio.move_on_after(self._flush_interval):
                         while self._accepting and not self._flush_waiters and self.pending < self._batch_size:
@@ -536,10 +536,11 @@ class RunStore:
 
     async def _write_pending(self, conn: aiosqlite.Connection) -> None:
         async with self._lock:
-            runs, tasks = self._runs, self._tasks
-            if not (runs or tasks):
+            runs, tasks, drained = self._runs, self._tasks, self._drained
+            drained += [(r.run_id, r.drain()) for r in self._recorders if len(r)]
+            if not (runs or tasks or drained):
                 return
-            self._runs, self._tasks = [], []
+            self._runs, self._tasks, self._drained = [], [], []
             try:
                 await conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -547,7 +548,9 @@ class RunStore:
                     for query, group in groupby(runs, key=itemgetter(0)):
                         await conn.executemany(query, [params for _, params in group])
                     if tasks:
-                        await conn.executemany(sql.TASK_STATE_BATCH, _pack_by_run(tasks))
+                        await conn.executemany(sql.TASK_STATE_BATCH, pack_by_run(tasks))
+                    if drained:
+                        await conn.executemany(sql.TASK_STATE_BATCH, [pack_run_rows(*d) for d in drained])
                     await conn.execute("COMMIT")
                 except BaseException:
                     with anyio.CancelScope(shield=True):
@@ -560,6 +563,7 @@ class RunStore:
                 # transient (the file is locked, the disk is full...): keep the batch for a retry
                 self._runs[:0] = runs
                 self._tasks[:0] = tasks
+                self._drained[:0] = drained
                 raise
 
 

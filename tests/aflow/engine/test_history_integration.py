@@ -404,3 +404,71 @@ async def test_state_handlers_see_the_recorded_states(store: RunStore) -> None:
 
     _, run_id = await run(flow, clock=FakeClock(), history=store)
     assert [r.state for r in await store.task_history(run_id)] == seen == ["Running", "Retrying", "Running", "Success"]
+
+
+async def test_a_task_in_progress_reads_as_running_and_is_recorded_once(tmp_path: Path) -> None:
+    started, release = anyio.Event(), anyio.Event()
+
+    @task
+    def quick() -> int:
+        return 1
+
+    @task
+    async def waits(x: int) -> int:
+        started.set()
+        await release.wait()
+        return x + 1
+
+    with Flow("live") as flow:
+        waits(quick())
+
+    async with RunStore(tmp_path / "runs.db", flush_interval=0.01) as store, RunStore(tmp_path / "runs.db") as reader:
+        with anyio.fail_after(GUARD):
+            handle = flow.start(history=store)
+            await started.wait()
+            # the writer drains the run on its own schedule: another store on the file sees the task running
+            while by_task(await reader.task_history(handle.flow_run_id)).get(("waits", None)) != ["Running"]:  # noqa: ASYNC110
+                await anyio.sleep(0.01)  # polls another store's file: no event crosses connections
+            assert by_task(await reader.task_history(handle.flow_run_id))[("quick", None)] == ["Running", "Success"]
+            release.set()
+            state = await handle
+        assert state.is_successful()
+        records = await store.task_history(handle.flow_run_id)
+        assert by_task(records) == {("quick", None): ["Running", "Success"], ("waits", None): ["Running", "Success"]}
+        assert [r.seq for r in records] == sorted(r.seq for r in records)
+        assert all(r.message == "Starting task run." for r in records if r.state == "Running")
+
+
+async def test_an_attempt_that_ends_before_a_write_keeps_its_start_time(store: RunStore) -> None:
+    clock = FakeClock()
+
+    @task
+    async def slow() -> int:
+        await clock.sleep(30)  # the fake clock moves on by 30 s
+        return 1
+
+    with Flow("times") as flow:
+        slow()
+
+    _, run_id = await run(flow, clock=clock, history=store)
+    records = await store.task_history(run_id)
+    assert [(r.state, r.timestamp - T0) for r in records] == [
+        ("Running", timedelta(0)),
+        ("Success", timedelta(seconds=30)),
+    ]
+
+
+async def test_an_endrun_state_is_recorded(store: RunStore) -> None:
+    from aflow.states import Success
+
+    @task
+    def stops() -> int:
+        raise signals.ENDRUN(Success("ended early", result=5))
+
+    with Flow("endrun") as flow:
+        s = stops()
+
+    state, run_id = await run(flow, history=store)
+    assert state.result[s].result == 5
+    records = await store.task_history(run_id)
+    assert [(r.state, r.message) for r in records] == [("Running", "Starting task run."), ("Success", "ended early")]
