@@ -395,9 +395,11 @@ async def run_task(
             new = Success(_SUCCESS_MSG, result=value)
             if persist is not None:
                 new = await persist.after(task, ctx, inputs, new)
-            if task.state_handlers:
-                return await runner.transition(task, map_index, state, new, ctx)
-            return runner.record(task, map_index, new, ctx) if track else new
+            if track:
+                if task.state_handlers:
+                    return await runner.transition(task, map_index, state, new, ctx)
+                return runner.record(task, map_index, new, ctx)
+            return new
 
         scrub(new)
         if isinstance(new, Looped):
