@@ -631,6 +631,7 @@ class Flow:
         flow_run_name: str | None = None,
         history: RunStore | str | os.PathLike[str] | None = None,
         executor: Executor | None = None,
+        progress: bool | Console | ProgressDisplay = False,
         **parameter_values: Any,
     ) -> FlowRun:
         """Start a run in the background of the running event loop and return its handle.
@@ -655,7 +656,12 @@ class Flow:
             history=history,
             executor=executor,
         )
-        return FlowRun(runner, asyncio.get_running_loop().create_task(runner.run()))
+        if progress is False:
+            return FlowRun(runner, asyncio.get_running_loop().create_task(runner.run()))
+        from ._progress import ProgressDisplay, run_with_progress
+
+        display = ProgressDisplay.of(progress)  # a bad value fails here, not in the background
+        return FlowRun(runner, asyncio.get_running_loop().create_task(run_with_progress(runner, display)))
 
     def _runner(
         self,

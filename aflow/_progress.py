@@ -74,6 +74,21 @@ class ProgressDisplay:
         transient: Erase the display when the run ends.
     """
 
+    @classmethod
+    def of(cls, progress: bool | Console | ProgressDisplay) -> ProgressDisplay:
+        """The display a ``progress=`` argument asks for: ``True``, a rich ``Console`` or a display.
+
+        Raises:
+            TypeError: ``progress`` is none of these.
+        """
+        if isinstance(progress, ProgressDisplay):
+            return progress
+        if isinstance(progress, Console):
+            return cls(progress)
+        if progress is True:
+            return cls()
+        raise TypeError(f"progress must be a bool, a rich Console or a ProgressDisplay, not {progress!r}")
+
     def __init__(
         self,
         console: Console | None = None,
@@ -148,16 +163,6 @@ class ProgressDisplay:
         self._progress.stop()
 
 
-def _display_for(progress: Any) -> ProgressDisplay:
-    if isinstance(progress, ProgressDisplay):
-        return progress
-    if isinstance(progress, Console):
-        return ProgressDisplay(progress)
-    if progress is True:
-        return ProgressDisplay()
-    raise TypeError(f"progress must be a bool, a rich Console or a ProgressDisplay, not {progress!r}")
-
-
 async def run_with_progress(runner: FlowRunner, progress: Any, tracker: RunTracker | None = None) -> State:
     """Run ``runner`` with a live display, unless its console is not interactive.
 
@@ -166,7 +171,7 @@ async def run_with_progress(runner: FlowRunner, progress: Any, tracker: RunTrack
         progress: True, a rich ``Console``, or a `ProgressDisplay`.
         tracker: An observer already set on the runner, to reuse (the CLI's), else a new one.
     """
-    display = _display_for(progress)
+    display = ProgressDisplay.of(progress)
     if not display.enabled:
         return await runner.run()
     if tracker is None:

@@ -244,3 +244,16 @@ async def test_the_engine_reports_starts_maps_and_final_states() -> None:
     assert parent_end > max(events.index(("end", "inc", end)) for end in child_ends)
     assert events[-1] == ("end", "total", (None, "TriggerFailed"))
     assert ("start", "total", None) in events
+
+
+async def test_a_started_run_draws_its_display_too() -> None:
+    console, out = terminal()
+    handle = map_flow().start(progress=console)
+    state = await handle
+    assert state.is_successful()
+    assert re.search(r"mapping .* 6/6", plain(out.getvalue()))
+
+
+async def test_start_refuses_a_bad_progress_value_at_once() -> None:
+    with pytest.raises(TypeError, match="progress must be"):
+        map_flow().start(progress="yes")  # type: ignore[arg-type]
