@@ -545,12 +545,18 @@ class RunStore:
                 await conn.execute("BEGIN IMMEDIATE")
                 try:
                     # a run's start and end stay in order (a restarted run id is started again)
-                    for query, group in groupby(runs, key=itemgetter(0)):
-                        await conn.executemany(query, [params for _, params in group])
+                    writes = [
+                        (query, [params for _, params in group]) for query, group in groupby(runs, key=itemgetter(0))
+                    ]
                     if tasks:
-                        await conn.executemany(sql.TASK_STATE_BATCH, pack_by_run(tasks))
+                        writes.append((sql.TASK_STATE_BATCH, pack_by_run(tasks)))
                     if drained:
-                        await conn.executemany(sql.TASK_STATE_BATCH, [pack_run_rows(*d) for d in drained])
+                        writes.append((sql.TASK_STATE_BATCH, [pack_run_rows(*d) for d in drained]))
+                    # queued back to back in aiosqlite's thread, in this order: one round trip, not one each
+                    queued = [conn.executemany(query, params) for query, params in writes]
+                    for outcome in await asyncio.gather(*queued, return_exceptions=True):
+                        if isinstance(outcome, BaseException):
+                            raise outcome
                     await conn.execute("COMMIT")
                 except BaseException:
                     with anyio.CancelScope(shield=True):

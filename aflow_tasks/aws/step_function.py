@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import anyio
@@ -21,15 +22,17 @@ class StepActivate(AWSTask):
     """Start a Step Functions execution; optionally wait for its end and return its output.
 
     Without ``wait`` the task returns the API's answer (``executionArn``, ``startDate``). With
-    ``wait=True`` it polls the execution every ``poll_interval`` seconds (and stops it if the
-    task is cancelled or times out while waiting) and returns the
+    ``wait=True`` it polls the execution every ``poll_interval`` seconds and returns the
     execution's output decoded from JSON when it SUCCEEDED; FAILED, TIMED_OUT and ABORTED fail
     the task with the execution's error and cause. Bound the wait with the task's ``timeout``.
+    If the task is cancelled or times out while starting the execution or waiting for it, the
+    execution is stopped: nothing is left running. (An unnamed execution gets a UUID name here,
+    as AWS would give it, so that it can be stopped even when the start's answer never arrived.)
 
     Args:
         state_machine_arn: The state machine's ARN. Defaults to None (give it to the call).
-        execution_name: A name for the execution (unique for 90 days). Defaults to None (AWS
-            makes one).
+        execution_name: A name for the execution (unique for 90 days). Defaults to None (a
+            UUID).
         execution_input: The input: a JSON string or a JSON-able value. Defaults to ``"{}"``.
         wait: Wait for the execution to end. Defaults to False.
         poll_interval: Seconds between two status checks while waiting. Defaults to 5.0.
@@ -93,25 +96,25 @@ class StepActivate(AWSTask):
             "stateMachineArn": state_machine_arn,
             "input": execution_input if isinstance(execution_input, str) else json.dumps(execution_input),
         }
-        if execution_name:
-            args["name"] = execution_name
+        args["name"] = execution_name or str(uuid.uuid4())
+        # the execution's ARN, known before the start answers: a cancelled start can stop it too
+        arn = f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{args['name']}"
         label = f"Step Functions execution of {state_machine_arn}"
         async with self._client("stepfunctions", credentials) as client, aws_errors(self, label):
-            started = await client.start_execution(**args)
-            arn = started["executionArn"]
-            if not wait:
-                return {"executionArn": arn, "startDate": started.get("startDate")}
-            self.logger.debug("started %s; waiting for it to end", arn)
             try:
+                started = await client.start_execution(**args)
+                arn = started["executionArn"]
+                if not wait:
+                    return {"executionArn": arn, "startDate": started.get("startDate")}
+                self.logger.debug("started %s; waiting for it to end", arn)
                 while True:
                     execution = await client.describe_execution(executionArn=arn)
                     if execution["status"] not in _RUNNING:
                         break
                     await anyio.sleep(self.poll_interval)
             except anyio.get_cancelled_exc_class():
-                # cancelled or timed out while waiting: stop the execution, leave nothing running
-                with anyio.CancelScope(shield=True), anyio.move_on_after(30):
-                    await client.stop_execution(executionArn=arn, error="aflow.Cancelled", cause="task cancelled")
+                # cancelled or timed out: stop the execution, leave nothing running
+                await _stop(client, arn, self.logger)
                 raise
         status = execution["status"]
         if status != "SUCCEEDED":
@@ -125,3 +128,14 @@ class StepActivate(AWSTask):
             return json.loads(output)
         except ValueError:
             return output
+
+
+async def _stop(client: Any, arn: str, logger: Any) -> None:
+    """Stop execution ``arn`` (shielded: the caller is being cancelled); a missing one is fine."""
+    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+
+    with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+        try:
+            await client.stop_execution(executionArn=arn, error="aflow.Cancelled", cause="task cancelled")
+        except (ClientError, BotoCoreError) as exc:  # never started (cancelled before the request left), or ended
+            logger.debug("could not stop %s: %s", arn, exc)

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import pytest
 
 from aflow import Flow, signals
@@ -212,9 +216,70 @@ async def test_a_timed_out_wait_stops_the_execution(moto: Moto) -> None:
     long_wait = {"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 600, "End": True}}}
     arn = await state_machine(moto, "napper", long_wait)
     with Flow("sfn-timeout") as flow:
-        out = StepActivate(wait=True, poll_interval=0.05, timeout=0.5, **moto.settings)(state_machine_arn=arn)
+        out = StepActivate(wait=True, poll_interval=0.05, timeout=2, **moto.settings)(state_machine_arn=arn)
     state = await flow.run()
     assert state.result[out].is_timed_out()
     async with aws_client("stepfunctions", **moto.settings) as sfn:
         (execution,) = (await sfn.list_executions(stateMachineArn=arn))["executions"]
     assert execution["status"] == "ABORTED"  # stopped, not left running for ten minutes
+
+
+@asynccontextmanager
+async def answers_held_back(moto: Moto, target: str) -> AsyncIterator[str]:
+    """A proxy in front of moto that forwards every call but never answers ``target`` (an X-Amz-Target)."""
+    from aiohttp import ClientSession, web
+
+    async with ClientSession() as session:
+
+        async def forward(request: web.Request) -> web.Response:
+            body = await request.read()
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+            async with session.request(request.method, moto.url + request.path_qs, data=body, headers=headers) as r:
+                answer = web.Response(status=r.status, body=await r.read(), content_type=r.content_type)
+            if request.headers.get("X-Amz-Target", "").endswith(target):
+                await anyio.sleep_forever()  # moto did the work; the caller never hears back
+            return answer
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", forward)
+        runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            await runner.cleanup()
+
+
+async def test_a_start_cut_short_by_the_timeout_is_stopped_too(moto: Moto) -> None:
+    long_wait = {"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 600, "End": True}}}
+    arn = await state_machine(moto, "napper", long_wait)
+    async with answers_held_back(moto, ".StartExecution") as proxy:
+        settings = {**moto.settings, "endpoint_url": proxy}
+        with Flow("sfn-start-timeout") as flow:
+            out = StepActivate(wait=True, timeout=1, **settings)(state_machine_arn=arn)
+        state = await flow.run()
+    assert state.result[out].is_timed_out()
+    async with aws_client("stepfunctions", **moto.settings) as sfn:
+        (execution,) = (await sfn.list_executions(stateMachineArn=arn))["executions"]
+    assert execution["status"] == "ABORTED"  # started by the call whose answer never came, then stopped
+    uuid.UUID(execution["name"])  # unnamed: it got a UUID name, as AWS gives
+
+
+async def test_stopping_an_execution_that_never_started_is_quiet(moto: Moto) -> None:
+    from aflow_tasks.aws.step_function import _stop
+
+    records: list[str] = []
+
+    class Log:
+        def debug(self, msg: str, *args: object) -> None:
+            records.append(msg % args)
+
+    arn = await state_machine(moto, "adder", PASS)
+    async with aws_client("stepfunctions", **moto.settings) as sfn:
+        await _stop(sfn, arn.replace(":stateMachine:", ":execution:") + ":never", Log())
+    assert len(records) == 1
+    assert "could not stop" in records[0]
+    assert "ExecutionDoesNotExist" in records[0]
