@@ -148,14 +148,14 @@ async def test_waiting_for_a_slot_does_not_count_towards_the_timeout() -> None:
         await release.wait()
         return "held"
 
-    @task(tags=["one"], timeout=0.05)
+    @task(tags=["one"], timeout=0.1)  # room for a loaded machine to run the body itself
     async def quick() -> str:
         return "quick"
 
     @task
     async def releaser() -> None:
         # gives `quick` time to wait for the slot, far longer than its timeout
-        await anyio.sleep(0.2)
+        await anyio.sleep(0.4)
         release.set()
 
     with Flow("slot") as flow:
