@@ -472,3 +472,34 @@ async def test_an_endrun_state_is_recorded(store: RunStore) -> None:
     assert state.result[s].result == 5
     records = await store.task_history(run_id)
     assert [(r.state, r.message) for r in records] == [("Running", "Starting task run."), ("Success", "ended early")]
+
+
+async def test_concurrent_runs_on_one_store_keep_their_own_histories(store: RunStore) -> None:
+    gate, arrived = anyio.Event(), []
+
+    @task
+    async def step(x: int) -> int:
+        arrived.append(x)
+        if len(arrived) == 4:
+            gate.set()
+        await gate.wait()  # every step of both runs is in progress at once
+        return x
+
+    with Flow("a") as flow_a:
+        step.map([1, 2, 3])
+    with Flow("b") as flow_b:
+        step(10)
+
+    with anyio.fail_after(GUARD):
+        a, b = flow_a.start(history=store), flow_b.start(history=store)
+        state_a, state_b = await a, await b
+    assert state_a.is_successful()
+    assert state_b.is_successful()
+    assert by_task(await store.task_history(a.flow_run_id)) == {
+        ("step", None): ["Mapped"],
+        ("step", 0): ["Running", "Success"],
+        ("step", 1): ["Running", "Success"],
+        ("step", 2): ["Running", "Success"],
+    }
+    assert by_task(await store.task_history(b.flow_run_id)) == {("step", None): ["Running", "Success"]}
+    assert {r.flow_name for r in await store.list_runs()} == {"a", "b"}
