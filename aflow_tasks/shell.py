@@ -213,9 +213,10 @@ class ShellTask(Task):
             to False.
         log_stderr: On failure, log the command's stderr (up to its last 1000 lines) at ERROR.
             Defaults to False.
-        stream_output: Log each stdout line as it arrives, through the task's logger: False
-            (off), True (at INFO), or a logging level (number or name such as ``"DEBUG"``).
-            Defaults to False.
+        stream_output: Log each line of stdout and of stderr as it arrives, through the task's
+            logger: False (off), True (at INFO), or a logging level (number or name such as
+            ``"DEBUG"``). stderr lines go at the same level (Prefect 1 merges the two streams),
+            marked ``[stderr]``. Defaults to False.
         cwd: The working directory of the command; can also be given at run time. Defaults to
             None (the current directory).
         kill_grace: Seconds between SIGTERM and SIGKILL when a cancelled run stops the command.
@@ -307,6 +308,8 @@ class ShellTask(Task):
             nonlocal err_count
             err_count += 1
             err.append(line)
+            if level:
+                logger.log(level, "[stderr] %s", line)
 
         stdout_lines, stderr_lines = _Lines(on_stdout), _Lines(on_stderr)
 

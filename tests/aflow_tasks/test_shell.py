@@ -255,17 +255,24 @@ async def test_stream_output_logs_each_line_as_it_arrives(tmp_path, lines):
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)
-        assert await lines.wait_for(1) == ["ready"]
+        assert sorted(await lines.wait_for(2)) == ["[stderr] to stderr", "ready"]  # two pipes: either first
         assert result == []  # still running
         await anyio.to_thread.run_sync(release)
-    assert result == ["got go"]
-    assert lines.info == ["ready", "got go"]  # stderr is not streamed
+    assert result == ["got go"]  # the last line of stdout only
+    assert lines.info[2:] == ["got go"]
     assert {r.name for r in lines.records} == {"aflow.task.ShellTask"}
 
 
 async def test_stream_output_at_a_named_level(lines):
     assert await ShellTask(command="echo a; echo b", stream_output="DEBUG").run() == "b"
     assert [(r.levelno, r.getMessage()) for r in lines.records] == [(logging.DEBUG, "a"), (logging.DEBUG, "b")]
+
+
+async def test_streamed_stderr_lines_go_at_the_same_level_marked(lines):
+    assert await ShellTask(command="echo e1 >&2; echo e2 >&2; echo ok", stream_output="DEBUG").run() == "ok"
+    logged = [(r.levelno, r.getMessage()) for r in lines.records]
+    assert sorted(logged) == [(logging.DEBUG, "[stderr] e1"), (logging.DEBUG, "[stderr] e2"), (logging.DEBUG, "ok")]
+    assert logged.index((logging.DEBUG, "[stderr] e1")) < logged.index((logging.DEBUG, "[stderr] e2"))
 
 
 async def test_lines_with_percent_signs_are_logged_verbatim(lines):
