@@ -3,7 +3,7 @@
 Two shapes of pending state:
 
 - rows recorded through `RunStore.task_state` / `RunStore.record`, each carrying its run id
-  (``_TaskRow``), packed per run in the first format: a pickled list of those tuples;
+  (``TaskRow``), packed per run in the first format: a pickled list of those tuples;
 - a flow run's `Recorder`, which the engine appends to directly (no call into the store per
   state) and which the writer drains on its own schedule. Its rows (``RunRow``) carry no run id and
   may carry the start time of the attempt they end, standing for the ``Running`` state of that
@@ -22,12 +22,12 @@ from typing import Any
 
 from ._records import TaskStateRecord
 
-__all__ = ("RUNNING_MESSAGE", "Recorder", "RunRow", "pack_by_run", "pack_run_rows", "unpack_batches")
+__all__ = ("RUNNING_MESSAGE", "Recorder", "RunRow", "TaskRow", "pack_by_run", "pack_run_rows", "unpack_batches")
 
 RUNNING_MESSAGE = "Starting task run."
 
 # recorded through the store's methods: run_id, slug, name, map_index, state name, message, timestamp
-_TaskRow = tuple[str, str, str, int | None, str, str | None, float]
+TaskRow = tuple[str, str, str, int | None, str, str | None, float]
 # recorded by a Recorder: slug, name, map_index, state name, message, timestamp, attempt start or None
 RunRow = tuple[str | None, str, int | None, str, str | None, float, float | None]  # slug: set in a flow
 
@@ -76,11 +76,11 @@ class Recorder:
         return rows
 
 
-def pack_by_run(rows: list[_TaskRow]) -> list[tuple[str, int, bytes]]:
+def pack_by_run(rows: list[TaskRow]) -> list[tuple[str, int, bytes]]:
     """One ``(run_id, count, pickled rows)`` batch per flow run, in recording order."""
     if rows[0][0] == rows[-1][0] and all(row[0] == rows[0][0] for row in rows):  # the usual case
         return [(rows[0][0], len(rows), pickle.dumps(rows, 5))]
-    by_run: dict[str, list[_TaskRow]] = {}
+    by_run: dict[str, list[TaskRow]] = {}
     for row in rows:
         by_run.setdefault(row[0], []).append(row)
     return [(run_id, len(group), pickle.dumps(group, 5)) for run_id, group in by_run.items()]

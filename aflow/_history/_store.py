@@ -30,7 +30,7 @@ import anyio
 
 from .._logging import engine_logger
 from . import _schema as sql
-from ._batches import Recorder, RunRow, _TaskRow, pack_by_run, pack_run_rows, unpack_batches
+from ._batches import Recorder, RunRow, TaskRow, pack_by_run, pack_run_rows, unpack_batches
 from ._records import CacheEntry, FlowRunRecord, TaskStateRecord, dump_json, from_iso, to_iso
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ class RunStore:
         self._flush_waiters: list[asyncio.Future[None]] = []
         self._close_error: Exception | None = None
         self._runs: list[tuple[str, tuple[Any, ...]]] = []  # flow run starts and ends, in order
-        self._tasks: list[_TaskRow] = []
+        self._tasks: list[TaskRow] = []
         self._recorders: list[Recorder] = []  # flow runs in progress, drained by the writer
         self._drained: list[tuple[str, list[RunRow]]] = []  # rows of finished runs' recorders
 
