@@ -224,19 +224,30 @@ async def test_a_timed_out_wait_stops_the_execution(moto: Moto) -> None:
     assert execution["status"] == "ABORTED"  # stopped, not left running for ten minutes
 
 
+def operation(path: str, target: str) -> str:
+    """The API call a request makes: its X-Amz-Target operation (JSON APIs) or its path (REST APIs)."""
+    return target.rpartition(".")[2] if target else path
+
+
 @asynccontextmanager
-async def answers_held_back(moto: Moto, target: str) -> AsyncIterator[str]:
-    """A proxy in front of moto that forwards every call but never answers ``target`` (an X-Amz-Target)."""
+async def answers_held_back(moto: Moto, held: str) -> AsyncIterator[tuple[str, list[tuple[str, bytes]]]]:
+    """A proxy in front of moto: forwards every call and records it, but never answers ``held`` ones.
+
+    Yields the proxy's URL and the ``(operation, body)`` of every call, in order (see `operation`).
+    """
     from aiohttp import ClientSession, web
 
+    calls: list[tuple[str, bytes]] = []
     async with ClientSession() as session:
 
         async def forward(request: web.Request) -> web.Response:
             body = await request.read()
+            op = operation(request.path, request.headers.get("X-Amz-Target", ""))
+            calls.append((op, body))
             headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
             async with session.request(request.method, moto.url + request.path_qs, data=body, headers=headers) as r:
                 answer = web.Response(status=r.status, body=await r.read(), content_type=r.content_type)
-            if request.headers.get("X-Amz-Target", "").endswith(target):
+            if op == held:
                 await anyio.sleep_forever()  # moto did the work; the caller never hears back
             return answer
 
@@ -248,7 +259,7 @@ async def answers_held_back(moto: Moto, target: str) -> AsyncIterator[str]:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         try:
-            yield f"http://127.0.0.1:{port}"
+            yield f"http://127.0.0.1:{port}", calls
         finally:
             await runner.cleanup()
 
@@ -256,7 +267,7 @@ async def answers_held_back(moto: Moto, target: str) -> AsyncIterator[str]:
 async def test_a_start_cut_short_by_the_timeout_is_stopped_too(moto: Moto) -> None:
     long_wait = {"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 600, "End": True}}}
     arn = await state_machine(moto, "napper", long_wait)
-    async with answers_held_back(moto, ".StartExecution") as proxy:
+    async with answers_held_back(moto, "StartExecution") as (proxy, _):
         settings = {**moto.settings, "endpoint_url": proxy}
         with Flow("sfn-start-timeout") as flow:
             out = StepActivate(wait=True, timeout=1, **settings)(state_machine_arn=arn)
@@ -283,3 +294,22 @@ async def test_stopping_an_execution_that_never_started_is_quiet(moto: Moto) -> 
     assert len(records) == 1
     assert "could not stop" in records[0]
     assert "ExecutionDoesNotExist" in records[0]
+
+
+async def test_a_batch_wait_cut_short_terminates_the_job(moto: Moto) -> None:
+    queue, definition = await batch_queue(moto)
+    # moto's simple backend ends jobs at once: holding back the status makes the task wait forever
+    async with answers_held_back(moto, "/v1/describejobs") as (proxy, calls):
+        settings = {**moto.settings, "endpoint_url": proxy}
+        with Flow("batch-timeout") as flow:
+            out = BatchSubmit(job_definition=definition, job_queue=queue, wait=True, timeout=1, **settings)(
+                job_name="waits"
+            )
+        state = await flow.run()
+    assert state.result[out].is_timed_out()
+    ops = [op for op, _ in calls]
+    assert ops == ["/v1/submitjob", "/v1/describejobs", "/v1/terminatejob"]
+    async with aws_client("batch", **moto.settings) as batch:
+        (job,) = (await batch.list_jobs(jobQueue=queue, jobStatus="SUCCEEDED"))["jobSummaryList"]
+    terminate = json.loads(calls[2][1])
+    assert terminate == {"jobId": job["jobId"], "reason": "aflow task cancelled"}
