@@ -59,6 +59,8 @@ class Flow:
         schedule: When the flow runs under `serve` (an `aflow.schedules.Schedule`).
         result: The default `aflow.results.Result` of its tasks (for checkpoints and targets).
         checkpoint: Whether tasks write their results by default (a task's own setting wins).
+        history: The run store every run of the flow records in (an open
+            `aflow.history.RunStore` or a SQLite file's path), unless the run is given its own.
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class Flow:
         schedule: Schedule | None = None,
         result: Result | None = None,
         checkpoint: bool | None = None,
+        history: RunStore | str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"A flow needs a non-empty name, got {name!r}")
@@ -101,6 +104,7 @@ class Flow:
         self.schedule = schedule
         self.result = result
         self.checkpoint = checkpoint
+        self.history = history
         self._tokens: list[Token[Flow | None]] = []
         for t in tasks or ():
             self.add_task(t)
@@ -590,8 +594,9 @@ class Flow:
             clock: The clock for retry delays (tests pass `aflow.testing.FakeClock`).
             flow_run_name: A name for this run (default: the run id).
             history: Record the run's states in a run store: an open `aflow.history.RunStore`,
-                or the path of a SQLite file (opened and closed for this run). Cached results
-                are kept there too, so a cache survives a restart.
+                or the path of a SQLite file (opened and closed for this run); default: the
+                flow's ``history``. Cached results are kept there too, so a cache survives a
+                restart.
             executor: Where task bodies run (`aflow.executors`); by default here, async bodies
                 on this loop and sync ones in worker threads.
             progress: Show a live display of the run (tasks done, running and failed, per
@@ -670,6 +675,7 @@ class Flow:
         *,
         max_concurrency: int | None,
         concurrency: dict[str, int] | None,
+        history: RunStore | str | os.PathLike[str] | None,
         **options: Any,
     ) -> FlowRunner:
         if _building.get() is self:
@@ -681,6 +687,7 @@ class Flow:
             {**(parameters or {}), **parameter_values},
             max_concurrency=max_concurrency if max_concurrency is not None else self.max_concurrency,
             concurrency={**self.concurrency, **(concurrency or {})},
+            history=history if history is not None else self.history,
             **options,
         )
 

@@ -503,3 +503,22 @@ async def test_concurrent_runs_on_one_store_keep_their_own_histories(store: RunS
     }
     assert by_task(await store.task_history(b.flow_run_id)) == {("step", None): ["Running", "Success"]}
     assert {r.flow_name for r in await store.list_runs()} == {"a", "b"}
+
+
+async def test_a_flow_level_history_records_every_run_unless_a_run_names_its_own(tmp_path: Path) -> None:
+    default_db, own_db = tmp_path / "flow.db", tmp_path / "own.db"
+
+    @task
+    def one() -> int:
+        return 1
+
+    with Flow("defaulted", history=default_db) as flow:
+        one()
+
+    _, first = await run(flow)
+    _, second = await run(flow, history=own_db)
+    assert flow.copy().history == default_db
+    async with RunStore(default_db) as store:
+        assert [r.run_id for r in await store.list_runs()] == [first]
+    async with RunStore(own_db) as store:
+        assert [r.run_id for r in await store.list_runs()] == [second]
