@@ -521,7 +521,44 @@ class FakeKube:
             self._emit("MODIFIED", "pods", ns, pod)
 
     async def _run_job(self, ns: str, job_name: str) -> None:
+        """Run the Job's pods one at a time: a failed pod is replaced until ``backoffLimit`` (default 6)."""
         job = self.objects[("jobs", ns, job_name)]
+        backoff = job["spec"].get("backoffLimit", 6)
+        started, failed = _now(), 0
+        while True:
+            pod_name = self._make_pod(ns, job)
+            job["status"] = {"active": 1, "startTime": started, **({"failed": failed} if failed else {})}
+            self._emit("MODIFIED", "jobs", ns, job)
+            code = await self._run_pod(ns, pod_name)
+            current = self.objects.get(("jobs", ns, job_name))
+            if current is None or code is None:
+                return
+            job = current
+            ok = code == 0
+            failed += 0 if ok else 1
+            if not ok and failed <= backoff:
+                continue  # the Job controller replaces the failed pod
+            job["status"] = {
+                "active": 0,
+                "startTime": started,
+                "completionTime": _now() if ok else None,
+                "succeeded": 1 if ok else 0,
+                "failed": failed,
+                "conditions": [
+                    {
+                        "type": "Complete" if ok else "Failed",
+                        "status": "True",
+                        "reason": None if ok else "BackoffLimitExceeded",
+                        "lastTransitionTime": _now(),
+                    }
+                ],
+            }
+            self._emit("MODIFIED", "jobs", ns, job)
+            return
+
+    def _make_pod(self, ns: str, job: dict[str, Any]) -> str:
+        """Create one pod of ``job`` from its template; return its name."""
+        job_name = job["metadata"]["name"]
         template = copy.deepcopy(job["spec"]["template"])
         pod_name = f"{job_name}-{_suffix()}"
         meta = template.get("metadata") or {}
@@ -538,30 +575,7 @@ class FakeKube:
         pod["metadata"].update(namespace=ns, uid=str(uuid.uuid4()), creationTimestamp=_now())
         pod["kind"], pod["apiVersion"], pod["status"] = "Pod", "v1", {"phase": "Pending"}
         self._store("ADDED", "pods", ns, pod)
-        job["status"] = {"active": 1, "startTime": _now()}
-        self._emit("MODIFIED", "jobs", ns, job)
-        code = await self._run_pod(ns, pod_name)
-        current = self.objects.get(("jobs", ns, job_name))
-        if current is None or code is None:
-            return
-        job = current
-        ok = code == 0
-        job["status"] = {
-            "active": 0,
-            "startTime": job["status"].get("startTime"),
-            "completionTime": _now() if ok else None,
-            "succeeded": 1 if ok else 0,
-            "failed": 0 if ok else 1,
-            "conditions": [
-                {
-                    "type": "Complete" if ok else "Failed",
-                    "status": "True",
-                    "reason": None if ok else "BackoffLimitExceeded",
-                    "lastTransitionTime": _now(),
-                }
-            ],
-        }
-        self._emit("MODIFIED", "jobs", ns, job)
+        return pod_name
 
     async def _run_pod(self, ns: str, name: str) -> int | None:
         pod = self.objects[("pods", ns, name)]

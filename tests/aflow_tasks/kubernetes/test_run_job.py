@@ -113,6 +113,43 @@ async def test_failure_gives_the_exit_code_and_the_log_tail(
     assert list(fake.objects_of("jobs")) == [exc.job_name]
 
 
+def retried(name: str, marker: Path, backoff: int, script: str) -> dict[str, Any]:
+    """A Job whose first pod fails (it leaves ``marker``) and whose later pods run ``script``."""
+    m = shlex.quote(str(marker))
+    body = job(name, f"if [ -e {m} ]; then {script}; else touch {m}; echo first try; exit 3; fi")
+    body["spec"]["backoffLimit"] = backoff
+    return body
+
+
+async def test_a_failed_pod_replaced_within_the_backoff_limit_still_succeeds(
+    fake: FakeKube, config: dict[str, Any], lines: LineWaiter, tmp_path: Path
+) -> None:
+    task = RunNamespacedJob(body=retried("again", tmp_path / "tried", 1, "echo second try"), kube_config=config)
+    with anyio.fail_after(GUARD):
+        logs = await task.run()
+    assert sorted(logs.values()) == ["first try\n", "second try\n"]  # one entry per pod
+    streamed = {m.split(": ", 1)[1] for m in lines.messages if ": " in m}
+    assert {"first try", "second try"} <= streamed  # both pods' logs reached the task logger
+    assert fake.objects_of("jobs") == {}  # deleted after the success, with its pods
+    assert fake.objects_of("pods") == {}
+
+
+async def test_a_job_out_of_retries_fails_with_its_last_pod(
+    fake: FakeKube, config: dict[str, Any], tmp_path: Path
+) -> None:
+    task = RunNamespacedJob(
+        body=retried("done-for", tmp_path / "tried", 1, "echo still broken; exit 4"), kube_config=config
+    )
+    with pytest.raises(KubernetesJobFail) as info:
+        with anyio.fail_after(GUARD):
+            await task.run()
+    assert info.value.exit_code == 4  # the last pod's code, not the first's
+    assert "exited with code 4" in str(info.value)
+    assert str(info.value).endswith(":\nstill broken")
+    assert sorted(info.value.logs.values()) == ["first try\n", "still broken\n"]
+    assert fake.objects_of("jobs")["done-for"]["status"]["failed"] == 2
+
+
 async def test_failed_job_is_deleted_when_asked(fake: FakeKube, config: dict[str, Any]) -> None:
     task = RunNamespacedJob(body=job("bad", "exit 3"), kube_config=config, delete_job_after_failure=True)
     with pytest.raises(KubernetesJobFail, match="exited with code 3"):
