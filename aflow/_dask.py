@@ -43,13 +43,6 @@ from .signals import FAIL
 if TYPE_CHECKING:
     from ._task import Task
 
-try:
-    import distributed as _distributed
-    from distributed.comm.core import CommClosedError as _CommClosedError
-    from distributed.scheduler import KilledWorker as _KilledWorker
-except ImportError as _exc:  # pragma: no cover - depends on the environment
-    raise ImportError("aflow.executors.DaskExecutor needs dask.distributed: pip install aflow[dask]") from _exc
-
 __all__ = ("RESOURCE_TAG_PREFIX", "DaskExecutor", "dask_resources")
 
 RESOURCE_TAG_PREFIX = "dask-resource:"
@@ -57,7 +50,24 @@ RESOURCE_TAG_PREFIX = "dask-resource:"
 
 _logger = logging.getLogger("aflow.executors.dask")
 _CLEANUP_TIMEOUT = 10.0  # seconds a cancelled call waits for dask to take its cancellation
-_dist: Any = _distributed  # dask's API is only partly annotated: use it untyped
+_MISSING = "aflow.executors.DaskExecutor needs dask.distributed: pip install aflow[dask]"
+
+
+def _distributed() -> Any:
+    """``distributed``, imported on first use: ``import aflow.executors`` must work without it.
+
+    Untyped: dask's API is only partly annotated.
+
+    Raises:
+        ImportError: dask.distributed is not installed (the message names the extra).
+    """
+    try:
+        import distributed
+        import distributed.comm.core
+        import distributed.scheduler
+    except ImportError as exc:
+        raise ImportError(_MISSING, name="distributed") from exc
+    return distributed
 
 
 def dask_resources(tags: Iterable[str]) -> dict[str, float]:
@@ -143,6 +153,7 @@ class DaskExecutor(Executor):
     ) -> None:
         if address is not None and (cluster_class is not None or cluster_kwargs or adapt_kwargs):
             raise ValueError("Give either an address or a cluster_class/cluster_kwargs/adapt_kwargs, not both")
+        _distributed()  # a missing extra fails here, naming it, not when the run starts
         self.address = address
         self.cluster_class = cluster_class
         self.cluster_kwargs = dict(cluster_kwargs or {})
@@ -183,20 +194,21 @@ class DaskExecutor(Executor):
             self._depth += 1
             return
         stack = contextlib.AsyncExitStack()
+        dist = _distributed()
         try:
             if self.address is not None:
                 target: Any = self.address
             else:
-                cls = _resolve_class(self.cluster_class) if self.cluster_class is not None else _dist.LocalCluster
+                cls = _resolve_class(self.cluster_class) if self.cluster_class is not None else dist.LocalCluster
                 kwargs = dict(self.cluster_kwargs)
-                if issubclass(cls, _dist.LocalCluster):  # quiet by default
+                if issubclass(cls, dist.LocalCluster):  # quiet by default
                     kwargs.setdefault("silence_logs", logging.CRITICAL)
                     kwargs.setdefault("dashboard_address", "127.0.0.1:0")
                 target = self._cluster = await stack.enter_async_context(cls(asynchronous=True, **kwargs))
                 if self.adapt_kwargs:
                     target.adapt(**self.adapt_kwargs)
             self._client = await stack.enter_async_context(
-                _dist.Client(target, asynchronous=True, **{"set_as_default": False, **self.client_kwargs})
+                dist.Client(target, asynchronous=True, **{"set_as_default": False, **self.client_kwargs})
             )
         except BaseException:
             self._client = self._cluster = None
@@ -242,13 +254,13 @@ class DaskExecutor(Executor):
             if future is not None:
                 await self._abandon(future, key if is_async else None)
             raise
-        except _KilledWorker as err:
+        except _distributed().scheduler.KilledWorker as err:
             raise FAIL(f"The dask worker running task {task.name!r} died ({err})") from err
-        except _CommClosedError as err:
+        except _distributed().comm.core.CommClosedError as err:
             raise FAIL(
                 f"Lost the connection to the dask worker or scheduler running task {task.name!r}: {err}"
             ) from err
-        except _dist.client.FutureCancelledError as err:
+        except _distributed().client.FutureCancelledError as err:
             raise FAIL(f"The dask future of task {task.name!r} was cancelled outside aflow: {err}") from err
         finally:
             if future is not None:
@@ -453,7 +465,7 @@ def _unpack(token: str, blob: bytes, payload: bytes) -> tuple[Any, str, dict[str
 def _annotate(exc: BaseException) -> None:
     """Keep the worker-side traceback text on the exception (it travels with its notes)."""
     try:
-        where = _dist.get_worker().address
+        where = _distributed().get_worker().address
     except Exception:
         where = "?"
     tb = exc.__traceback__

@@ -264,12 +264,17 @@ async def test_run_before_start_and_address_with_cluster_options_are_errors() ->
         await DaskExecutor().run(BodyCall(T.double, {"x": 1}, {}))
 
 
-def test_without_distributed_the_import_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_distributed_the_executors_import_and_the_error_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import aflow.executors
 
-    monkeypatch.delitem(sys.modules, "aflow._dask")
+    monkeypatch.delitem(sys.modules, "aflow._dask")  # imported afresh below, without distributed
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
-    with pytest.raises(ImportError, match=r"pip install aflow\[dask\]"):
-        aflow.executors.DaskExecutor  # noqa: B018
+    namespace: dict[str, Any] = {}
+    exec("from aflow.executors import *", namespace)
+    assert {"DaskExecutor", "LocalExecutor", "Executor"} <= set(namespace)
+    with pytest.raises(ImportError, match=r"DaskExecutor needs dask.distributed: pip install aflow\[dask\]"):
+        namespace["DaskExecutor"]()
     monkeypatch.undo()
     assert importlib.import_module("aflow._dask").DaskExecutor is aflow.executors.DaskExecutor
