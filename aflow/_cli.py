@@ -147,6 +147,29 @@ def _cli() -> click.Group:
         for line in _with_store(db, query):
             click.echo(line)
 
+    @runs.command("prune")
+    @click.option(
+        "--older-than",
+        "days",
+        type=click.FloatRange(min=0),
+        required=True,
+        help="Delete the runs that started more than this many days ago (0: every run).",
+    )
+    @click.option("--flow", "flow_name", help="Only runs of this flow.")
+    @db_option
+    def runs_prune(days: float, flow_name: str | None, db: str | None) -> None:
+        """Delete old flow runs and their task states from the run store."""
+        from datetime import UTC, datetime, timedelta
+
+        before = datetime.now(UTC) - timedelta(days=days)
+
+        async def prune(store: Any) -> list[str]:
+            deleted = await store.prune_runs(before, flow_name=flow_name)
+            return [f"Deleted {deleted} run{'' if deleted == 1 else 's'}."]
+
+        for line in _with_store(db, prune):
+            click.echo(line)
+
     return cli
 
 

@@ -255,6 +255,21 @@ def test_runs_list_and_show_read_a_real_run_store(workdir: Path) -> None:
     assert_one_line_error(aflow_cli("runs", "show", "no-such-run", "--db", "runs.db", cwd=workdir), "no run")
 
 
+def test_runs_prune_deletes_old_runs(workdir: Path) -> None:
+    for target in ("flows.py:flow", "single.py", "single.py"):
+        assert aflow_cli("run", target, "--history", "runs.db", cwd=workdir).returncode == 0
+    # nothing is a day old yet
+    kept = aflow_cli("runs", "prune", "--older-than", "1", "--db", "runs.db", cwd=workdir)
+    assert (kept.returncode, kept.stdout) == (0, "Deleted 0 runs.\n")
+    pruned = aflow_cli("runs", "prune", "--older-than", "0", "--flow", "single", "--db", "runs.db", cwd=workdir)
+    assert (pruned.returncode, pruned.stdout) == (0, "Deleted 2 runs.\n")
+    listed = aflow_cli("runs", "list", "--db", "runs.db", cwd=workdir)
+    assert [line.split()[1] for line in listed.stdout.splitlines()[1:]] == ["demo"]
+    negative = aflow_cli("runs", "prune", "--older-than", "-1", "--db", "runs.db", cwd=workdir)
+    assert negative.returncode == 2
+    assert "-1.0 is not in the range x>=0" in negative.stderr  # click's own usage error
+
+
 def test_runs_uses_the_history_environment_variable(workdir: Path) -> None:
     env = {**os.environ, "AFLOW_HISTORY": str(workdir / "env.db")}
 

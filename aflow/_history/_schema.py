@@ -30,6 +30,12 @@ __all__ = (
     "GET_RUN",
     "LIST_RUNS",
     "LIST_RUNS_BY_FLOW",
+    "PRUNE_BATCHES",
+    "PRUNE_DONE",
+    "PRUNE_KEEP",
+    "PRUNE_PICK",
+    "PRUNE_PICK_FLOW",
+    "PRUNE_RUNS",
     "SCHEMA_VERSION",
     "TASK_HISTORY",
     "TASK_STATE_BATCH",
@@ -95,6 +101,15 @@ LIST_RUNS_BY_FLOW = (
 GET_RUN = f"SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE run_id = ?"
 
 TASK_HISTORY = "SELECT id, states FROM task_state_batches WHERE run_id = ? ORDER BY id"
+
+# -- pruning (a temporary table of the runs to delete, so both deletes agree) ------------------
+
+PRUNE_PICK = "CREATE TEMP TABLE prune_ids AS SELECT run_id FROM flow_runs WHERE started_at < ?"
+PRUNE_PICK_FLOW = "CREATE TEMP TABLE prune_ids AS SELECT run_id FROM flow_runs WHERE started_at < ? AND flow_name = ?"
+PRUNE_KEEP = "DELETE FROM prune_ids WHERE run_id = ?"
+PRUNE_BATCHES = "DELETE FROM task_state_batches WHERE run_id IN (SELECT run_id FROM prune_ids)"
+PRUNE_RUNS = "DELETE FROM flow_runs WHERE run_id IN (SELECT run_id FROM prune_ids)"
+PRUNE_DONE = "DROP TABLE temp.prune_ids"
 
 # -- cache ---------------------------------------------------------------------------------
 

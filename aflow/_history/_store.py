@@ -470,6 +470,46 @@ class RunStore:
             latest[key] = record
         return latest
 
+    async def prune_runs(self, before: datetime, *, flow_name: str | None = None) -> int:
+        """Delete the flow runs that started before ``before``, with their task states.
+
+        Runs this store is recording now are kept. Cache entries are not touched (an entry
+        expires by itself, see `cache_put`).
+
+        Args:
+            before: Runs that started earlier go (timezone-aware, or naive meaning UTC).
+            flow_name: Only runs of this flow; None for every flow.
+
+        Returns:
+            How many flow runs were deleted.
+        """
+        await self.flush()  # nothing of a deleted run may arrive after the delete
+        active = [r.run_id for r in self._recorders]
+        async with self._lock:
+            conn = self._connection()
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                if flow_name is None:
+                    await conn.execute(sql.PRUNE_PICK, (to_iso(before),))
+                else:
+                    await conn.execute(sql.PRUNE_PICK_FLOW, (to_iso(before), flow_name))
+                if active:
+                    await conn.executemany(sql.PRUNE_KEEP, [(run_id,) for run_id in active])
+                await conn.execute(sql.PRUNE_BATCHES)
+                cursor = await conn.execute(sql.PRUNE_RUNS)
+                deleted = cursor.rowcount
+                await conn.execute(sql.PRUNE_DONE)
+                await conn.execute("COMMIT")
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await conn.execute("ROLLBACK")
+                        await conn.execute("DROP TABLE IF EXISTS temp.prune_ids")
+                    except sqlite3.Error:
+                        pass
+                raise
+        return int(deleted)
+
     # -- internals -----------------------------------------------------------------------------
 
     def _connection(self) -> aiosqlite.Connection:

@@ -518,3 +518,25 @@ async def test_reopen_and_read_back(tmp_path: Path) -> None:
     assert latest["a", None].state == "Success"
     assert [(c.value, c.expires_at, c.parameters) for c in cached] == [(b"value", at(60), {"day": "mon"})]
     assert await read(path, "PRAGMA user_version") == [(1,)]
+
+
+async def test_prune_runs_deletes_old_runs_and_their_states(tmp_path: Path) -> None:
+    async with RunStore(tmp_path / "runs.db") as store:
+        for i, flow in enumerate(["etl", "etl", "report", "etl"]):
+            store.flow_run_started(f"r{i}", flow, {}, at(i * 100))
+            store.task_state(f"r{i}", "t-1", "t", None, Success(), at(i * 100 + 1))
+            store.flow_run_finished(f"r{i}", Success(), at(i * 100 + 2))
+        live = store.recorder("r9")  # a run in progress here: kept whatever its age
+        store.flow_run_started("r9", "etl", {}, at(0))
+
+        assert await store.prune_runs(at(150), flow_name="report") == 0  # r2 started at 200
+        assert await store.prune_runs(at(250)) == 3  # r0, r1 and r2; r9 is being recorded
+        assert sorted(r.run_id for r in await store.list_runs()) == ["r3", "r9"]
+        assert await store.task_history("r0") == []
+        assert [r.state for r in await store.task_history("r3")] == ["Success"]
+
+        store.release(live)
+        assert await store.prune_runs(at(1000), flow_name="report") == 0
+        assert await store.prune_runs(at(1000), flow_name="etl") == 2
+        assert await store.list_runs() == []
+        assert await store.prune_runs(at(1000)) == 0  # and again: the temporary table is gone
