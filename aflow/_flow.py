@@ -675,7 +675,7 @@ class Flow:
         *,
         max_concurrency: int | None,
         concurrency: dict[str, int] | None,
-        history: RunStore | str | os.PathLike[str] | None,
+        history: RunStore | str | os.PathLike[str] | None = None,
         **options: Any,
     ) -> FlowRunner:
         if _building.get() is self:
