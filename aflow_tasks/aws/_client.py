@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Hashable, Mapping
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
+
+import anyio
 
 from aflow import Secret, Task, context, run_resource
 from aflow._defaults import is_lazy, resolve_lazy
@@ -25,6 +28,7 @@ __all__ = (
     "AWSTask",
     "aws_client",
     "aws_errors",
+    "cleanup",
     "error_code",
     "error_signal",
     "require_aiobotocore",
@@ -239,6 +243,34 @@ async def aws_errors(task: Task | None, action: str) -> AsyncIterator[None]:
         yield
     except (ClientError, BotoCoreError) as exc:
         raise error_signal(task, exc, action) from exc
+
+
+async def cleanup(
+    call: Callable[[], Awaitable[Any]],
+    what: str,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    *,
+    expected: tuple[str, ...] = (),
+    limit: float = 30,
+) -> None:
+    """Make a cleanup call after a failure or a cancellation: shielded, bounded, never raising.
+
+    The error or cancellation being handled matters more than the cleanup's own failure, which
+    is logged (at DEBUG for the AWS error codes in ``expected``, else at WARNING) and dropped.
+
+    Args:
+        call: Makes the call (stop an execution, terminate a job, abort an upload).
+        what: What it does, for the log ("stop execution arn:...").
+        logger: Where a failure goes.
+        expected: Error codes that only mean there was nothing to clean up.
+        limit: Seconds to wait for it.
+    """
+    with anyio.CancelScope(shield=True), anyio.move_on_after(limit):
+        try:
+            await call()
+        except Exception as exc:
+            level = logging.DEBUG if error_code(exc) in expected else logging.WARNING
+            logger.log(level, "could not %s: %s", what, exc)
 
 
 def error_code(exc: BaseException) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,7 +11,7 @@ import anyio
 from aflow import defaults_from_attrs
 from aflow.signals import FAIL
 
-from ._client import AWSTask, aws_errors
+from ._client import AWSTask, aws_errors, cleanup
 
 __all__ = ("BatchSubmit",)
 
@@ -110,8 +111,8 @@ class BatchSubmit(AWSTask):
                     await anyio.sleep(self.poll_interval)
             except anyio.get_cancelled_exc_class():
                 # cancelled or timed out while waiting: terminate the job, leave nothing running
-                with anyio.CancelScope(shield=True), anyio.move_on_after(30):
-                    await client.terminate_job(jobId=job_id, reason="aflow task cancelled")
+                terminate = functools.partial(client.terminate_job, jobId=job_id, reason="aflow task cancelled")
+                await cleanup(terminate, f"terminate Batch job {job_id}", self.logger)
                 raise
         if job["status"] == "FAILED":
             reason = job.get("statusReason") or "no reason given"

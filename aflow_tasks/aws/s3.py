@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import uuid
@@ -15,7 +16,7 @@ import anyio
 from aflow import defaults_from_attrs
 from aflow.results import Result, Serializer
 
-from ._client import AWSTask, aws_client, aws_errors, error_code, require_aiobotocore
+from ._client import AWSTask, aws_client, aws_errors, cleanup, error_code, require_aiobotocore
 
 __all__ = ("S3Download", "S3List", "S3Result", "S3Upload")
 
@@ -209,11 +210,8 @@ class S3Upload(AWSTask):
                 Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-                except Exception as exc:  # the original error matters more
-                    self.logger.warning("could not abort multipart upload of s3://%s/%s: %s", bucket, key, exc)
+            abort = functools.partial(client.abort_multipart_upload, Bucket=bucket, Key=key, UploadId=upload_id)
+            await cleanup(abort, f"abort the multipart upload of s3://{bucket}/{key}", self.logger)
             raise
         self.logger.debug("uploaded s3://%s/%s in %d parts", bucket, key, len(parts))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from typing import Any
@@ -11,7 +12,7 @@ import anyio
 from aflow import defaults_from_attrs
 from aflow.signals import FAIL
 
-from ._client import AWSTask, aws_errors
+from ._client import AWSTask, aws_errors, cleanup
 
 __all__ = ("StepActivate",)
 
@@ -113,8 +114,11 @@ class StepActivate(AWSTask):
                         break
                     await anyio.sleep(self.poll_interval)
             except anyio.get_cancelled_exc_class():
-                # cancelled or timed out: stop the execution, leave nothing running
-                await _stop(client, arn, self.logger)
+                # cancelled or timed out: stop the execution (if the start got through), leave nothing running
+                stop = functools.partial(
+                    client.stop_execution, executionArn=arn, error="aflow.Cancelled", cause="task cancelled"
+                )
+                await cleanup(stop, f"stop {arn}", self.logger, expected=("ExecutionDoesNotExist",))
                 raise
         status = execution["status"]
         if status != "SUCCEEDED":
@@ -128,14 +132,3 @@ class StepActivate(AWSTask):
             return json.loads(output)
         except ValueError:
             return output
-
-
-async def _stop(client: Any, arn: str, logger: Any) -> None:
-    """Stop execution ``arn`` (shielded: the caller is being cancelled); a missing one is fine."""
-    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
-
-    with anyio.CancelScope(shield=True), anyio.move_on_after(30):
-        try:
-            await client.stop_execution(executionArn=arn, error="aflow.Cancelled", cause="task cancelled")
-        except (ClientError, BotoCoreError) as exc:  # never started (cancelled before the request left), or ended
-            logger.debug("could not stop %s: %s", arn, exc)

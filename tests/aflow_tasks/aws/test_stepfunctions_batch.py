@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from aflow import Flow, signals
@@ -279,21 +282,27 @@ async def test_a_start_cut_short_by_the_timeout_is_stopped_too(moto: Moto) -> No
     uuid.UUID(execution["name"])  # unnamed: it got a UUID name, as AWS gives
 
 
-async def test_stopping_an_execution_that_never_started_is_quiet(moto: Moto) -> None:
-    from aflow_tasks.aws.step_function import _stop
+async def test_a_failed_cleanup_is_logged_and_never_replaces_the_cancellation(
+    moto: Moto, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aflow_tasks.aws._client import cleanup
 
-    records: list[str] = []
-
-    class Log:
-        def debug(self, msg: str, *args: object) -> None:
-            records.append(msg % args)
-
+    logger = logging.getLogger("test.cleanup")
     arn = await state_machine(moto, "adder", PASS)
+    never = arn.replace(":stateMachine:", ":execution:") + ":never"
     async with aws_client("stepfunctions", **moto.settings) as sfn:
-        await _stop(sfn, arn.replace(":stateMachine:", ":execution:") + ":never", Log())
-    assert len(records) == 1
-    assert "could not stop" in records[0]
-    assert "ExecutionDoesNotExist" in records[0]
+        stop = functools.partial(sfn.stop_execution, executionArn=never)
+        with caplog.at_level(logging.DEBUG, logger="test.cleanup"):
+            with anyio.CancelScope() as scope:
+                scope.cancel()  # as in a cancelled task: the cleanup still runs, shielded
+                await cleanup(stop, "stop it", logger, expected=("ExecutionDoesNotExist",))
+                await cleanup(stop, "stop it again", logger)
+                await anyio.lowlevel.checkpoint()
+            assert scope.cancelled_caught  # the cancellation went on, no botocore error instead
+    logged = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in logged] == [logging.DEBUG, logging.WARNING]  # nothing to stop: only DEBUG
+    assert logged[0][1].startswith("could not stop it: ")
+    assert "ExecutionDoesNotExist" in logged[1][1]
 
 
 async def test_a_batch_wait_cut_short_terminates_the_job(moto: Moto) -> None:
