@@ -1,9 +1,10 @@
-"""Cost of recording task states in `aflow.history.RunStore` (what the engine pays per transition).
+"""Cost of recording task states through `aflow.history.RunStore.task_state` (the public path;
+the engine appends to a per-run recorder instead: see `bench/persist.py` for a whole run).
 
 Three numbers per run, in microseconds per record:
 
 - ``record``: N synchronous ``store.task_state(...)`` calls in a tight loop (no awaits: the
-  batch only grows), i.e. what the event loop pays on the engine's hot path;
+  batch only grows), i.e. what the event loop pays per call;
 - ``flush``: the following ``await store.flush()``, which commits the N records (one transaction,
   ``executemany`` in aiosqlite's thread) divided by N;
 - ``interleaved``: N calls yielding to the loop every 100 records (as a running flow does), so the

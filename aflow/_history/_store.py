@@ -261,8 +261,8 @@ class RunStore:
             task_name: The task's name.
             map_index: The child's index for a mapped task's child, else None.
             state: The new state.
-            at: When the task entered it: seconds since the epoch (what the engine passes), or a
-                datetime (timezone-aware, or naive meaning UTC).
+            at: When the task entered it: seconds since the epoch, or a datetime
+                (timezone-aware, or naive meaning UTC).
 
         Raises:
             RuntimeError: The store is not open.
@@ -271,11 +271,7 @@ class RunStore:
             raise RuntimeError(f"{self!r} is not open")
         if not isinstance(at, float):
             at = _epoch(at)
-        rows = self._tasks
-        rows.append((run_id, task_slug, task_name, map_index, type(state).__name__, state.message, at))
-        n = len(rows)
-        if n == 1 or n >= self._batch_size:
-            self._wake.set()
+        self.record(run_id, task_slug, task_name, map_index, type(state).__name__, state.message, at)
 
     def record(
         self,
@@ -287,7 +283,7 @@ class RunStore:
         message: str | None,
         at: float,
     ) -> None:
-        """Record a task state by name: the engine's fast path of `task_state` (no checks).
+        """Record a task state by name: `task_state` without its checks (the store must be open).
 
         Args:
             run_id: The flow run's id.
