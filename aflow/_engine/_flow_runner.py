@@ -574,18 +574,18 @@ class FlowRunner:
 
     def _record_cancelled(self, node: _Node, state: State) -> None:
         """Record in the run store that ``node`` (and its unfinished mapped children) ended Cancelled."""
-        recorder = self.runner.recorder if self.runner is not None else None
-        if recorder is None:
+        runner = self.runner
+        recorder = runner.recorder if runner is not None else None
+        if runner is None or recorder is None:
             return
-        rows = recorder.rows
         if recorder.running:  # the cancelled attempts' Running rows come first
-            rows.extend(recorder.running_rows())
-        task, now = node.task, self.clock.timestamp()
+            recorder.rows.extend(recorder.running_rows())
+        task = node.task
         if node.is_mapped and node.width is not None:
             for i, child in enumerate(node.child_states):
                 if child is None:
-                    rows.append((task.slug, task.name, i, "Cancelled", state.message, now, None))
-        rows.append((task.slug, task.name, None, type(state).__name__, state.message, now, None))
+                    runner.record(task, i, Cancelled(state.message))
+        runner.record(task, None, state)
 
     async def _run_detached(self, node: _Node) -> State:
         """Run one task to a state without starting anything downstream."""
