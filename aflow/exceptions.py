@@ -7,6 +7,7 @@ Every error derives from one root, and where it fits, from the builtin callers a
      │    └── ParameterError                unknown or missing flow parameters
      ├── SecretNotFound (KeyError)          a secret in neither the run context nor the environment
      ├── TaskDefinitionError (TypeError)    a Task subclass or call that breaks the rules
+     ├── RunStoreError (RuntimeError)       a run-history file that cannot be used (not a run store...)
      └── AflowInternalError (RuntimeError)  a bug in aflow: please report it
 
 Signals (`aflow.signals`) are not errors: they derive from `BaseException` and set a task's state.
@@ -19,6 +20,7 @@ __all__ = (
     "AflowInternalError",
     "FlowValidationError",
     "ParameterError",
+    "RunStoreError",
     "SecretNotFound",
     "TaskDefinitionError",
 )
@@ -45,6 +47,16 @@ class SecretNotFound(AflowError, KeyError):
 
 class TaskDefinitionError(AflowError, TypeError):
     """A Task subclass, a `@task` function or a task call breaks the rules of `Task`."""
+
+
+class RunStoreError(AflowError, RuntimeError):
+    """A run-history file (`aflow.history.RunStore`) cannot be used, or could not be written.
+
+    Raised when the store opens, before a flow run that records in it starts any task: the path
+    is a directory or cannot be created, the file is not a SQLite database, is damaged or
+    truncated, is another program's database, or has a newer schema than this aflow reads. The
+    message names the file and what is wrong with it.
+    """
 
 
 class AflowInternalError(AflowError, RuntimeError):

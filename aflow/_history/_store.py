@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 import anyio
 
 from .._logging import engine_logger
+from ..exceptions import RunStoreError
 from . import _schema as sql
 from ._batches import Recorder, RunRow, TaskRow, pack_by_run, pack_run_rows, unpack_batches
+from ._file import check_path, describe_error, schema_is_current
 from ._records import CacheEntry, FlowRunRecord, TaskStateRecord, dump_json, from_iso, to_iso
 
 if TYPE_CHECKING:
@@ -172,19 +174,31 @@ class RunStore:
     async def open(self) -> None:
         """Connect, switch the file to WAL mode, create or check the schema, start the writer.
 
+        A file that is not a run store fails here, before anything is recorded.
+
         Raises:
-            RuntimeError: The store is already open, or the file's schema is newer than this aflow.
-            sqlite3.Error: The file cannot be opened as a database.
+            RuntimeError: The store is already open.
+            aflow.exceptions.RunStoreError: The path cannot hold a run store (a directory, a missing
+                directory, not a SQLite file, a damaged or truncated one, another program's
+                database, a newer schema): the message names the file and the problem.
         """
         if self._conn is not None:
             raise RuntimeError(f"{self!r} is already open")
-        conn = self._aiosqlite.connect(self._path, timeout=_BUSY_TIMEOUT, isolation_level=None)
-        await conn
+        path = self._path
+        await anyio.to_thread.run_sync(check_path, path)
+        conn = self._aiosqlite.connect(path, timeout=_BUSY_TIMEOUT, isolation_level=None)
         try:
-            await _prepare(conn)
-        except BaseException:
+            await conn
+        except sqlite3.Error as exc:
+            await _stopped(conn)
+            raise await anyio.to_thread.run_sync(describe_error, path, exc) from None
+        try:
+            await _prepare(conn, path)
+        except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise await anyio.to_thread.run_sync(describe_error, path, exc) from None
             raise
         self._conn = conn
         self._close_error = None
@@ -528,7 +542,7 @@ class RunStore:
         wake = self._wake
         try:
             while True:
-                if not (self._recorders and self._accepting):  # else: drain the runs on a schedule
+                if self._accepting and not self._recorders:  # else: drain the runs on a schedule, or close
                     await wake.wait()
                     wake.clear()
                 if self._accepting and not self._flush_waiters and self.pending < self._batch_size:
@@ -554,7 +568,9 @@ class RunStore:
                 for w in waiters:
                     if not w.done():
                         w.set_result(None)
-                if not self._accepting:
+                if not (self._accepting or self._runs or self._tasks or self._drained):
+                    # closed, and everything is written: what was recorded while that write waited
+                    # for the file's lock (a run's end, typically) made the loop go round once more
                     return
         finally:
             if self._conn is conn:  # closed, or cancelled from outside: the store is closed now
@@ -609,22 +625,29 @@ class RunStore:
                 raise
 
 
-async def _prepare(conn: aiosqlite.Connection) -> None:
-    """Switch ``conn``'s file to WAL mode and create (or check) the schema."""
+async def _stopped(conn: aiosqlite.Connection) -> None:
+    """Wait for the thread of ``conn``, whose connect failed, to end (else it may outlive the event loop)."""
+    thread = getattr(conn, "_thread", None)  # aiosqlite stops it by itself, without waiting
+    if thread is not None and thread.is_alive():
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(thread.join, 5.0)
+
+
+async def _prepare(conn: aiosqlite.Connection, path: str) -> None:
+    """Switch ``conn``'s file to WAL mode and create (or check) the schema.
+
+    A store that exists is only read here: opening it takes no write lock, so it does not wait
+    for (or hold up) another process writing the file.
+    """
     mode = await _enable_wal(conn)
     if mode != "wal":
-        raise RuntimeError(f"could not switch the history database to WAL mode (journal_mode is {mode!r})")
+        raise RunStoreError(f"Run history file {path!r} could not be switched to WAL mode (journal_mode is {mode!r})")
     await conn.execute("PRAGMA synchronous = NORMAL")  # durable in WAL mode, and much faster
+    if await schema_is_current(conn, path):
+        return
     await conn.execute("BEGIN IMMEDIATE")  # two stores opening one new file: one creates the schema
     try:
-        async with conn.execute("PRAGMA user_version") as cursor:
-            version_row = await cursor.fetchone()
-        version = int(version_row[0]) if version_row is not None else 0
-        if version > sql.SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the history database has schema version {version}; this aflow reads up to {sql.SCHEMA_VERSION}"
-            )
-        if version < sql.SCHEMA_VERSION:
+        if not await schema_is_current(conn, path):  # the other may have created it meanwhile
             for statement in sql.CREATE_SCHEMA.split(";"):
                 if statement.strip():
                     await conn.execute(statement)
