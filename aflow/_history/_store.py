@@ -194,6 +194,7 @@ class RunStore:
             raise await anyio.to_thread.run_sync(describe_error, path, exc) from None
         try:
             await _prepare(conn, path)
+            writer_conn = await anyio.to_thread.run_sync(_connect_writer, path)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await conn.close()
@@ -206,7 +207,7 @@ class RunStore:
         self._lock = asyncio.Lock()
         self._accepting = True
         self._writer = asyncio.get_running_loop().create_task(
-            self._write_loop(conn), name=f"aflow.history {self._path}"
+            self._write_loop(conn, writer_conn), name=f"aflow.history {self._path}"
         )
         self._writer.add_done_callback(self._writer_done)
 
@@ -537,8 +538,8 @@ class RunStore:
             rows: Iterable[Any] = await conn.execute_fetchall(query, params)
         return [make(row) for row in rows]
 
-    async def _write_loop(self, conn: aiosqlite.Connection) -> None:
-        """The writer task: waits for a reason to write, writes, and on close closes ``conn``."""
+    async def _write_loop(self, conn: aiosqlite.Connection, writer_conn: sqlite3.Connection) -> None:
+        """The writer task: waits for a reason to write, writes through ``writer_conn``, and on close closes both."""
         wake = self._wake
         try:
             while True:
@@ -552,7 +553,7 @@ class RunStore:
                             wake.clear()
                 waiters, self._flush_waiters = self._flush_waiters, []
                 try:
-                    await self._write_pending(conn)
+                    await self._write_pending(writer_conn)
                 except Exception as exc:
                     for w in waiters:
                         if not w.done():
@@ -578,6 +579,7 @@ class RunStore:
                 self._conn = None
             with anyio.CancelScope(shield=True):
                 await conn.close()
+                await anyio.to_thread.run_sync(writer_conn.close)
 
     def _writer_done(self, task: asyncio.Task[None]) -> None:
         # the writer stopped (closed, or cancelled from outside): nobody will answer these
@@ -586,43 +588,61 @@ class RunStore:
             if not w.done():
                 w.set_exception(RuntimeError(f"{self!r}: the history writer stopped"))
 
-    async def _write_pending(self, conn: aiosqlite.Connection) -> None:
-        async with self._lock:
+    async def _write_pending(self, writer_conn: sqlite3.Connection) -> None:
+        async with self._lock:  # queries wait for the write (see flush)
             runs, tasks, drained = self._runs, self._tasks, self._drained
             drained += [(r.run_id, r.drain()) for r in self._recorders if len(r)]
             if not (runs or tasks or drained):
                 return
             self._runs, self._tasks, self._drained = [], [], []
             try:
-                await conn.execute("BEGIN IMMEDIATE")
-                try:
-                    # a run's start and end stay in order (a restarted run id is started again)
-                    writes = [
-                        (query, [params for _, params in group]) for query, group in groupby(runs, key=itemgetter(0))
-                    ]
-                    if tasks:
-                        writes.append((sql.TASK_STATE_BATCH, pack_by_run(tasks)))
-                    if drained:
-                        writes.append((sql.TASK_STATE_BATCH, [pack_run_rows(*d) for d in drained]))
-                    # queued back to back in aiosqlite's thread, in this order: one round trip, not one each
-                    queued = [conn.executemany(query, params) for query, params in writes]
-                    for outcome in await asyncio.gather(*queued, return_exceptions=True):
-                        if isinstance(outcome, BaseException):
-                            raise outcome
-                    await conn.execute("COMMIT")
-                except BaseException:
-                    with anyio.CancelScope(shield=True):
-                        try:
-                            await conn.execute("ROLLBACK")
-                        except sqlite3.Error:
-                            pass  # SQLite already rolled back
-                    raise
+                # a run's start and end stay in order (a restarted run id is started again)
+                writes = [(query, [params for _, params in group]) for query, group in groupby(runs, key=itemgetter(0))]
+                if tasks:
+                    writes.append((sql.TASK_STATE_BATCH, pack_by_run(tasks)))
+                if drained:
+                    writes.append((sql.TASK_STATE_BATCH, [pack_run_rows(*d) for d in drained]))
+                # a worker thread runs the whole transaction (the caller cannot interrupt it)
+                await anyio.to_thread.run_sync(_commit, writer_conn, writes)
             except sqlite3.OperationalError:
                 # transient (the file is locked, the disk is full...): keep the batch for a retry
                 self._runs[:0] = runs
                 self._tasks[:0] = tasks
                 self._drained[:0] = drained
                 raise
+
+
+def _connect_writer(path: str) -> sqlite3.Connection:
+    """The writer's own connection (blocking: call in a thread), used by one thread at a time."""
+    conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA synchronous = NORMAL")  # durable in WAL mode, and much faster
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _commit(conn: sqlite3.Connection, writes: list[tuple[str, list[Any]]]) -> None:
+    """Run ``writes`` (statement, rows) in one transaction (blocking: call in a thread).
+
+    Run in one call, without a trip through the event loop between statements, the transaction
+    holds the file's write lock only while SQLite works: a busy loop in this process does not make
+    another process's writer wait. ``BEGIN IMMEDIATE`` takes the lock first (waiting up to the
+    busy timeout), so the transaction never has to upgrade a read lock, which SQLite refuses
+    at once when another connection wrote meanwhile.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for query, rows in writes:
+            conn.executemany(query, rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # SQLite already rolled back
+        raise
 
 
 async def _stopped(conn: aiosqlite.Connection) -> None:
