@@ -218,7 +218,9 @@ class RunStore:
         task, and this method waits for it in a shielded cancel scope.
 
         Raises:
-            sqlite3.Error: The final write failed (the records it held are lost).
+            aflow.exceptions.RunStoreError: The final write failed, after waiting for the file's
+                lock up to the busy timeout (30 s); the records it held are lost. Its cause is
+                SQLite's error.
         """
         writer = self._writer
         if writer is None:
@@ -230,9 +232,15 @@ class RunStore:
                 await asyncio.wait([writer])
         finally:
             self._writer = None
-        error, self._close_error = self._close_error, None
+        error: BaseException | None = self._close_error
+        self._close_error = None
+        if error is None and not writer.cancelled():
+            error = writer.exception()  # the writer failed outside a write (closing the file...)
         if error is not None:
-            raise error
+            unwritten = f": {self.pending} records are not written" if self.pending else ""
+            raise RunStoreError(
+                f"Could not write the run history to {self._path!r} (SQLite: {error}){unwritten}"
+            ) from error
 
     # -- recording (synchronous, never blocks) -------------------------------------------------
 

@@ -25,6 +25,7 @@ import pytest
 
 import aflow
 from aflow import Flow, task
+from aflow._history import _store as store_module
 from aflow.exceptions import AflowError, RunStoreError
 from aflow.history import RunStore
 from aflow.states import Running, Success
@@ -87,6 +88,25 @@ async def test_records_made_while_a_write_waits_for_the_lock_are_written_on_clos
             ("t-1", "Running"),
             ("t-1", "Success"),
         ]
+
+
+async def test_a_final_write_that_cannot_get_the_lock_is_reported_on_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "_BUSY_TIMEOUT", 0.05)  # instead of waiting 30 s for the lock
+    path = tmp_path / "h.db"
+    store = RunStore(path)
+    await store.open()
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # held past the busy timeout
+        store.flow_run_started("r", "f", {}, T0)
+        with pytest.raises(RunStoreError, match=r"Could not write the run history to .*database is locked") as info:
+            await store.aclose()
+        assert str(path) in str(info.value)
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+    finally:
+        other.close()
 
 
 async def test_opening_an_existing_store_takes_no_write_lock(tmp_path: Path) -> None:
