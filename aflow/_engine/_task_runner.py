@@ -123,11 +123,11 @@ def _gate(task: Task, upstream: Mapping[Edge, State] | None) -> State | None:
 
 
 def _retry_delay(task: Task, attempt: int) -> float:
-    delay = task.retry_delay
+    delay = task._retry_delay  # float seconds (task.retry_delay is the timedelta)
     if task.retry_backoff is not None:
         delay *= task.retry_backoff ** (attempt - 1)
-    if task.max_retry_delay is not None:
-        delay = min(delay, task.max_retry_delay)
+    if task._max_retry_delay is not None:
+        delay = min(delay, task._max_retry_delay)
     if task.retry_jitter:
         delay *= 1 + random.uniform(-task.retry_jitter, task.retry_jitter)
     return max(delay, 0.0)
