@@ -9,6 +9,7 @@ waits for the upstream's child ``i`` alone, so mapped pipelines run depth-first,
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import uuid
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .. import signals
 from .._builtin_tasks import Constant, Parameter
 from .._clock import SYSTEM_CLOCK, Clock
 from .._gc import relaxed_gc
@@ -25,7 +27,7 @@ from .._resources import RunResources
 from .._run_context import FlowRunContext, flow_run_var
 from ..exceptions import AflowInternalError, ParameterError
 from ..executors import Executor, LocalExecutor
-from ..states import Cancelled, Failed, Mapped, Pending, Running, Skipped, State, Success
+from ..states import Cancelled, Failed, Mapped, Pending, ReferenceStates, Running, Skipped, State, Success
 from ._persist import Persistence
 from ._task_runner import UPSTREAM_SKIPPED, Runner, check_trigger, expanded, run_task, scrub
 
@@ -91,6 +93,20 @@ def _flatten(value: Any, name: str) -> list[Any]:
             raise TypeError(f"flatten() over {name} needs a list of lists, found item {item!r}")
         out.extend(item)
     return out
+
+
+def _signalled(sig: signals.AflowSignal, current: State) -> State:
+    """The flow state a signal raised in a flow hook sets.
+
+    The signal's state, as in Prefect 1; when it carries no result of its own it keeps the
+    task states of the run (``state.result[task]`` keeps working).
+    """
+    new = sig.state
+    if (new.result is None or new.result is sig) and isinstance(current.result, dict):
+        new = copy.copy(new)
+        new.result = current.result
+    logger.info("Flow hook raised %s: the flow run is %s", type(sig).__name__, type(new).__name__)
+    return new
 
 
 class FlowRunner:
@@ -505,6 +521,8 @@ class FlowRunner:
                     replaced = await replaced
             except asyncio.CancelledError:
                 raise
+            except signals.AflowSignal as sig:  # a signal sets the flow's state (Prefect 1)
+                return _signalled(sig, new)
             except Exception as exc:
                 name = getattr(handler, "__qualname__", repr(handler))
                 logger.error("Flow %r: state handler %s raised %r", self.flow.name, name, exc, exc_info=exc)
@@ -528,25 +546,30 @@ class FlowRunner:
             state = Success("No reference tasks failed.", result=results)
         terminal, on_failure = flow.terminal_state_handler, flow.on_failure
         if terminal is not None:
-            state = await self._call_flow_hook(lambda: terminal(flow, state, reference), state)
+            # Prefect 1's argument: a set of states (mapped tasks' children), with by_task
+            ref_states = ReferenceStates(ref_expanded, reference)
+            state = await self._call_flow_hook(lambda: terminal(flow, state, ref_states), state)
         state = await self._flow_state(Running(), state)
         if on_failure is not None and state.is_failed():
-            await self._call_flow_hook(lambda: on_failure(flow, state), state)
+            # its return value is ignored and its errors only logged; a signal sets the state
+            state = await self._call_flow_hook(lambda: on_failure(flow, state), state, replaces=False)
         if state.result is None:
             state.result = results
         return state
 
-    async def _call_flow_hook(self, call: Callable[[], Any], state: State) -> State:
+    async def _call_flow_hook(self, call: Callable[[], Any], state: State, replaces: bool = True) -> State:
         try:
             replaced = call()
             if asyncio.iscoroutine(replaced):
                 replaced = await replaced
         except asyncio.CancelledError:
             raise
+        except signals.AflowSignal as sig:  # a signal sets the flow's state (Prefect 1)
+            return _signalled(sig, state)
         except Exception as exc:
             logger.error("Flow %r: a flow hook raised %r", self.flow.name, exc, exc_info=exc)
-            return Failed(f"Flow hook raised {exc!r}", result=exc)
-        return replaced if isinstance(replaced, State) else state
+            return Failed(f"Flow hook raised {exc!r}", result=exc) if replaces else state
+        return replaced if replaces and isinstance(replaced, State) else state
 
     def cancel(self) -> None:
         """Ask the run to stop.

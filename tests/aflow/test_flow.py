@@ -990,7 +990,7 @@ async def test_a_raising_on_failure_does_not_crash_the_run():
 
 
 async def test_terminal_state_handler_sees_reference_states_and_may_replace_the_state():
-    received: list[tuple[State, dict[Task, State]]] = []
+    received: list[tuple[State, aflow.states.ReferenceStates]] = []
 
     def forgive(flow, state, reference_states):
         received.append((state, reference_states))
@@ -1005,8 +1005,76 @@ async def test_terminal_state_handler_sees_reference_states_and_may_replace_the_
     assert set(state.result) == f.flow.tasks
     ((original, reference_states),) = received
     assert isinstance(original, Failed)
-    assert set(reference_states) == {f.good, f.bad}
-    assert reference_states[f.bad].is_failed()
+    # a set of states as in Prefect 1 (was a dict of task to state); the mapping is by_task
+    assert {type(s) for s in reference_states} == {Success, Failed}
+    assert set(reference_states.by_task) == {f.good, f.bad}
+    assert reference_states.by_task[f.bad].is_failed()
+
+
+async def test_a_prefect1_terminal_state_handler_works_unchanged():
+    def prefect1_handler(flow, state, reference_task_states):
+        # as written for Prefect 1: a set of States
+        assert isinstance(reference_task_states, set)
+        if any(isinstance(s, Failed) for s in reference_task_states):
+            return Failed("a reference task failed")
+        if all(s.is_successful() for s in reference_task_states):
+            return Success("all good")
+        return None
+
+    d = diamond()
+    d.flow.terminal_state_handler = prefect1_handler
+    assert (await d.flow.run()).message == "all good"
+    f = failing_leaf()
+    f.flow.terminal_state_handler = prefect1_handler
+    assert (await f.flow.run()).message == "a reference task failed"
+
+
+async def test_a_mapped_reference_task_gives_its_childrens_states_to_the_terminal_handler():
+    seen: list[Any] = []
+
+    @task
+    async def check(n):
+        if n == 2:
+            raise ValueError("two")
+        return n
+
+    with Flow("mapped-ref") as flow:
+        out = check.map([1, 2, 3])
+
+    flow.terminal_state_handler = lambda flow, state, refs: seen.append(refs)
+    await flow.run()
+    (refs,) = seen
+    assert sorted(type(s).__name__ for s in refs) == ["Failed", "Success", "Success"]
+    assert isinstance(refs.by_task[out], Mapped)
+
+
+@pytest.mark.parametrize(
+    ("signal", "expected"),
+    [(signals.FAIL, Failed), (signals.SUCCESS, Success), (signals.SKIP, Skipped)],
+)
+async def test_a_signal_raised_in_a_flow_hook_becomes_the_flows_state(signal, expected):
+    def raising(*args):
+        raise signal("from the hook")
+
+    for hook in ("terminal_state_handler", "state_handler", "on_failure"):
+        f = failing_leaf()
+        if hook == "state_handler":
+            f.flow.state_handlers.append(lambda flow, old, new: raising() if new.is_finished() else None)
+        else:
+            setattr(f.flow, hook, raising)
+        state = await f.flow.run()  # never raises: the signal is trapped
+        assert type(state) is expected, hook
+        assert state.message == "from the hook"
+        assert state.result[f.bad].is_failed()  # the task states stay the result
+
+
+async def test_a_signal_raised_by_a_state_handler_as_the_flow_starts_ends_the_run():
+    f = failing_leaf()
+    f.flow.state_handlers.append(lambda flow, old, new: (_ for _ in ()).throw(signals.SKIP("not today")))
+    state = await f.flow.run()
+    assert isinstance(state, Skipped)
+    assert state.message == "not today"
+    assert f.calls == []
 
 
 async def test_terminal_state_handler_returning_none_keeps_the_state():
