@@ -408,6 +408,7 @@ async def run_task(
             new.loop_count = ctx.loop_count - 1
             state = await runner.transition(task, map_index, state, new, ctx) if track else new
             if isinstance(state, Looped):
+                ctx.run_count = 1  # each pass has its own retries (Prefect 1)
                 continue
             return state
 
