@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = ("UPSTREAM_SKIPPED", "Runner", "check_trigger", "expanded", "run_task", "scrub", "set_state")
 
 _SUCCESS_MSG = "Task run succeeded."
+_ALL_SUCCESSFUL_FAILED = 'Trigger was "all_successful" but some of the upstream tasks failed.'
 UPSTREAM_SKIPPED = "Upstream task was skipped; if this was unexpected, set skip_on_upstream_skip=False."
 _CancelledError = asyncio.CancelledError  # the engine runs on asyncio (anyio's asyncio backend)
 
@@ -92,7 +93,7 @@ def check_trigger(task: Task, upstream: Mapping[Edge, State]) -> State | None:
     if trigger is triggers.all_successful:  # the default: a fast path without signal objects
         for s in expanded(upstream.values()):
             if not isinstance(s, Success):
-                return TriggerFailed('Trigger was "all_successful" but some of the upstream tasks failed.')
+                return signals.TRIGGERFAIL(_ALL_SUCCESSFUL_FAILED).state  # its result is the signal
         return None
     try:
         ok = trigger(upstream)
@@ -102,7 +103,7 @@ def check_trigger(task: Task, upstream: Mapping[Edge, State]) -> State | None:
     except Exception as exc:
         return TriggerFailed(f"Trigger {getattr(trigger, '__name__', trigger)} raised {exc!r}", result=exc)
     if not ok:
-        return TriggerFailed(f"Trigger {getattr(trigger, '__name__', trigger)} returned False")
+        return signals.TRIGGERFAIL(f"Trigger {getattr(trigger, '__name__', trigger)} returned False").state
     return None
 
 
