@@ -13,7 +13,7 @@ import copy
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -87,12 +87,35 @@ _NONE: list[_Node] = []  # shared "no listeners" marker; never appended to
 
 
 def _flatten(value: Any, name: str) -> list[Any]:
+    """Un-nest ``value`` one level: list and tuple items are spliced in, others pass through."""
+    if not isinstance(value, Iterable) or isinstance(value, (str, bytes, dict)):
+        raise TypeError(f"flatten() over {name} needs a list, got {type(value).__name__}")
     out: list[Any] = []
     for item in value:
-        if not isinstance(item, (list, tuple)):
-            raise TypeError(f"flatten() over {name} needs a list of lists, found item {item!r}")
-        out.extend(item)
+        if isinstance(item, (list, tuple)):
+            out.extend(item)
+        else:
+            out.append(item)  # a scalar passes through (Prefect 1)
     return out
+
+
+def _flatten_children(children: list[State]) -> tuple[list[Any], list[State]]:
+    """A flattened mapped upstream, child by child: each item's value and the state it came from.
+
+    A successful child's list is spliced in; any other child (a scalar result, or a child that
+    failed or was skipped) is one item, so only its own downstream child fails or skips.
+    """
+    values: list[Any] = []
+    states: list[State] = []
+    for child in children:
+        result = child.result
+        if isinstance(child, Success) and not isinstance(child, Skipped) and isinstance(result, (list, tuple)):
+            values.extend(result)
+            states.extend([child] * len(result))
+        else:
+            values.append(result)
+            states.append(child)
+    return values, states
 
 
 def _signalled(sig: signals.AflowSignal, current: State) -> State:
@@ -439,6 +462,10 @@ class FlowRunner:
             if e.mapped and not e.flattened and up.width is not None:
                 getters.append(("df", e, up))  # child i reads upstream child i
                 widths.append(up.width)
+            elif e.mapped and e.flattened and isinstance(state, Mapped):
+                flat = _flatten_children(state.map_states)  # judged child by child
+                getters.append(("flat", e, flat))
+                widths.append(len(flat[0]))
             elif e.mapped:
                 assert state is not None
                 value = state.result
@@ -469,6 +496,9 @@ class FlowRunner:
             elif kind == "seq":
                 seq, state = src
                 value = seq[i]
+            elif kind == "flat":
+                value = src[0][i]
+                state = src[1][i]
             else:
                 state = src
                 value = state.result
