@@ -53,7 +53,7 @@ def _check_retry_on(retry_on: Any) -> tuple[type[Exception], ...] | None:
     """
     if retry_on is None:
         return None
-    if isinstance(retry_on, type) or isinstance(retry_on, (str, bytes)) or not isinstance(retry_on, Iterable):
+    if isinstance(retry_on, (type, str, bytes)) or not isinstance(retry_on, Iterable):
         found: tuple[Any, ...] = (retry_on,)
     else:
         found = tuple(retry_on)

@@ -120,9 +120,19 @@ def test_add_edge_turns_a_value_into_a_constant_task():
 def test_adding_the_same_edge_twice_keeps_one_edge():
     flow = Flow("f")
     up, down = Echo(), Add()
-    first = flow.add_edge(up, down, key="x")
-    second = flow.add_edge(up, down, key="x")
+    first = flow.add_edge(up, down)
+    second = flow.add_edge(up, down)
     assert first == second
+    assert len(flow.edges) == 1
+
+
+def test_adding_the_same_keyed_edge_twice_is_refused():
+    # Prefect 1 refuses a second assignment of a key (this was a silent no-op)
+    flow = Flow("f")
+    up, down = Echo(), Add()
+    flow.add_edge(up, down, key="x")
+    with pytest.raises(FlowValidationError, match=r"'x' of 'Add' is bound twice.*copy"):
+        flow.add_edge(up, down, key="x")
     assert len(flow.edges) == 1
 
 
@@ -215,6 +225,65 @@ def test_update_with_a_conflicting_constant_raises():
     with pytest.raises(FlowValidationError, match="'x' of 'base' is bound twice"):
         flow.update(other)
     assert flow.constants == {base: {"x": 1}}
+
+
+def test_graph_queries_about_a_task_not_in_the_flow_raise_naming_it():
+    with Flow("f") as flow:
+        bound = Add(name="adder")(1)
+    template = Add(name="template")
+    for query in (flow.upstream_tasks, flow.downstream_tasks, flow.edges_to, flow.edges_from):
+        with pytest.raises(ValueError, match="Task <Task: template> was not found in flow 'f'"):
+            query(template)
+        assert query(bound) == set()
+
+
+def test_set_dependencies_wraps_plain_downstream_values_in_constants():
+    flow = Flow("f")
+    t = Echo()
+    flow.set_dependencies(t, upstream_tasks=[1], downstream_tasks=[3])
+    (up,) = flow.upstream_tasks(t)
+    (down,) = flow.downstream_tasks(t)
+    assert isinstance(up, Constant)
+    assert isinstance(down, Constant)
+    assert (up.value, down.value) == (1, 3)
+
+
+def test_a_refused_set_dependencies_leaves_the_flow_as_it_was():
+    flow = Flow("f")
+    a, b = Echo(name="a"), Add(name="b")
+    flow.set_dependencies(b, keyword_tasks={"x": a})
+    before = (flow.tasks, flow.edges, dict(flow.constants), {t: t.slug for t in flow.tasks})
+    c = Echo(name="c")
+    with pytest.raises(FlowValidationError, match="no argument 'nope'"):
+        flow.set_dependencies(
+            c, upstream_tasks=[a, Echo(name="d")], downstream_tasks=[5], keyword_tasks={"value": 1, "nope": 2}
+        )
+    with pytest.raises(FlowValidationError, match="cycle"):
+        flow.set_dependencies(b, upstream_tasks=[Echo(name="e")], downstream_tasks=[a])
+    with pytest.raises(FlowValidationError, match="bound twice"):
+        flow.set_dependencies(b, upstream_tasks=[Echo(name="f")], keyword_tasks={"y": 2, "x": 3})
+    assert (flow.tasks, flow.edges, dict(flow.constants), {t: t.slug for t in flow.tasks}) == before
+    assert c.slug is None  # never joined
+    flow.set_dependencies(c, upstream_tasks=[a])  # the flow still works as before
+    assert flow.upstream_tasks(c) == {a}
+
+
+def test_update_with_merge_parameters_replaces_parameters_of_the_same_name():
+    with Flow("a") as a:
+        x = Parameter("x", default=1)
+        mine = Add(name="mine")(x)
+    with Flow("b") as b:
+        x2 = Parameter("x", default=10)
+        theirs = Add(name="theirs")(x2, y=5)
+    with pytest.raises(FlowValidationError, match="Parameter name 'x'"):
+        a.update(b)
+    assert a.tasks == {x, mine}  # left as it was
+    a.update(b, merge_parameters=True)
+    assert a.parameters() == {x2}
+    assert a.upstream_tasks(mine) == {x2}
+    assert a.upstream_tasks(theirs) == {x2}
+    state = a.run_sync()
+    assert (state.result[mine].result, state.result[theirs].result) == (10, 15)
 
 
 def test_update_can_merge_reference_tasks():
@@ -1053,7 +1122,7 @@ async def test_a_mapped_reference_task_gives_its_childrens_states_to_the_termina
     [(signals.FAIL, Failed), (signals.SUCCESS, Success), (signals.SKIP, Skipped)],
 )
 async def test_a_signal_raised_in_a_flow_hook_becomes_the_flows_state(signal, expected):
-    def raising(*args):
+    def raising(*args: Any) -> None:
         raise signal("from the hook")
 
     for hook in ("terminal_state_handler", "state_handler", "on_failure"):

@@ -121,7 +121,8 @@ def test_states_hash_by_identity_and_go_in_sets() -> None:
     assert hash(a) == hash(a)
     assert a == b
     states = {a, Failed("bad")}
-    assert a in states and len(states) == 2
+    assert a in states
+    assert len(states) == 2
     assert any(s.is_failed() for s in states)
 
 

@@ -111,8 +111,8 @@ def test_tags_given_to_copy_or_a_call_are_added_to_the_template_tags():
 
 def test_retry_on_takes_exception_classes_only():
     for bad in ({"foo"}, [ValueError("x")], [int], "ValueError", ValueError("x"), KeyboardInterrupt):
-        with pytest.raises(TypeError, match="Invalid retry_on value.*e.g. retry_on="):
-            Add(max_retries=1, retry_on=bad)
+        with pytest.raises(TypeError, match=r"Invalid retry_on value.*e\.g\. retry_on="):
+            Add(max_retries=1, retry_on=bad)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Invalid retry_on value"):
         Add(max_retries=1).copy(retry_on=[int])
     assert Add(max_retries=1, retry_on={KeyError}).retry_on == (KeyError,)
