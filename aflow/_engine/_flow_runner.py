@@ -231,7 +231,7 @@ class FlowRunner:
                     await self._stop()
                     state = await self._flow_state(state, Cancelled("Flow run was cancelled.", result=self._results()))
                 else:
-                    state = await self._finish()
+                    state = await self._finish(state)
                 logger.info("Flow run %s of %r: %s", self.run_name, flow.name, type(state).__name__)
             return scrub(state)
         except BaseException as exc:
@@ -563,7 +563,7 @@ class FlowRunner:
                 new = replaced
         return new
 
-    async def _finish(self) -> State:
+    async def _finish(self, running: State) -> State:
         flow = self.flow
         results = self._results()
         reference = {t: results[t] for t in flow.reference_tasks()}
@@ -579,7 +579,7 @@ class FlowRunner:
             # Prefect 1's argument: a set of states (mapped tasks' children), with by_task
             ref_states = ReferenceStates(ref_expanded, reference)
             state = await self._call_flow_hook(lambda: terminal(flow, state, ref_states), state)
-        state = await self._flow_state(Running(), state)
+        state = await self._flow_state(running, state)  # the handlers see the state it leaves
         if on_failure is not None and state.is_failed():
             # its return value is ignored and its errors only logged; a signal sets the state
             state = await self._call_flow_hook(lambda: on_failure(flow, state), state, replaces=False)

@@ -1080,6 +1080,17 @@ async def test_terminal_state_handler_sees_reference_states_and_may_replace_the_
     assert reference_states.by_task[f.bad].is_failed()
 
 
+async def test_flow_state_handlers_get_flow_old_and_new_as_in_prefect1():
+    calls: list[tuple[Flow, State, State]] = []
+    d = diamond()
+    d.flow.state_handlers.append(lambda flow, old, new: calls.append((flow, old, new)))
+    await d.flow.run()
+    (f1, pending, running), (f2, old, final) = calls
+    assert f1 is f2 is d.flow
+    assert (type(pending), type(running), type(final)) == (Pending, Running, Success)
+    assert old is running  # the state the flow leaves, as Prefect 1 passes it
+
+
 async def test_a_prefect1_terminal_state_handler_works_unchanged():
     def prefect1_handler(flow, state, reference_task_states):
         # as written for Prefect 1: a set of States
