@@ -19,15 +19,21 @@ from . import _schema as sql
 if TYPE_CHECKING:
     import aiosqlite
 
-__all__ = ("TABLES", "check_path", "describe_error", "schema_is_current")
+__all__ = ("CREATE_SCRIPTS", "TABLES", "check_path", "describe_error", "schema_is_current")
 
 _MAGIC = b"SQLite format 3\x00"
 _HEADER = 100  # bytes of a SQLite file's header
 
 _TABLE_NAMES = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'"
 
-TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", sql.CREATE_SCHEMA))
-"""The tables of a run store (created if missing when the store opens)."""
+CREATE_SCRIPTS = (
+    sql.CREATE_SCHEMA,
+    *(getattr(sql, n) for n in sorted(vars(sql)) if n.startswith("CREATE_") and n != "CREATE_SCHEMA"),
+)
+"""The schema's scripts (``_schema.CREATE_*``, the first one first): run when a table is missing."""
+
+TABLES = frozenset(t for script in CREATE_SCRIPTS for t in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", script))
+"""The tables of a run store: opening a store that has them all and the current version writes nothing."""
 
 
 def _in_memory(path: str) -> bool:

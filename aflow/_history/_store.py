@@ -32,7 +32,7 @@ from .._logging import engine_logger
 from ..exceptions import RunStoreError
 from . import _schema as sql
 from ._batches import Recorder, RunRow, TaskRow, pack_by_run, pack_run_rows, unpack_batches
-from ._file import check_path, describe_error, schema_is_current
+from ._file import CREATE_SCRIPTS, check_path, describe_error, schema_is_current
 from ._records import CacheEntry, FlowRunRecord, TaskStateRecord, dump_json, from_iso, to_iso
 
 if TYPE_CHECKING:
@@ -676,7 +676,7 @@ async def _prepare(conn: aiosqlite.Connection, path: str) -> None:
     await conn.execute("BEGIN IMMEDIATE")  # two stores opening one new file: one creates the schema
     try:
         if not await schema_is_current(conn, path):  # the other may have created it meanwhile
-            for statement in sql.CREATE_SCHEMA.split(";"):
+            for statement in ";".join(CREATE_SCRIPTS).split(";"):
                 if statement.strip():
                     await conn.execute(statement)
             await conn.execute(f"PRAGMA user_version = {sql.SCHEMA_VERSION}")
