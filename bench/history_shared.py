@@ -8,7 +8,9 @@ the file is read: a run is lost when it is missing, not ``Success``, has no ``en
 a task state (each of the 21 task runs must have its ``Running`` and final states).
 
 Printed per configuration: lost runs, trials with a loss, and the wall time per run (median, 95th
-percentile, max) as the children measured it, for 1 process (no other writer) and for P.
+percentile, max) as the children measured it, for 1 process (no other writer), for P, and for P
+with one more writer, a plain sqlite3 connection holding the file's write lock for 20 ms of every
+40 ms (the stores' writes wait for it: the case where a run's end arrives during a write).
 
 Run: ``python bench/history_shared.py [TRIALS] [PROCESSES] [RUNS]`` (default 5, 3, 20).
 """
@@ -18,10 +20,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+from contextlib import closing
 from pathlib import Path
 
 from aflow.history import RunStore
@@ -70,9 +75,23 @@ async def lost_runs(path: Path) -> int:
     return lost
 
 
-def trial(processes: int, runs: int) -> tuple[int, list[float]]:
+def hold_the_lock_often(path: Path, stop: threading.Event) -> None:
+    with closing(sqlite3.connect(path, isolation_level=None, timeout=30)) as conn:
+        while not stop.is_set():
+            conn.execute("BEGIN IMMEDIATE")
+            stop.wait(0.02)
+            conn.execute("COMMIT")
+            stop.wait(0.02)
+
+
+def trial(processes: int, runs: int, other_writer: bool) -> tuple[int, list[float]]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "runs.db"
+        asyncio.run(count_runs(path))  # creates the file in WAL mode
+        stop = threading.Event()
+        writer = threading.Thread(target=hold_the_lock_often, args=(path, stop))
+        if other_writer:
+            writer.start()
         children = [
             subprocess.Popen(
                 [sys.executable, "-c", CHILD, str(path), str(runs)], stdout=subprocess.PIPE, env=dict(os.environ)
@@ -85,6 +104,9 @@ def trial(processes: int, runs: int) -> tuple[int, list[float]]:
             if child.returncode:
                 raise SystemExit(f"a child failed with status {child.returncode}")
             times += json.loads(out.decode().splitlines()[-1])
+        stop.set()
+        if other_writer:
+            writer.join()
         stored = asyncio.run(lost_runs(path))
         missing = processes * runs - asyncio.run(count_runs(path))
         return stored + missing, times
@@ -96,17 +118,19 @@ async def count_runs(path: Path) -> int:
 
 
 def main(trials: int, processes: int, runs: int) -> None:
-    for procs in (1, processes):
+    for procs, other_writer in ((1, False), (processes, False), (processes, True)):
         lost_total, with_loss, times = 0, 0, []
         for _ in range(trials):
-            lost, t = trial(procs, runs)
+            lost, t = trial(procs, runs, other_writer)
             lost_total += lost
             with_loss += bool(lost)
             times += t
         times.sort()
+        label = " + a writer" if other_writer else ""
         p95 = times[int(0.95 * (len(times) - 1))]
         print(
-            f"{procs} process(es) x {runs} runs, {trials} trials: {lost_total} of {trials * procs * runs} runs lost "
+            f"{procs} process(es){label} x {runs} runs, {trials} trials: "
+            f"{lost_total} of {trials * procs * runs} runs lost "
             f"({with_loss} trials with a loss); time per run median {statistics.median(times):.3f} s, "
             f"p95 {p95:.3f} s, max {times[-1]:.3f} s"
         )

@@ -165,6 +165,20 @@ async def main(path, runs, at_once):
 asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
 """
 
+
+def hold_the_lock_often(path: Path, stop: threading.Event) -> None:
+    """Another writer (in a thread): holds the file's write lock for 20 ms of every 40 until ``stop``.
+
+    The stores' writes wait for it, so a run often ends while a write of its states waits.
+    """
+    with closing(sqlite3.connect(path, isolation_level=None, timeout=30)) as conn:
+        while not stop.is_set():
+            conn.execute("BEGIN IMMEDIATE")
+            stop.wait(0.02)
+            conn.execute("COMMIT")
+            stop.wait(0.02)
+
+
 # every task run of a run of CHILD's flow, with its recorded states
 EXPECTED: dict[tuple[str, int | None], list[str]] = {
     ("numbers-1", None): ["Running", "Success"],
@@ -185,8 +199,17 @@ async def test_processes_running_flows_on_one_file_lose_nothing(tmp_path: Path) 
         done = await anyio.run_process([sys.executable, str(script), str(path), str(runs), str(at_once)], env=env)
         return dict(json.loads(done.stdout.decode().splitlines()[-1]))
 
-    with anyio.fail_after(120):
-        results = await asyncio.gather(*(child() for _ in range(processes)))
+    async with RunStore(path):
+        pass  # the file exists in WAL mode before the other writer below uses it
+    stop = threading.Event()
+    other_writer = threading.Thread(target=hold_the_lock_often, args=(path, stop))
+    other_writer.start()
+    try:
+        with anyio.fail_after(120):
+            results = await asyncio.gather(*(child() for _ in range(processes)))
+    finally:
+        stop.set()
+        await anyio.to_thread.run_sync(other_writer.join)
     returned = {run_id: state for result in results for run_id, state in result.items()}
     assert len(returned) == processes * runs
     assert set(returned.values()) == {"Success"}
