@@ -1,4 +1,4 @@
-"""The ``aflow`` command (``pip install aflow[cli]``): run and draw flows, read the run history.
+"""The ``aflow`` command (``pip install aflow-engine[cli]``): run and draw flows, read the run history.
 
 ::
 
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli = _cli()
     except ImportError as exc:
-        _fail(f"the aflow command needs click: pip install 'aflow[cli]' ({exc})", 1)
+        _fail(f"the aflow command needs click: pip install 'aflow-engine[cli]' ({exc})", 1)
     cli.main(args=argv, prog_name="aflow")
 
 

@@ -557,7 +557,7 @@ class Flow:
             format: ``"dot"`` or ``"mermaid"``.
             filename: Also write the graph there: ``.dot``/``.gv`` and ``.mmd`` files get the
                 text; image suffixes (``.png``, ``.svg``, ``.pdf``...) an image drawn by Graphviz,
-                which needs ``pip install aflow[viz]`` and the ``dot`` program
+                which needs ``pip install aflow-engine[viz]`` and the ``dot`` program
                 (``apt-get install graphviz``).
 
         Raises:
@@ -610,7 +610,7 @@ class Flow:
                 on this loop and sync ones in worker threads.
             progress: Show a live display of the run (tasks done, running and failed, per
                 mapped task too) in a terminal or Jupyter; nothing is written elsewhere. True,
-                or a rich ``Console`` to draw on. Needs rich (``pip install aflow[cli]``).
+                or a rich ``Console`` to draw on. Needs rich (``pip install aflow-engine[cli]``).
             **parameter_values: More parameter values, by keyword.
 
         Raises:

@@ -6,7 +6,7 @@ fall back to the secrets ``EMAIL_USERNAME`` and ``EMAIL_PASSWORD`` as in Prefect
 either the message is sent without logging in. The password is registered for redaction, and
 never appears in a failure message or a log line.
 
-Needs the ``email`` extra: ``pip install aflow[email]``.
+Needs the ``email`` extra: ``pip install aflow-engine[email]``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _aiosmtplib() -> ModuleType:
     try:
         import aiosmtplib
     except ImportError as exc:
-        raise ImportError("email tasks need aiosmtplib: pip install aflow[email]") from exc
+        raise ImportError("email tasks need aiosmtplib: pip install aflow-engine[email]") from exc
     return aiosmtplib
 
 
