@@ -14,7 +14,7 @@ from . import _gc
 from ._builtin_tasks import Parameter, as_task, contains_task
 from ._edge import Edge, flatten, mapped, unmapped
 from ._flow_run import FlowRun, explained_if_not_awaited
-from ._task import Task, _require_run
+from ._task import _NO_RUN_SPEC, Task, _require_run
 from .exceptions import FlowValidationError
 
 if TYPE_CHECKING:
@@ -299,7 +299,8 @@ class Flow:
             return task
         if not isinstance(task, Task):
             raise TypeError(f"Flows hold Tasks, got {task!r}: wrap values with aflow's Constant or a @task")
-        _require_run(task)
+        if task._run_spec is _NO_RUN_SPEC:
+            _require_run(task)
         if task.slug is None or (task.slug in self._slugs and task.__dict__.get("_auto_slug")):
             # an automatic slug (never a user's) is renamed when it collides, e.g. in update()
             n = self._slug_counts.get(task.name, 0) + 1

@@ -98,6 +98,9 @@ class RunSpec:
         raise TaskDefinitionError(f"{owner}: run{self.signature} {problem}")
 
 
+_NO_RUN_SPEC = RunSpec(inspect.Signature())  # the spec of a class that defines no run
+
+
 def _check_run(fn: Callable[..., Any], owner: str, skip_self: bool) -> RunSpec:
     """Check a run function's signature and return its spec (without ``self``)."""
     sig = inspect.signature(fn)
@@ -201,6 +204,8 @@ def _explain_bad_keyword(task: Task, exc: TypeError, kwargs: dict[str, Any]) -> 
 def _require_run(task: Task) -> None:
     """Refuse a task whose class never defines ``run``, when it is bound or added to a flow.
 
+    Callers check first (cheaply) that the task has the spec of no run: ``_NO_RUN_SPEC``.
+
     Raises:
         TaskDefinitionError: Naming the class and what to add.
     """
@@ -256,7 +261,7 @@ class Task:
     #: Run even when the flow run is cancelled, if the trigger passes (resource cleanups).
     run_on_cancel: ClassVar[bool] = False
     _run_is_async: bool = True
-    _run_spec: RunSpec = RunSpec(inspect.Signature())
+    _run_spec: RunSpec = _NO_RUN_SPEC
 
     # Defaults of the attributes set by __init__ (an instance stores only what differs).
     name: str = "Task"
@@ -484,8 +489,10 @@ class Task:
                 f"Could not infer an active Flow for {self.name!r}: call it inside `with Flow(...) as flow:` "
                 "or pass flow=; to run its body directly, use `await task.run(...)`"
             )
-        _require_run(self)
-        callargs = self._run_spec.bind(self.name, args, kwargs)
+        spec = self._run_spec
+        if spec is _NO_RUN_SPEC:
+            _require_run(self)
+        callargs = spec.bind(self.name, args, kwargs)
         flow.set_dependencies(task=self, upstream_tasks=upstream_tasks, keyword_tasks=callargs, mapped=mapped)
         return self
 
@@ -559,14 +566,16 @@ class Task:
     def __bool__(self) -> bool:
         return True
 
-    def __await__(self) -> NoReturn:
-        """Refuse ``await`` on a task: a call inside ``with Flow(...)`` builds the flow, it does not run."""
-        raise TaskDefinitionError(
-            f"Task {self.name!r} cannot be awaited: calling a task inside `with Flow(...)` adds it to the flow "
-            "and returns the task, not its result; drop the `await` there and run the flow after the block "
-            f"(`await flow.run()`, or `flow.run_sync()` in a script). To run just this task's body, "
-            f"`await {self.name}.run(...)`"
-        )
+    if not TYPE_CHECKING:  # hidden from type checkers, which report `await task(...)` themselves
+
+        def __await__(self) -> NoReturn:
+            """Refuse ``await`` on a task: a call inside ``with Flow(...)`` builds the flow, it does not run."""
+            raise TaskDefinitionError(
+                f"Task {self.name!r} cannot be awaited: calling a task inside `with Flow(...)` adds it to the flow "
+                "and returns the task, not its result; drop the `await` there and run the flow after the block "
+                f"(`await flow.run()`, or `flow.run_sync()` in a script). To run just this task's body, "
+                f"`await {self.name}.run(...)`"
+            )
 
 
 def _task_init_with_hints(init: Callable[..., None]) -> Callable[..., None]:

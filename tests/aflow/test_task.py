@@ -780,7 +780,7 @@ def test_a_subclass_init_keyword_typo_is_explained_but_errors_inside_init_are_le
 
 async def test_awaiting_a_task_call_while_building_says_what_to_do():
     with Flow("f"), pytest.raises(TaskDefinitionError) as info:
-        await ident(1)
+        await ident(1)  # type: ignore[misc]  # mypy reports it too
     assert isinstance(info.value, TypeError)
     assert "Task 'ident' cannot be awaited: calling a task inside `with Flow(...)` adds it to the flow" in str(
         info.value
