@@ -109,6 +109,10 @@ class RunCall(Coroutine[Any, Any, T]):
         else:
             self._coro.close()
 
+    @property
+    def __name__(self) -> str:  # what asyncio shows in a Task's repr: coro=<Flow.run()>
+        return getattr(self._fn, "__qualname__", "run")
+
     def _what(self) -> str:
         flow = self._args[0] if self._args else None
         name = getattr(flow, "name", None)

@@ -193,7 +193,7 @@ def _explain_bad_keyword(task: Task, exc: TypeError, kwargs: dict[str, Any]) -> 
         return
     if isinstance(task, FunctionTask):
         who = f"@task (for {getattr(task.run, '__name__', 'the function')!r})"
-        valid.remove("fn")
+        valid = [name for name in valid if name != "fn"]
     else:
         who = f"{cls.__name__}()"
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
