@@ -26,7 +26,7 @@ try:
         TimeElapsedColumn,
     )
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("The progress display needs rich: pip install 'aflow[cli]'") from exc
+    raise ImportError("The progress display needs rich: pip install 'aflow-engine[cli]'") from exc
 
 from ._run_tracker import TIMES, RunTracker
 

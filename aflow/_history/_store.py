@@ -48,7 +48,7 @@ _R = TypeVar("_R")
 
 _BUSY_TIMEOUT = 30.0  # seconds a writer waits for another connection's lock
 
-_MISSING_AIOSQLITE = "aflow.history needs aiosqlite: pip install aflow[history]"
+_MISSING_AIOSQLITE = "aflow.history needs aiosqlite: pip install aflow-engine[history]"
 
 
 def _require_aiosqlite() -> ModuleType:
@@ -114,7 +114,7 @@ class RunStore:
         flush_interval: Otherwise write a batch at most this many seconds after its first record.
 
     Raises:
-        ImportError: aiosqlite is not installed (``pip install aflow[history]``).
+        ImportError: aiosqlite is not installed (``pip install aflow-engine[history]``).
         ValueError: ``batch_size`` is below 1 or ``flush_interval`` is negative.
     """
 
