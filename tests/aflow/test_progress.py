@@ -266,6 +266,7 @@ async def test_running_counts_bodies_not_task_runs_waiting_for_a_slot() -> None:
     import asyncio
 
     release = asyncio.Event()
+    two_started = asyncio.Event()
     started: list[int] = []
 
     @task
@@ -275,6 +276,8 @@ async def test_running_counts_bodies_not_task_runs_waiting_for_a_slot() -> None:
     @task
     async def slow(x):
         started.append(x)
+        if len(started) == 2:
+            two_started.set()
         await release.wait()
         return x
 
@@ -285,8 +288,7 @@ async def test_running_counts_bodies_not_task_runs_waiting_for_a_slot() -> None:
     runner = flow._runner(None, {}, max_concurrency=2, concurrency=None)
     runner.observer = tracker
     run = asyncio.ensure_future(runner.run())
-    while len(started) < 2:
-        await asyncio.sleep(0)
+    await two_started.wait()
     for _ in range(10):  # the other four reach the semaphore
         await asyncio.sleep(0)
     assert (tracker.running, tracker.waiting) == (2, 4)
