@@ -16,7 +16,13 @@ Two measurements, each as medians over interleaved repetitions in one process:
    work per task), ``store`` (today: the graph is recorded when the run starts) and ``store + 1
    line/task`` (each task logs one INFO line). Ratios are to ``store, no graph``.
 
-Run: ``python bench/logs.py [N_RECORDS] [N_TASKS] [REPEATS]`` (default 20000 10000 7).
+3. **Against another checkout** (``--against DIR``): W1 with a store (``store`` above) in fresh
+   child processes, alternately importing aflow from this tree and from ``DIR`` (say, a checkout
+   of main from before log records existed), so the two stores are compared on the same
+   machine at the same time.
+
+Run: ``python bench/logs.py [N_RECORDS] [N_TASKS] [REPEATS]`` (default 20000 10000 7), or
+``python bench/logs.py --against ../main [N_TASKS] [REPEATS]``.
 """
 
 from __future__ import annotations
@@ -159,7 +165,49 @@ async def main(n_records: int, n_tasks: int, repeats: int) -> None:
     print(f"  a line kept in the store costs the run {kept / n_tasks * 1e6:.2f} us more than a dropped one")
 
 
+async def w1_child(n: int) -> None:
+    """In a child process: warm up, then print the seconds of one W1 run with a store."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in (10, n):
+            flow, out = wide(size, inc)
+            gc.collect()
+            async with RunStore(Path(tmp) / f"w1-{size}.db") as store:
+                t0 = time.perf_counter()
+                state = await flow.run(history=store)
+                elapsed = time.perf_counter() - t0
+            assert state.is_successful()
+            assert state.result[out].result == size * (size + 1) // 2
+    print(elapsed)
+
+
+def against(other: str, n: int, repeats: int) -> None:
+    import os
+    import subprocess
+
+    here = str(Path(__file__).resolve().parent.parent)
+    trees = {"this tree": here, other: str(Path(other).resolve())}
+    times: dict[str, list[float]] = {name: [] for name in trees}
+    for r in range(repeats):
+        for name in list(trees)[r % 2 :] + list(trees)[: r % 2]:
+            env = {**os.environ, "PYTHONPATH": trees[name]}
+            command = [sys.executable, __file__, "--w1-child", str(n)]
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=True, timeout=600)
+            times[name].append(float(done.stdout.strip().splitlines()[-1]))
+    print(f"W1 wide with a run store, N={n} tasks, fresh processes, median of {repeats}")
+    base = statistics.median(times[other])
+    for name, values in times.items():
+        t = statistics.median(values)
+        print(f"  {name:20} {t * 1e3:8.1f} ms  {t / (n + 1) * 1e6:6.1f} us/task  {t / base:5.2f}x")
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--w1-child"]:
+        asyncio.run(w1_child(int(sys.argv[2])))
+        sys.exit(0)
+    if sys.argv[1:2] == ["--against"]:
+        rest = [int(a) for a in sys.argv[3:]]
+        against(sys.argv[2], *(rest + [10_000, 9][len(rest) :])[:2])
+        sys.exit(0)
     args = [int(a) for a in sys.argv[1:]]
     n_rec, n_tasks, reps = (args + [20_000, 10_000, 7][len(args) :])[:3]
     asyncio.run(main(n_rec, n_tasks, reps))
