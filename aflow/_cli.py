@@ -170,6 +170,9 @@ def _cli() -> click.Group:
         for line in _with_store(db, prune):
             click.echo(line)
 
+    from ._ui._command import ui_command
+
+    cli.add_command(ui_command())
     return cli
 
 
