@@ -148,9 +148,9 @@ class Page:
             raise RuntimeError(f"{expression}: {result['exceptionDetails'].get('exception', result)}")
         return result["result"].get("value")
 
-    async def wait_for(self, expression: str, timeout: float = 20.0) -> Any:
-        """Poll ``expression`` until it is truthy; return its value."""
-        deadline = asyncio.get_running_loop().time() + timeout
+    async def wait_for(self, expression: str, seconds: float = 20.0) -> Any:
+        """Poll ``expression`` until it is truthy (for at most ``seconds``); return its value."""
+        deadline = asyncio.get_running_loop().time() + seconds
         while True:
             try:
                 value = await self.eval(expression)
@@ -159,7 +159,7 @@ class Page:
             if value:
                 return value
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for: {expression}")
+                raise AssertionError(f"timed out after {seconds}s waiting for: {expression}")
             await asyncio.sleep(0.05)
 
     async def text(self, selector: str) -> list[str]:
@@ -174,5 +174,5 @@ class Page:
             "Emulation.setDeviceMetricsOverride", width=width, height=int(height), deviceScaleFactor=1, mobile=False
         )
         shot = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-        Path(path).write_bytes(base64.b64decode(shot["data"]))
+        await asyncio.to_thread(Path(path).write_bytes, base64.b64decode(shot["data"]))
         await self.send("Emulation.clearDeviceMetricsOverride")

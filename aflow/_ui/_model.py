@@ -15,7 +15,7 @@ from typing import Any
 
 from .._history._records import TaskStateRecord, to_iso
 
-__all__ = ("ATTEMPT", "WAIT", "WAITING", "RunView", "TaskRun", "TaskSummary", "iso")
+__all__ = ("ATTEMPT", "NOT_RECORDED", "WAIT", "WAITING", "RunView", "TaskRun", "TaskSummary", "iso")
 
 # states a task run is waiting in (not running and not finished); Looped is followed by the next loop's Running
 WAITING = frozenset({"Pending", "Scheduled", "Retrying", "Looped", "Paused", "Queued", "Submitted", "Resume"})
@@ -23,6 +23,7 @@ WAITING = frozenset({"Pending", "Scheduled", "Retrying", "Looped", "Paused", "Qu
 
 ATTEMPT = "attempt"  # a timeline segment: the task ran
 WAIT = "wait"  # a timeline segment: the task waited to be retried
+NOT_RECORDED = "NotRecorded"  # a task of a finished run's graph without any recorded state (a parameter)
 
 
 def iso(at: datetime | None) -> str | None:
@@ -124,13 +125,17 @@ class RunView:
     counts: dict[str, int]
 
     @classmethod
-    def build(cls, history: Iterable[TaskStateRecord], graph: dict[str, list[dict[str, Any]]] | None) -> RunView:
+    def build(
+        cls, history: Iterable[TaskStateRecord], graph: dict[str, list[dict[str, Any]]] | None, finished: bool = False
+    ) -> RunView:
         """Fold a run's recorded task states (in recorded order) into a view.
 
         Args:
             history: The run's task states, as `RunStore.task_history` returns them.
-            graph: The run's recorded graph, whose nodes order the summaries (tasks that never
-                ran are Pending), or None.
+            graph: The run's recorded graph, whose nodes order the summaries, or None.
+            finished: Whether the run has ended: its graph's tasks without a recorded state
+                (parameters, which the engine does not record) are ``"NotRecorded"`` rather
+                than ``"Pending"``.
         """
         runs: dict[tuple[str, int | None], TaskRun] = {}
         for record in history:
@@ -165,7 +170,9 @@ class RunView:
                     summary.ended_at = run.ended_at
             counts[run.state] = counts.get(run.state, 0) + 1
         for summary in summaries.values():
-            if summary.mapped and summary.state == "Pending" and summary.counts:
+            if finished and summary.state == "Pending" and not summary.counts and summary.started_at is None:
+                summary.state = NOT_RECORDED
+            elif summary.mapped and summary.state == "Pending" and summary.counts:
                 summary.state = "Running"  # children started; the parent's Mapped state comes at the end
             elif not summary.mapped and not summary.counts:
                 summary.counts = {summary.state: 1}

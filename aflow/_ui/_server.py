@@ -39,7 +39,8 @@ _STORE: web.AppKey[RunStore] = web.AppKey("store", RunStore)
 _VIEWS: web.AppKey[_Views] = web.AppKey("views", object)  # type: ignore[arg-type]
 _READ_METHODS = frozenset({"GET", "HEAD"})
 _CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"
-_LIVE_REFRESH = 0.5  # seconds a view of a run in progress is reused before it is read again
+# a view of a run in progress is reused for this many seconds (or twice what reading it took) before it is read again
+_LIVE_REFRESH = 0.5
 _KEPT_VIEWS = 8
 _MAX_LIMIT = 1000
 
@@ -80,7 +81,8 @@ class _Kept:
     view: RunView
     graph: dict[str, list[dict[str, Any]]] | None
     final: bool
-    at: float
+    at: float  # when it was read (loop time)
+    cost: float  # seconds reading and folding it took
 
 
 class _Views:
@@ -96,14 +98,15 @@ class _Views:
         async with lock:
             now = asyncio.get_running_loop().time()
             kept = self._kept.get(run.run_id)
-            if kept is not None and (kept.final or now - kept.at < _LIVE_REFRESH):
+            if kept is not None and (kept.final or now - kept.at < max(_LIVE_REFRESH, 2 * kept.cost)):
                 self._kept.move_to_end(run.run_id)
                 return kept
             # `run` was read before the history: if it had ended then, this history is complete
             graph = kept.graph if kept is not None else await self._store.run_graph(run.run_id)
             history = await self._store.task_history(run.run_id)
-            view = await anyio.to_thread.run_sync(RunView.build, history, graph)
-            kept = self._kept[run.run_id] = _Kept(view, graph, run.ended_at is not None, now)
+            view = await anyio.to_thread.run_sync(RunView.build, history, graph, run.ended_at is not None)
+            cost = asyncio.get_running_loop().time() - now
+            kept = self._kept[run.run_id] = _Kept(view, graph, run.ended_at is not None, now, cost)
             self._kept.move_to_end(run.run_id)
             while len(self._kept) > _KEPT_VIEWS:
                 old, _ = self._kept.popitem(last=False)
@@ -223,7 +226,8 @@ def _error_page(status: int, title: str, detail: str) -> web.Response:
     body = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{status} {escape(title)} · aflow</title><link rel='stylesheet' href='/static/style.css'></head>"
-        f"<body><header><a class='home' href='/'>aflow</a></header><main class='error'><h1>{status} {escape(title)}</h1>"
+        "<body><header><a class='home' href='/'>aflow</a></header>"
+        f"<main class='error'><h1>{status} {escape(title)}</h1>"
         f"<p>{escape(detail)}</p><p><a href='/'>All runs</a></p></main></body></html>"
     )
     return web.Response(status=status, text=body, content_type="text/html")

@@ -7,7 +7,7 @@ const FAMILY = {
   Success: "success", Cached: "success", Mapped: "success", Skipped: "skipped",
   Failed: "failed", TimedOut: "failed", TriggerFailed: "failed", Cancelled: "cancelled",
   Running: "running", Pending: "waiting", Scheduled: "waiting", Retrying: "waiting", Looped: "waiting",
-  Paused: "waiting",
+  Paused: "waiting", NotRecorded: "other",
 };
 const family = (state) => FAMILY[state] || "other";
 
