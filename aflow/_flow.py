@@ -577,6 +577,7 @@ class Flow:
         history: RunStore | str | os.PathLike[str] | None = None,
         executor: Executor | None = None,
         progress: bool | Console | ProgressDisplay = False,
+        history_log_level: int | str | None = None,
         **parameter_values: Any,
     ) -> State:
         """Run the flow in the current event loop and return its final state.
@@ -602,6 +603,9 @@ class Flow:
             progress: Show a live display of the run (tasks done, running and failed, per
                 mapped task too) in a terminal or Jupyter; nothing is written elsewhere. True,
                 or a rich ``Console`` to draw on. Needs rich (``pip install aflow[cli]``).
+            history_log_level: Keep the task log records at or above this level in the run store
+                (a name such as ``"DEBUG"`` or a number; default INFO); a task's own
+                ``history_log_level`` wins.
             **parameter_values: More parameter values, by keyword.
 
         Raises:
@@ -618,6 +622,7 @@ class Flow:
             flow_run_name=flow_run_name,
             history=history,
             executor=executor,
+            history_log_level=history_log_level,
         )
         if progress is not False:
             from ._progress import run_with_progress
@@ -637,6 +642,7 @@ class Flow:
         history: RunStore | str | os.PathLike[str] | None = None,
         executor: Executor | None = None,
         progress: bool | Console | ProgressDisplay = False,
+        history_log_level: int | str | None = None,
         **parameter_values: Any,
     ) -> FlowRun:
         """Start a run in the background of the running event loop and return its handle.
@@ -660,6 +666,7 @@ class Flow:
             flow_run_name=flow_run_name,
             history=history,
             executor=executor,
+            history_log_level=history_log_level,
         )
         if progress is False:
             return FlowRun(runner, asyncio.get_running_loop().create_task(runner.run()))

@@ -8,12 +8,70 @@ import sys
 import threading
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from . import secrets
 from ._run_context import flow_run_var, task_run_var
 from .secrets import RedactSecrets
 
-__all__ = ("RunLoggerAdapter", "engine_logger", "get_logger", "routed_stdout")
+if TYPE_CHECKING:
+    from ._history._batches import Recorder
+    from ._run_context import TaskRunContext
+
+__all__ = ("RunLoggerAdapter", "engine_logger", "get_logger", "level_number", "routed_stdout")
+
+
+def level_number(value: int | str, what: str) -> int:
+    """A logging level given as a number or a name (``"info"``, ``"WARNING"``...), as a number.
+
+    Raises:
+        ValueError: ``value`` is not a level.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be a logging level name or number, not {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{what} must be a non-negative logging level, got {value!r}")
+        return value
+    if isinstance(value, str):
+        number = logging.getLevelName(value.strip().upper())
+        if isinstance(number, int):
+            return number
+        raise ValueError(f"{what}={value!r} is not a logging level: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    raise TypeError(f"{what} must be a logging level name or number, not {value!r}")
+
+
+def _keep(recorder: Recorder, trun: TaskRunContext, level: int, msg: Any, args: Any, exc_info: Any) -> None:
+    """Append a task log record to the run store's recorder (the message formatted, secrets redacted)."""
+    try:
+        message = str(msg) % args if args else str(msg)
+    except Exception:  # the handler would report it; keep what was given
+        message = f"{msg!s} {args!r}"
+    if exc_info:
+        if isinstance(exc_info, BaseException):
+            exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+        elif not isinstance(exc_info, tuple):
+            exc_info = sys.exc_info()
+        if exc_info[0] is not None:
+            message = f"{message}\n{_FORMATTER.formatException(exc_info)}"
+    if secrets._pattern is not None:
+        message = secrets.redact(message)
+    task = trun.task
+    recorder.logs.append(
+        (
+            recorder.run_id,
+            recorder.timestamp(),
+            level,
+            task.slug or task.name,
+            task.name,
+            trun.map_index,
+            trun.run_count,
+            message,
+        )
+    )
+
+
+_FORMATTER = logging.Formatter()
 
 
 class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -21,7 +79,27 @@ class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     Records get ``flow_name``, ``flow_run_id``, ``task_name``, ``task_slug``, ``task_run_id``
     and ``map_index`` (None outside a run).
+
+    Inside a task run of a flow run with a run store, records at or above the run's
+    ``history_log_level`` (default INFO; a task's own wins) are also kept in the store,
+    whatever the logger's level and handlers: the store does not depend on the program's
+    logging setup.
     """
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        """Log ``msg % args`` at ``level``, and keep it in the run store (see the class)."""
+        trun = task_run_var.get()
+        if trun is not None:
+            frun = trun.flow_run
+            recorder = frun.recorder if frun is not None else None
+            if recorder is not None:
+                threshold = trun.task.history_log_level
+                if level >= (recorder.log_level if threshold is None else threshold):
+                    _keep(recorder, trun, level, msg, args, kwargs.get("exc_info"))
+        if self.logger.isEnabledFor(level):
+            msg, kw = self.process(msg, kwargs)
+            kw["stacklevel"] = kw.get("stacklevel", 1) + 1  # the caller, not this method
+            self.logger.log(level, msg, *args, **kw)
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         """Add the run context to the record's ``extra``."""

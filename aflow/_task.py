@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from . import triggers as _triggers
 from ._defaults import is_lazy as _is_lazy
-from ._logging import RunLoggerAdapter, get_logger
+from ._logging import RunLoggerAdapter, get_logger, level_number
 from .exceptions import TaskDefinitionError
 
 if TYPE_CHECKING:
@@ -172,6 +172,8 @@ class Task:
         on_failure: ``(task, state)`` called when the task ends Failed.
         nout: Number of outputs, for ``a, b = t()``; inferred from a ``tuple[...]`` return annotation.
         log_stdout: Send what the body prints to the task's logger.
+        history_log_level: Keep this task's log records at or above this level in the run
+            store (a name such as ``"DEBUG"`` or a number); default: the run's (INFO).
         task_run_name: A template (``"load-{table}"``) formatted with inputs, context and
             parameters, or a function of them, naming each run.
         cache_for: How long (a timedelta or seconds) a success stays cached: later runs whose
@@ -210,6 +212,7 @@ class Task:
     on_failure: Callable[[Task, State], Any] | None = None
     nout: int | None = None
     log_stdout: bool = False
+    history_log_level: int | None = None
     task_run_name: str | Callable[..., str] | None = None
     cache_for: timedelta | float | None = None
     cache_key: str | None = None
@@ -251,6 +254,7 @@ class Task:
         on_failure: Callable[[Task, State], Any] | None = None,
         nout: int | None = None,
         log_stdout: bool = False,
+        history_log_level: int | str | None = None,
         task_run_name: str | Callable[..., str] | None = None,
         cache_for: timedelta | float | None = None,
         cache_key: str | None = None,
@@ -303,6 +307,9 @@ class Task:
             "on_failure": on_failure,
             "nout": nout,
             "log_stdout": log_stdout,
+            "history_log_level": (
+                None if history_log_level is None else level_number(history_log_level, "history_log_level")
+            ),
             "task_run_name": task_run_name,
             "cache_for": cache_for,
             "cache_key": cache_key,
@@ -369,6 +376,8 @@ class Task:
             if attr in task_args:
                 seconds = _seconds(task_args[attr], attr)
                 setattr(self, attr, (seconds or 0.0) if attr == "retry_delay" else seconds)
+        if task_args.get("history_log_level") is not None:
+            self.history_log_level = level_number(task_args["history_log_level"], "history_log_level")
         if isinstance(task_args.get("retry_on"), type):
             self.retry_on = (task_args["retry_on"],)
         elif task_args.get("retry_on") is not None:

@@ -13,6 +13,10 @@ recorder, where a ``started`` time stands for the ``Running`` state of the attem
 Timestamps are seconds since the epoch. One INSERT per batch keeps the store's cost per state
 to an append in memory and a share of one ``pickle.dumps``. The query API unpacks them; the
 batch id and the position in the batch give the recording order.
+
+Task log records are fewer and read by range (``--follow`` polls for what came after a ``seq``),
+so ``task_logs`` keeps one row per record. ``flow_graphs`` keeps each run's task graph as JSON,
+recorded when the run starts.
 """
 
 from __future__ import annotations
@@ -23,21 +27,29 @@ __all__ = (
     "CACHE_GET",
     "CACHE_PRUNE",
     "CACHE_PUT",
+    "CREATE_LOG_TABLES",
     "CREATE_SCHEMA",
+    "FLOW_GRAPH",
     "FLOW_RUN_COLUMNS",
     "FLOW_RUN_FINISHED",
     "FLOW_RUN_STARTED",
+    "GET_GRAPH",
     "GET_RUN",
     "LIST_RUNS",
     "LIST_RUNS_BY_FLOW",
     "PRUNE_BATCHES",
     "PRUNE_DONE",
+    "PRUNE_GRAPHS",
     "PRUNE_KEEP",
+    "PRUNE_LOGS",
     "PRUNE_PICK",
     "PRUNE_PICK_FLOW",
     "PRUNE_RUNS",
+    "RUN_IDS_BY_PREFIX",
     "SCHEMA_VERSION",
     "TASK_HISTORY",
+    "TASK_LOG",
+    "TASK_LOG_COLUMNS",
     "TASK_STATE_BATCH",
 )
 
@@ -76,6 +88,29 @@ CREATE TABLE IF NOT EXISTS cache (
 CREATE INDEX IF NOT EXISTS cache_by_key ON cache (cache_key, created_at);
 """
 
+# Added after version 1 without changing it (an older aflow still reads the file and ignores
+# them): created, if missing, each time a store opens a file.
+CREATE_LOG_TABLES = """
+CREATE TABLE IF NOT EXISTS task_logs (
+    seq       INTEGER PRIMARY KEY,  -- writing order: a cursor for readers
+    run_id    TEXT NOT NULL,
+    at        REAL NOT NULL,        -- seconds since the epoch
+    level     INTEGER NOT NULL,     -- logging level number
+    task_slug TEXT NOT NULL,
+    task_name TEXT NOT NULL,
+    map_index INTEGER,
+    attempt   INTEGER NOT NULL,
+    message   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS task_logs_by_run ON task_logs (run_id, seq);
+
+CREATE TABLE IF NOT EXISTS flow_graphs (
+    run_id TEXT PRIMARY KEY,
+    graph  TEXT NOT NULL  -- JSON: {"nodes": [[slug, name, mapped, reference]...],
+                          --        "edges": [[source, target, key, mapped]...]}
+);
+"""
+
 # -- recording (executemany) ---------------------------------------------------------------
 
 FLOW_RUN_STARTED = """
@@ -85,6 +120,13 @@ ON CONFLICT (run_id) DO UPDATE SET
     flow_name = excluded.flow_name, parameters = excluded.parameters,
     started_at = excluded.started_at, ended_at = NULL, state = 'Running', message = NULL
 """
+
+TASK_LOG = """
+INSERT INTO task_logs (run_id, at, level, task_slug, task_name, map_index, attempt, message)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+FLOW_GRAPH = "INSERT OR REPLACE INTO flow_graphs (run_id, graph) VALUES (?, ?)"
 
 TASK_STATE_BATCH = "INSERT INTO task_state_batches (run_id, count, states) VALUES (?, ?, ?)"
 
@@ -100,6 +142,10 @@ LIST_RUNS_BY_FLOW = (
 )
 GET_RUN = f"SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE run_id = ?"
 
+TASK_LOG_COLUMNS = "seq, run_id, at, level, task_slug, task_name, map_index, attempt, message"
+GET_GRAPH = "SELECT graph FROM flow_graphs WHERE run_id = ?"
+RUN_IDS_BY_PREFIX = "SELECT run_id FROM flow_runs WHERE substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT 21"
+
 TASK_HISTORY = "SELECT id, states FROM task_state_batches WHERE run_id = ? ORDER BY id"
 
 # -- pruning (a temporary table of the runs to delete, so both deletes agree) ------------------
@@ -108,6 +154,8 @@ PRUNE_PICK = "CREATE TEMP TABLE prune_ids AS SELECT run_id FROM flow_runs WHERE 
 PRUNE_PICK_FLOW = "CREATE TEMP TABLE prune_ids AS SELECT run_id FROM flow_runs WHERE started_at < ? AND flow_name = ?"
 PRUNE_KEEP = "DELETE FROM prune_ids WHERE run_id = ?"
 PRUNE_BATCHES = "DELETE FROM task_state_batches WHERE run_id IN (SELECT run_id FROM prune_ids)"
+PRUNE_LOGS = "DELETE FROM task_logs WHERE run_id IN (SELECT run_id FROM prune_ids)"
+PRUNE_GRAPHS = "DELETE FROM flow_graphs WHERE run_id IN (SELECT run_id FROM prune_ids)"
 PRUNE_RUNS = "DELETE FROM flow_runs WHERE run_id IN (SELECT run_id FROM prune_ids)"
 PRUNE_DONE = "DROP TABLE temp.prune_ids"
 

@@ -1,0 +1,230 @@
+"""Task logs, flow graphs, run-id prefixes and run filters in the run store (real SQLite files)."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import sys
+import textwrap
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio
+import pytest
+
+from aflow import Flow, Parameter, task, unmapped
+from aflow.history import AmbiguousRunId, RunNotFound, RunStore, TaskLogRecord
+from aflow.states import Failed, Success
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+# -- recording and reading log records --------------------------------------------------------
+
+
+async def test_log_records_round_trip_in_order_with_cursor_and_filter(tmp_path: Path) -> None:
+    async with RunStore(tmp_path / "h.db") as store:
+        store.flow_run_started("r1", "f", {}, at(0))
+        store.log("r1", "a-1", "a", None, 1, logging.INFO, "first", at(1))
+        store.log("r1", "b-1", "b", 3, 2, logging.WARNING, "second", at(2).timestamp())
+        store.log("r2", "a-1", "a", None, 1, logging.ERROR, "other run", at(3))
+        store.log("r1", "a-1", "a", None, 1, 25, "custom level", at(4))
+        logs = await store.task_logs("r1")
+        assert [r.message for r in logs] == ["first", "second", "custom level"]
+        first, second, third = logs
+        assert isinstance(first, TaskLogRecord)
+        assert (first.run_id, first.time, first.level, first.task_slug, first.task_name) == (
+            "r1",
+            at(1),
+            "INFO",
+            "a-1",
+            "a",
+        )
+        assert (first.map_index, first.attempt) == (None, 1)
+        assert (second.level, second.map_index, second.attempt) == ("WARNING", 3, 2)
+        assert third.level == "Level 25"
+        assert first.seq < second.seq < third.seq
+        assert [r.message for r in await store.task_logs("r1", "b")] == ["second"]
+        assert [r.message for r in await store.task_logs("r1", after_seq=first.seq)] == ["second", "custom level"]
+        assert [r.message for r in await store.task_logs("r1", limit=1)] == ["first"]
+        assert await store.task_logs("r1", after_seq=third.seq) == []
+        assert await store.task_logs("nope") == []
+
+
+async def test_logs_and_graphs_are_pruned_with_their_runs(tmp_path: Path) -> None:
+    async with RunStore(tmp_path / "h.db") as store:
+
+        @task(name="one")
+        async def one() -> int:
+            return 1
+
+        with Flow("f") as flow:
+            one()
+        store.flow_run_started("old", "f", {}, at(0))
+        store.record_graph("old", flow)
+        store.log("old", "one-1", "one", None, 1, logging.INFO, "gone", at(1))
+        store.flow_run_started("new", "f", {}, at(100))
+        store.log("new", "one-1", "one", None, 1, logging.INFO, "kept", at(101))
+        assert await store.prune_runs(at(50)) == 1
+        assert await store.task_logs("old") == []
+        assert await store.run_graph("old") is None
+        assert [r.message for r in await store.task_logs("new")] == ["kept"]
+
+
+async def test_log_needs_an_open_store(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "h.db")
+    with pytest.raises(RuntimeError, match="not open"):
+        store.log("r", "a", "a", None, 1, logging.INFO, "x", at(0))
+
+
+# -- graphs -----------------------------------------------------------------------------------
+
+
+async def test_run_graph_of_an_engine_run(tmp_path: Path) -> None:
+    @task
+    async def nums(n: int) -> list[int]:
+        return list(range(n))
+
+    @task
+    async def inc(x: int, by: int) -> int:
+        return x + by
+
+    @task
+    async def total(xs: list[int]) -> int:
+        return sum(xs)
+
+    with Flow("g") as flow:
+        n = Parameter("n", default=2)
+        t = total(inc.map(nums(n), by=unmapped(1)))
+    state = await flow.run(history=tmp_path / "h.db")
+    assert state.is_successful()
+    async with RunStore(tmp_path / "h.db") as store:
+        (run,) = await store.list_runs()
+        graph = await store.run_graph(run.run_id)
+    assert graph is not None
+    nodes = {node["name"]: node for node in graph["nodes"]}
+    assert set(nodes) == {task.name for task in flow.tasks}
+    assert nodes["inc"]["mapped"] is True
+    assert nodes["total"]["mapped"] is False
+    assert nodes["total"]["reference"] is True
+    assert nodes["inc"]["reference"] is False
+    assert nodes["total"]["slug"] == t.slug
+    by_slug = {node["slug"]: node["name"] for node in graph["nodes"]}
+    edges = {(by_slug[e["source"]], by_slug[e["target"]], e["key"], e["mapped"]) for e in graph["edges"]}
+    assert ("nums", "inc", "x", True) in edges
+    assert ("inc", "total", "xs", False) in edges
+    assert ("n", "nums", "n", False) in edges
+
+
+async def test_run_graph_of_an_unknown_run_is_none(tmp_path: Path) -> None:
+    async with RunStore(tmp_path / "h.db") as store:
+        assert await store.run_graph("nope") is None
+
+
+# -- run ids and run lists --------------------------------------------------------------------
+
+
+async def test_resolve_run_id_by_unique_prefix(tmp_path: Path) -> None:
+    async with RunStore(tmp_path / "h.db") as store:
+        for run_id in ("abc123", "abd456", "xyz"):
+            store.flow_run_started(run_id, "f", {}, at(0))
+        assert await store.resolve_run_id("abc") == "abc123"
+        assert await store.resolve_run_id("abc123") == "abc123"
+        assert await store.resolve_run_id("x") == "xyz"
+        with pytest.raises(AmbiguousRunId) as ambiguous:
+            await store.resolve_run_id("ab")
+        assert ambiguous.value.candidates == ["abc123", "abd456"]
+        assert "abc123, abd456" in str(ambiguous.value)
+        assert isinstance(ambiguous.value, LookupError)
+        with pytest.raises(RunNotFound, match="'q'"):
+            await store.resolve_run_id("q")
+        with pytest.raises(RunNotFound):
+            await store.resolve_run_id("")
+        with pytest.raises(RunNotFound):
+            await store.resolve_run_id("%")  # no LIKE pattern
+
+
+async def test_list_runs_by_state_with_offset(tmp_path: Path) -> None:
+    async with RunStore(tmp_path / "h.db") as store:
+        for i in range(5):
+            store.flow_run_started(f"r{i}", "f" if i % 2 else "g", {}, at(i))
+            store.flow_run_finished(f"r{i}", Failed() if i in (1, 2, 4) else Success(), at(i + 0.5))
+        failed = await store.list_runs(state="Failed")
+        assert [r.run_id for r in failed] == ["r4", "r2", "r1"]
+        assert [r.run_id for r in await store.list_runs(state="Failed", offset=1, limit=1)] == ["r2"]
+        assert [r.run_id for r in await store.list_runs("f", state="Failed")] == ["r1"]
+        assert [r.run_id for r in await store.list_runs(offset=3)] == ["r1", "r0"]
+        assert [r.run_id for r in await store.list_runs(limit=2)] == ["r4", "r3"]
+
+
+async def test_a_file_of_an_older_aflow_gets_the_new_tables(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(
+            "CREATE TABLE flow_runs (run_id TEXT PRIMARY KEY, flow_name TEXT NOT NULL, parameters TEXT NOT NULL,"
+            " started_at TEXT NOT NULL, ended_at TEXT, state TEXT NOT NULL, message TEXT);"
+            "INSERT INTO flow_runs VALUES ('old', 'f', '{}', '2024-05-01T12:00:00.000000+00:00', NULL, 'Success',"
+            " NULL);"
+            "PRAGMA user_version = 1;"
+        )
+    async with RunStore(path) as store:
+        assert await store.run_graph("old") is None
+        assert await store.task_logs("old") == []
+        assert await store.resolve_run_id("o") == "old"
+
+
+# -- a flow run in another process ------------------------------------------------------------
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from aflow import Flow, task
+
+    @task(max_retries=1)
+    async def shaky(n):
+        from aflow import context
+        log = context.get("logger")
+        log.info("attempt %d of shaky[%d]", context.get("task_run_count"), n)
+        log.debug("not kept at INFO")
+        if context.get("task_run_count") == 1 and n == 1:
+            raise ValueError("first try fails")
+        return n
+
+    @task(log_stdout=True)
+    def printer():
+        print("printed line")
+        time.sleep(0.01)
+
+    with Flow("child") as flow:
+        shaky.map([0, 1])
+        printer()
+
+    asyncio.run(flow.run(history=sys.argv[1]))
+    """
+)
+
+
+async def test_logs_written_by_a_flow_in_another_process(tmp_path: Path) -> None:
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    db = tmp_path / "h.db"
+    proc = await anyio.run_process([sys.executable, str(script), str(db)], check=False)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"attempt" not in proc.stderr  # INFO kept in the store, not printed by the root logger
+    async with RunStore(db) as store:
+        (run,) = await store.list_runs()
+        logs = await store.task_logs(run.run_id)
+        shaky = [(r.map_index, r.attempt, r.message) for r in await store.task_logs(run.run_id, "shaky")]
+    assert sorted(shaky) == [
+        (0, 1, "attempt 1 of shaky[0]"),
+        (1, 1, "attempt 1 of shaky[1]"),
+        (1, 2, "attempt 2 of shaky[1]"),
+    ]
+    printed = [r for r in logs if r.task_name == "printer"]
+    assert [(r.message, r.level, r.map_index) for r in printed] == [("printed line", "INFO", None)]
+    assert all(r.level == "INFO" for r in logs)
