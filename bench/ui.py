@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import statistics
 import sys
 import tempfile
@@ -56,7 +57,6 @@ async def build_store(path: Path, runs: int, children: int) -> str:
         at = start.timestamp()
         store.record(big, "source-1", "source", None, "Running", None, at)
         store.record(big, "source-1", "source", None, "Success", None, at + 0.5)
-        logs = getattr(store, "task_log", None)
         for k in range(children):
             t = at + 1 + k * 0.001
             store.record(big, "work-1", "work", k, "Running", "Starting task run.", t)
@@ -64,8 +64,7 @@ async def build_store(path: Path, runs: int, children: int) -> str:
                 store.record(big, "work-1", "work", k, "Retrying", "Retrying in 0.1s", t + 0.002)
                 store.record(big, "work-1", "work", k, "Running", "Starting task run.", t + 0.1)
             store.record(big, "work-1", "work", k, "Success", "Task run succeeded.", t + 0.2)
-            if logs is not None:
-                logs(big, "work-1", "work", k, 1, "INFO", f"item {k} done", t + 0.1)
+            store.log(big, "work-1", "work", k, 1, logging.INFO, f"item {k} done", t + 0.1)
         end = at + 2 + children * 0.001
         store.record(big, "work-1", "work", None, "Mapped", f"Mapped {children} children.", end)
         store.flow_run_finished(big, Success("ok"), datetime.fromtimestamp(end + 0.1, UTC))

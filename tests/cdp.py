@@ -149,7 +149,10 @@ class Page:
         return result["result"].get("value")
 
     async def wait_for(self, expression: str, seconds: float = 20.0) -> Any:
-        """Poll ``expression`` until it is truthy (for at most ``seconds``); return its value."""
+        """Poll ``expression`` until its JSON value is truthy (for at most ``seconds``); return it.
+
+        A DOM node's JSON value is ``{}``: test for one with ``!!document.querySelector(...)``.
+        """
         deadline = asyncio.get_running_loop().time() + seconds
         while True:
             try:

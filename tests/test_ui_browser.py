@@ -52,6 +52,9 @@ async def api(url: str, path: str) -> Any:
         return (await client.get(path)).json()
 
 
+NODE_STATES = "[...document.querySelectorAll('#graph-svg .node')].map(n => [n.dataset.name, n.dataset.state])"
+
+
 def js(value: object) -> str:
     return json.dumps(value)
 
@@ -83,11 +86,15 @@ async def test_the_run_page_shows_the_graph_the_timeline_and_the_logs(page: Page
         " n.dataset.state, n.querySelector('.counts').textContent, getComputedStyle(n.querySelector('rect')).stroke])"
     )
     by_name = {n[0]: n for n in nodes}
-    assert set(by_name) == {"numbers", f"flaky {X}3", "total"}
+    assert set(by_name) == {"n", "numbers", f"flaky {X}3", "total"}
     assert by_name[f"flaky {X}3"][1:3] == ["Mapped", "3 Success"]
     assert by_name["numbers"][1:3] == ["Success", "Success"]
-    assert len({n[3] for n in nodes}) == 1  # all green
-    assert by_name["numbers"][3] != "none"
+    assert by_name["total"][1:3] == ["Success", "Success"]
+    assert by_name["n"][1:3] == ["NotRecorded", "not recorded"]  # the engine records no parameter states
+    green = by_name["numbers"][3]
+    assert green == "rgb(46, 158, 91)"
+    assert {by_name[name][3] for name in ("total", f"flaky {X}3")} == {green}
+    assert by_name["n"][3] != green
     assert await page.eval("document.querySelectorAll('#graph-svg path.edge').length") >= 2
     # the timeline: one row per task run, the retried one with two attempts and the wait between them
     rows = await page.eval(
@@ -118,7 +125,7 @@ async def test_the_run_page_shows_the_graph_the_timeline_and_the_logs(page: Page
 
 async def test_an_unknown_run_is_a_404_page(page: Page, url: str) -> None:
     await page.send("Page.navigate", url=f"{url}/runs/no-such-run")
-    await page.wait_for("document.readyState === 'complete' && document.querySelector('h1')")
+    await page.wait_for("document.readyState === 'complete' && !!document.querySelector('h1')")
     assert await page.text("h1") == ["404 Not Found"]
     assert "no-such-run" in (await page.text("main"))[0]
 
@@ -136,16 +143,21 @@ async def test_a_run_in_progress_updates_live_and_ends_in_its_final_states(
         [run] = (await api(url, "/api/runs?flow=ui-live"))["runs"]
         await page.goto(f"{url}/runs/{run['id']}")
         assert await page.text("#run-state") == ["Running"]
-        await page.wait_for("document.querySelector('#graph-svg .node[data-state=Running]')")
+        await page.wait_for("!!document.querySelector('#graph-svg .node[data-state=Running]')")
         assert await page.eval("document.getElementById('live').hidden") is False
+        assert await page.eval(f"Object.fromEntries({NODE_STATES})") == {
+            "go": "Pending",  # parameters have no recorded state: not recorded once the run has ended
+            "wait_for_go": "Running",
+            "after": "Pending",
+        }
         await page.wait_for(
             "[...document.querySelectorAll('#logs .message')].some(m => m.textContent === 'waiting for go')"
         )
         go.touch()
         # no reload: the page polls until the run has ended
         await page.wait_for("document.getElementById('run-state').textContent === 'Success'")
-        states = await page.eval("[...document.querySelectorAll('#graph-svg .node')].map(n => n.dataset.state)")
-        assert states == ["Success", "Success"]
+        states = await page.eval(f"Object.fromEntries({NODE_STATES})")
+        assert states == {"go": "NotRecorded", "wait_for_go": "Success", "after": "Success"}
         rows = await page.text("#timeline tbody .state")
         assert rows == ["Success", "Success"]
         await page.wait_for("[...document.querySelectorAll('#logs .message')].some(m => m.textContent === 'go')")

@@ -94,7 +94,8 @@ async function runsPage() {
     document.getElementById("page-info").textContent = rows.length ? `${offset + 1}–${offset + rows.length}` : "";
     const live = data.runs.some((run) => run.state === "Running");
     document.getElementById("live").hidden = !live;
-    if (live) setTimeout(refresh, POLL_MS * 2);
+    // the first page shows new runs as they start; any page follows the runs in progress on it
+    if (live || offset === 0) setTimeout(() => refresh().catch((e) => showError(e.message)), POLL_MS * (live ? 1 : 2));
   }
   await refresh();
 }
@@ -137,14 +138,14 @@ function drawGraph(graph, onPick) {
     const p = pos.get(n.slug);
     const counts = n.counts || {};
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
-    const g = svg("g", { class: `node s-${family(n.state)}${n.reference ? " reference" : ""}`, "data-slug": n.slug,
+    const g = svg("g", { class: `node s-${family(n.state)}${n.reference ? " reference" : ""}`, "data-slug": n.slug, "data-name": n.name,
       "data-state": n.state || "Pending", transform: `translate(${p.x},${p.y})` });
     g.append(svg("title", {}, `${n.name} (${n.slug}): ${n.state || "Pending"}`));
     g.append(svg("rect", { width: W, height: H, rx: 6 }));
     g.append(svg("text", { x: 10, y: 20, class: "name" }, n.mapped ? `${n.name} ×${total}` : n.name));
     const detail = n.mapped
       ? Object.entries(counts).map(([s, c]) => `${c} ${s}`).join(" · ") || "no children yet"
-      : n.state || "Pending";
+      : n.state === "NotRecorded" ? "not recorded" : n.state || "Pending";
     g.append(svg("text", { x: 10, y: 38, class: "counts" }, detail));
     if (n.mapped && total) {
       let x = 0;
