@@ -171,8 +171,8 @@ class Page:
         return list(value)
 
     async def screenshot(self, path: str | os.PathLike[str], width: int = 1280) -> None:
-        """Save the whole page as a PNG."""
-        height = await self.eval("Math.ceil(document.documentElement.scrollHeight)")
+        """Save the page down to the end of its ``main`` element as a PNG."""
+        height = await self.eval("Math.ceil(document.querySelector('main').getBoundingClientRect().bottom) + 8")
         await self.send(
             "Emulation.setDeviceMetricsOverride", width=width, height=int(height), deviceScaleFactor=1, mobile=False
         )

@@ -3,6 +3,7 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const POLL_MS = 1000;
+const LOG_PAGE = 1000;
 const FAMILY = {
   Success: "success", Cached: "success", Mapped: "success", Skipped: "skipped",
   Failed: "failed", TimedOut: "failed", TriggerFailed: "failed", Cancelled: "cancelled",
@@ -206,7 +207,7 @@ async function runPage() {
   const taskFilter = document.getElementById("task-filter");
   const stateFilter = document.getElementById("task-state-filter");
   const logFilter = document.getElementById("log-filter");
-  const view = { offset: 0, limit: 200, task: "", state: "", logTask: "", logAfter: null, final: false, timer: null };
+  const view = { offset: 0, limit: 200, task: "", state: "", logTask: "", logAfter: null, logMore: false, final: false };
 
   async function loadRun() {
     const q = new URLSearchParams({ offset: view.offset, limit: view.limit });
@@ -235,35 +236,38 @@ async function runPage() {
     const last = Math.min(run.offset + run.tasks.length, run.tasks_total);
     document.getElementById("tasks-info").textContent =
       run.tasks_total ? `task runs ${run.offset + 1}–${last} of ${run.tasks_total}` : "no task runs";
-    document.getElementById("tasks-prev").disabled = run.offset === 0;
+    document.getElementById("logs-more").addEventListener("click", () => loadLogs(false).catch((e) => showError(e.message)));
+  document.getElementById("tasks-prev").disabled = run.offset === 0;
     document.getElementById("tasks-next").disabled = last >= run.tasks_total;
     return run;
   }
 
+  // one page of log lines at a time: "more" loads the next; a live run is followed once the end is shown
   async function loadLogs(reset) {
     const box = document.getElementById("logs");
     if (reset) { view.logAfter = null; box.replaceChildren(); }
-    for (;;) {
-      const q = new URLSearchParams({ limit: 1000 });
-      if (view.logTask) q.set("task", view.logTask);
-      if (view.logAfter !== null) q.set("after", view.logAfter);
-      const data = await getJSON(`/api/runs/${encodeURIComponent(runId)}/logs?${q}`);
-      box.append(...data.logs.map((r) => el("div", { class: `log l-${r.level.toLowerCase()}`, "data-task": r.task },
-        el("span", { class: "time" }, clock(r.time)), " ", el("span", { class: "level" }, r.level), " ",
-        el("span", { class: "task" }, taskLabel(r.task, r.map_index)), " ", el("span", { class: "message" }, r.message))));
-      view.logAfter = data.next;
-      if (!data.has_more || box.childElementCount >= 10000) break;
-    }
-    document.getElementById("logs-info").textContent = box.childElementCount ? `${box.childElementCount} lines` : "no log lines";
+    const q = new URLSearchParams({ limit: LOG_PAGE });
+    if (view.logTask) q.set("task", view.logTask);
+    if (view.logAfter !== null) q.set("after", view.logAfter);
+    const data = await getJSON(`/api/runs/${encodeURIComponent(runId)}/logs?${q}`);
+    box.append(...data.logs.map((r) => el("div", { class: `log l-${r.level.toLowerCase()}`, "data-task": r.task },
+      el("span", { class: "time" }, clock(r.time)), " ", el("span", { class: "level" }, r.level), " ",
+      el("span", { class: "task" }, taskLabel(r.task, r.map_index)), " ", el("span", { class: "message" }, r.message))));
+    view.logAfter = data.next;
+    view.logMore = data.has_more;
+    document.getElementById("logs-more").hidden = !data.has_more;
+    const n = box.childElementCount;
+    document.getElementById("logs-info").textContent =
+      n ? `${n} line${n === 1 ? "" : "s"}${data.has_more ? " shown" : ""}` : "no log lines";
   }
 
   async function tick() {
     const run = await loadRun();
-    await loadLogs(false);
+    if (!view.logMore) await loadLogs(false);
     const live = run.state === "Running";
     document.getElementById("live").hidden = !live;
-    if (live) view.timer = setTimeout(() => tick().catch((e) => showError(e.message)), POLL_MS);
-    else if (!view.final) { view.final = true; await loadLogs(false); }
+    if (live) setTimeout(() => tick().catch((e) => showError(e.message)), POLL_MS);
+    else if (!view.final) { view.final = true; if (!view.logMore) await loadLogs(false); }
   }
 
   const reload = () => loadRun().catch((e) => showError(e.message));
