@@ -80,22 +80,22 @@ async def timed(session: aiohttp.ClientSession, url: str) -> tuple[float, Any]:
     return (time.perf_counter() - t) * 1000, len(body)
 
 
-async def bench_api(base: str, big: str, repeat: int) -> list[tuple[str, float, int]]:
+async def bench_api(base: str, big: str, repeat: int, runs: int, children: int) -> list[tuple[str, float, int]]:
     rows: list[tuple[str, float, int]] = []
     async with aiohttp.ClientSession() as session:
         cold, size = await timed(session, f"{base}/api/runs/{big}")
         rows.append(("GET /api/runs/{big} (cold: read and fold its states)", cold, size))
         cases = [
             "/api/runs",
-            "/api/runs?offset=950",
+            f"/api/runs?offset={max(0, runs - 50)}",
             "/api/runs?state=Failed",
             "/api/runs?flow=etl&offset=150",
             "/api/runs/{big}",
-            "/api/runs/{big}?offset=50000",
-            "/api/runs/{big}?task=work&state=Success&offset=99000",
+            f"/api/runs/{{big}}?offset={children // 2}",
+            f"/api/runs/{{big}}?task=work&state=Success&offset={max(0, children - 1000)}",
             "/api/runs/{big}/logs",
             "/api/runs/{big}/logs?task=work&after=50000",
-            "/api/runs/small-00500",
+            f"/api/runs/small-{min(500, runs - 2):05d}",
         ]
         for case in cases:
             times = []
@@ -151,7 +151,7 @@ async def main() -> None:
                 await site.start()
                 host, port = runner.addresses[0][:2]
                 base = f"http://{host}:{port}"
-                rows = await bench_api(base, big, args.repeat)
+                rows = await bench_api(base, big, args.repeat, args.runs, args.children)
                 if args.browser:
                     rows += await bench_browser(base, big)
             finally:

@@ -3,16 +3,21 @@ the pages' HTTP answers, read-only and local by default, and its one-line errors
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
+from aflow.history import RunStore
 from tests.ui_support import aflow_ui, child_env, write_store
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -183,3 +188,33 @@ def test_a_port_in_use_is_one_line(store: Path, url: str) -> None:
     assert done.returncode == 1
     assert done.stderr.startswith(f"aflow: error: cannot serve on 127.0.0.1:{port}")
     assert "Traceback" not in done.stderr
+
+
+def test_an_ambiguous_prefix_is_a_404_naming_the_candidates_and_a_run_without_tasks_shows(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+
+    async def write() -> None:
+        async with RunStore(db) as store:
+            for run in ("abc-1", "abc-2"):
+                store.flow_run_started(run, "empty", {}, datetime.now(UTC))
+
+    asyncio.run(write())
+    with aflow_ui("--db", str(db)) as url, httpx.Client(base_url=url) as client:
+        for path in ("/api/runs/abc", "/runs/abc"):
+            response = client.get(path)
+            assert response.status_code == 404
+            assert "abc-1" in response.text
+            assert "abc-2" in response.text
+        body = client.get("/api/runs/abc-2").json()
+        assert (body["state"], body["tasks"], body["tasks_total"]) == ("Running", [], 0)
+        assert body["graph"] == {"nodes": [], "edges": [], "recorded": False}
+        assert client.get("/api/runs/abc-2/logs").json()["logs"] == []
+
+
+def test_the_benchmark_runs(tmp_path: Path) -> None:
+    # bench/ui.py at a small size, so it keeps working (the numbers in docs/ui.md come from its full size)
+    command = [sys.executable, "bench/ui.py", "--runs", "20", "--children", "300", "--repeat", "1"]
+    done = subprocess.run(command, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "| GET /api/runs/{big}?offset=150 |" in done.stdout
+    assert "300 task runs" in done.stdout
