@@ -52,7 +52,8 @@ function duration(seconds) {
 
 const since = (start, end) => (start ? ((end ? ms(end) : Date.now()) - ms(start)) / 1000 : null);
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
-const clock = (iso) => new Date(iso).toISOString().slice(11, 23);
+const pad = (n, w = 2) => String(n).padStart(w, "0");
+const clock = (iso) => { const d = new Date(iso); return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`; };
 const taskLabel = (name, index) => (index === null || index === undefined ? name : `${name}[${index}]`);
 
 function showError(message) {
@@ -125,7 +126,14 @@ function drawGraph(graph, onPick) {
   const columns = [];
   for (const n of graph.nodes) (columns[depth.get(n.slug)] ||= []).push(n);
   const pos = new Map();
-  columns.forEach((col, i) => col.forEach((n, j) => pos.set(n.slug, { x: PAD + i * (W + GX), y: PAD + j * (H + GY) })));
+  const row = new Map();
+  const ups = new Map(graph.nodes.map((n) => [n.slug, []]));
+  for (const e of graph.edges) if (ups.has(e.target)) ups.get(e.target).push(e.source);
+  columns.forEach((col, i) => {
+    const mean = (n) => { const r = ups.get(n.slug).filter((s) => row.has(s)).map((s) => row.get(s)); return r.length ? r.reduce((a, b) => a + b) / r.length : -1; };
+    if (i > 0) col.sort((a, b) => mean(a) - mean(b));
+    col.forEach((n, j) => { row.set(n.slug, j); pos.set(n.slug, { x: PAD + i * (W + GX), y: PAD + j * (H + GY) }); });
+  });
   const width = PAD * 2 + columns.length * (W + GX) - GX;
   const height = PAD * 2 + Math.max(1, ...columns.map((c) => c.length)) * (H + GY) - GY;
   const root = svg("svg", { id: "graph-svg", width: Math.max(width, 100), height, role: "img", "aria-label": "flow graph" });
@@ -186,6 +194,11 @@ function drawTimeline(run, tasks) {
       const took = duration(since(start, end || new Date(t1).toISOString()));
       rect.append(svg("title", {}, wait ? `waiting to retry, ${took}` : `attempt ${attempt}: ${state === "Retrying" ? "failed, retried" : state}, ${took}`));
       bars.append(rect);
+    }
+    if (!t.segments.length && t.started_at) { // never ran (TriggerFailed, Skipped...): a mark when it was decided
+      const mark = svg("rect", { class: `seg s-${family(t.state)} mark`, x: x(t.started_at), y: 1, width: 3, height: 14, "data-state": t.state, "data-kind": "mark" });
+      mark.append(svg("title", {}, `${t.state}: ${t.message || ""}`));
+      bars.append(mark);
     }
     return el("tr", { "data-task": t.name, "data-map-index": t.map_index ?? "", "data-state": t.state, title: t.message || "" },
       el("td", { class: "task" }, taskLabel(t.name, t.map_index)),
@@ -266,10 +279,17 @@ async function runPage() {
     if (!view.logMore) await loadLogs(false);
     const live = run.state === "Running";
     document.getElementById("live").hidden = !live;
-    if (live) setTimeout(() => tick().catch((e) => showError(e.message)), POLL_MS);
+    if (live) setTimeout(retrying, POLL_MS);
     else if (!view.final) { view.final = true; if (!view.logMore) await loadLogs(false); }
   }
 
+  // a failed poll (the server restarting, say) is retried: the page keeps what it shows meanwhile
+  function retrying() {
+    tick().then(() => { document.getElementById("live").textContent = "live"; }).catch(() => {
+      document.getElementById("live").textContent = "reconnecting";
+      setTimeout(retrying, POLL_MS * 2);
+    });
+  }
   const reload = () => loadRun().catch((e) => showError(e.message));
   taskFilter.addEventListener("change", () => { view.task = taskFilter.value; view.offset = 0; reload(); });
   stateFilter.addEventListener("change", () => { view.state = stateFilter.value; view.offset = 0; reload(); });
