@@ -77,8 +77,8 @@ _FORMATTER = logging.Formatter()
 class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
     """A logger whose records carry the run context.
 
-    Records get ``flow_name``, ``flow_run_id``, ``task_name``, ``task_slug``, ``task_run_id``
-    and ``map_index`` (None outside a run).
+    Records get ``flow_name``, ``flow_run_id``, ``task_name``, ``task_slug``, ``task_run_id``,
+    ``map_index`` and ``task_run_count`` (the attempt; None outside a run).
 
     Inside a task run of a flow run with a run store, records at or above the run's
     ``history_log_level`` (default INFO; a task's own wins) are also kept in the store,
@@ -112,6 +112,7 @@ class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
             "task_slug": trun.task.slug if trun else None,
             "task_run_id": trun.task_run_id if trun else None,
             "map_index": trun.map_index if trun else None,
+            "task_run_count": trun.run_count if trun else None,
         }
         extra.update(kwargs.get("extra") or {})
         kwargs["extra"] = extra

@@ -174,6 +174,8 @@ class FlowRunner:
         runner = self.runner = Runner(
             frun, self.clock, self.max_concurrency, self.concurrency, logger if debug else None, recorder
         )
+        if hasattr(self.observer, "task_waiting"):
+            runner.observer = self.observer  # type: ignore[assignment]
         if recorder is not None:
             recorder.timestamp = runner.timestamp
             frun.recorder = recorder  # the task loggers keep their records there

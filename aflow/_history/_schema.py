@@ -15,7 +15,7 @@ to an append in memory and a share of one ``pickle.dumps``. The query API unpack
 batch id and the position in the batch give the recording order.
 
 Task log records are fewer and read by range (``--follow`` polls for what came after a ``seq``),
-so ``task_logs`` keeps one row per record. ``flow_graphs`` keeps each run's task graph as JSON,
+so ``task_logs`` keeps one row per record. ``flow_graphs`` keeps each run's task graph (pickled columns),
 recorded when the run starts.
 """
 
@@ -106,8 +106,7 @@ CREATE INDEX IF NOT EXISTS task_logs_by_run ON task_logs (run_id, seq);
 
 CREATE TABLE IF NOT EXISTS flow_graphs (
     run_id TEXT PRIMARY KEY,
-    graph  TEXT NOT NULL  -- JSON: {"nodes": [[slug, name, mapped, reference]...],
-                          --        "edges": [[source, target, key, mapped]...]}
+    graph  BLOB NOT NULL  -- pickled columns: see _logs.encode_graph
 );
 """
 

@@ -9,11 +9,12 @@ import textwrap
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
-from aflow import Flow, Parameter, task, unmapped
+from aflow import Flow, Parameter, context, task, unmapped
 from aflow.history import AmbiguousRunId, RunNotFound, RunStore, TaskLogRecord
 from aflow.states import Failed, Success
 
@@ -228,3 +229,112 @@ async def test_logs_written_by_a_flow_in_another_process(tmp_path: Path) -> None
     printed = [r for r in logs if r.task_name == "printer"]
     assert [(r.message, r.level, r.map_index) for r in printed] == [("printed line", "INFO", None)]
     assert all(r.level == "INFO" for r in logs)
+
+
+# -- what the engine keeps --------------------------------------------------------------------
+
+
+async def run_and_read(flow: Flow, path: Path, **run_args: Any) -> list[TaskLogRecord]:
+    state = await flow.run(history=path, **run_args)
+    assert state.is_successful(), state
+    async with RunStore(path) as store:
+        (run,) = await store.list_runs()
+        return await store.task_logs(run.run_id)
+
+
+def logging_flow(**task_args: Any) -> Flow:
+    @task(**task_args)
+    async def chatty() -> None:
+        log = context.get("logger")
+        log.debug("debug line")
+        log.info("info line %s", "arg")
+        log.warning("warning line")
+
+    with Flow("chatty") as flow:
+        chatty()
+    return flow
+
+
+async def test_info_and_up_are_kept_whatever_the_logging_setup(tmp_path: Path) -> None:
+    task_logger = logging.getLogger("aflow.task")
+    assert not task_logger.isEnabledFor(logging.INFO)  # a plain program: the root logger at WARNING
+    logs = await run_and_read(logging_flow(), tmp_path / "h.db")
+    assert [(r.level, r.message) for r in logs] == [("INFO", "info line arg"), ("WARNING", "warning line")]
+
+
+async def test_the_level_is_set_per_run_and_per_task(tmp_path: Path) -> None:
+    debug = await run_and_read(logging_flow(), tmp_path / "run.db", history_log_level="DEBUG")
+    assert [r.level for r in debug] == ["DEBUG", "INFO", "WARNING"]
+    quiet = await run_and_read(logging_flow(history_log_level="WARNING"), tmp_path / "task.db")
+    assert [r.message for r in quiet] == ["warning line"]
+    task_wins = await run_and_read(
+        logging_flow(history_log_level=logging.ERROR), tmp_path / "both.db", history_log_level="DEBUG"
+    )
+    assert task_wins == []
+    with pytest.raises(ValueError, match="not a logging level"):
+        logging_flow(history_log_level="LOUD")
+
+
+async def test_log_records_are_redacted_and_keep_tracebacks(tmp_path: Path) -> None:
+    from aflow import secrets
+
+    secrets.register("hunter2-secret")
+    try:
+
+        @task
+        async def leaky() -> None:
+            log = context.get("logger")
+            log.info("password is %s", "hunter2-secret")
+            try:
+                raise KeyError("boom")
+            except KeyError:
+                log.exception("it failed")
+
+        with Flow("leaky") as flow:
+            leaky()
+        logs = await run_and_read(flow, tmp_path / "h.db")
+    finally:
+        secrets._clear()
+    assert logs[0].message == f"password is {secrets.REDACTED}"
+    assert logs[1].level == "ERROR"
+    assert logs[1].message.startswith("it failed\nTraceback (most recent call last):")
+    assert "KeyError: 'boom'" in logs[1].message
+
+
+async def test_records_of_sync_tasks_in_threads_and_of_mapped_children(tmp_path: Path) -> None:
+    @task
+    def in_thread(x: int) -> int:
+        for i in range(50):
+            context.get("logger").info("child %d line %d", x, i)
+        return x
+
+    with Flow("threads") as flow:
+        in_thread.map(list(range(8)))
+    logs = await run_and_read(flow, tmp_path / "h.db")
+    assert len(logs) == 400
+    for x in range(8):
+        mine = [r.message for r in logs if r.map_index == x]
+        assert mine == [f"child {x} line {i}" for i in range(50)]
+    assert {r.task_name for r in logs} == {"in_thread"}
+
+
+async def test_without_a_store_nothing_is_kept_and_records_still_reach_handlers(tmp_path: Path) -> None:
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    handler = Keep()
+    task_logger = logging.getLogger("aflow.task")
+    task_logger.addHandler(handler)
+    task_logger.setLevel(logging.INFO)
+    try:
+        state = await logging_flow().run()
+    finally:
+        task_logger.removeHandler(handler)
+        task_logger.setLevel(logging.NOTSET)
+    assert state.is_successful()
+    assert [r.getMessage() for r in seen] == ["info line arg", "warning line"]
+    assert seen[0].funcName == "chatty"  # the caller, not the adapter
+    assert (seen[0].task_name, seen[0].map_index, seen[0].task_run_count) == ("chatty", None, 1)  # type: ignore[attr-defined]
