@@ -53,6 +53,7 @@ def test_runs_newest_first_filtered_by_flow_and_state_and_paged(client: httpx.Cl
     body = client.get("/api/runs").json()
     assert [r["flow_name"] for r in body["runs"]] == ["ui-broken", "ui-demo"]
     assert {"id", "flow_name", "state", "started_at", "ended_at"} <= set(body["runs"][0])
+    assert "parameters" not in body["runs"][0]  # on the run's own page only
     assert [r["state"] for r in body["runs"]] == ["Failed", "Success"]
     assert body["has_more"] is False
     assert [r["flow_name"] for r in client.get("/api/runs?flow=ui-demo").json()["runs"]] == ["ui-demo"]
@@ -71,6 +72,7 @@ def test_a_run_has_its_task_runs_with_attempts_and_its_graph(client: httpx.Clien
     rid = run_id(client, "ui-demo")
     body = client.get(f"/api/runs/{rid[:8]}").json()  # any unique prefix
     assert (body["id"], body["flow_name"], body["state"]) == (rid, "ui-demo", "Success")
+    assert body["parameters"] == {"n": 3}
     tasks = {(t["name"], t["map_index"]): t for t in body["tasks"]}
     assert set(tasks) == {("numbers", None), ("flaky", 0), ("flaky", 1), ("flaky", 2), ("total", None)}
     for t in tasks.values():

@@ -64,16 +64,18 @@ def _str_arg(request: web.Request, name: str) -> str | None:
     return request.query.get(name) or None
 
 
-def _run_json(run: FlowRunRecord) -> dict[str, Any]:
-    return {
+def _run_json(run: FlowRunRecord, parameters: bool = True) -> dict[str, Any]:
+    body = {
         "id": run.run_id,
         "flow_name": run.flow_name,
         "state": run.state,
         "message": run.message,
         "started_at": iso(run.started_at),
         "ended_at": iso(run.ended_at),
-        "parameters": run.parameters,
     }
+    if parameters:  # a run's own page only: a list of runs stays small whatever its parameters
+        body["parameters"] = run.parameters
+    return body
 
 
 @dataclass(slots=True)
@@ -143,7 +145,7 @@ async def api_runs(request: web.Request) -> web.Response:
     runs = await store.list_runs(flow, limit + 1, state=state, offset=offset)
     return web.json_response(
         {
-            "runs": [_run_json(run) for run in runs[:limit]],
+            "runs": [_run_json(run, parameters=False) for run in runs[:limit]],
             "offset": offset,
             "limit": limit,
             "has_more": len(runs) > limit,
