@@ -65,7 +65,7 @@ def _str_arg(request: web.Request, name: str) -> str | None:
 
 
 def _run_json(run: FlowRunRecord, parameters: bool = True) -> dict[str, Any]:
-    body = {
+    body: dict[str, Any] = {
         "id": run.run_id,
         "flow_name": run.flow_name,
         "state": run.state,
