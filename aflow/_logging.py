@@ -121,7 +121,13 @@ class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 def get_logger(name: str) -> RunLoggerAdapter:
     """Return the run-aware logger ``aflow.<name>`` (secret values in its records are redacted)."""
-    return RunLoggerAdapter(engine_logger(name), {})
+    adapter = _adapters.get(name)
+    if adapter is None:  # one per name: each copy of a task (one per call) shares it
+        adapter = _adapters[name] = RunLoggerAdapter(engine_logger(name), {})
+    return adapter
+
+
+_adapters: dict[str, RunLoggerAdapter] = {}  # adapters hold nothing but their logger
 
 
 def engine_logger(name: str) -> logging.Logger:

@@ -190,11 +190,12 @@ class FlowRunner:
                 runner.executor = executor
             if store is not None:
                 store.flow_run_started(self.run_id, flow.name, self.parameters, self.clock.now())
-                store.record_graph(self.run_id, flow)
             state = await self._flow_state(state, Running("Running flow."))
             if isinstance(state, Running):
                 logger.info("Flow run %s of %r: starting %d tasks", self.run_name, flow.name, len(self.order))
                 with relaxed_gc(len(self.order)):
+                    if store is not None:
+                        store.record_graph(self.run_id, flow)  # for readers of the file (aflow ui)
                     self._build()
                     if self.pending and not self.cancel_requested:
                         await self.done

@@ -31,7 +31,7 @@ import anyio
 from .._logging import engine_logger
 from . import _schema as sql
 from ._batches import Recorder, RunRow, TaskRow, pack_by_run, pack_run_rows, unpack_batches
-from ._logs import LogQueries, LogRow, take
+from ._logs import LogQueries, LogRow, pack_logs, take
 from ._records import CacheEntry, FlowRunRecord, TaskStateRecord, dump_json, from_iso, to_iso
 
 if TYPE_CHECKING:
@@ -610,7 +610,7 @@ class RunStore(LogQueries):
                     if drained:
                         writes.append((sql.TASK_STATE_BATCH, [pack_run_rows(*d) for d in drained]))
                     if logs:
-                        writes.append((sql.TASK_LOG, logs))
+                        writes.append((sql.TASK_LOG_BATCH, pack_logs(logs)))
                     # queued back to back in aiosqlite's thread, in this order: one round trip, not one each
                     queued = [conn.executemany(query, params) for query, params in writes]
                     for outcome in await asyncio.gather(*queued, return_exceptions=True):

@@ -338,3 +338,28 @@ async def test_without_a_store_nothing_is_kept_and_records_still_reach_handlers(
     assert [r.getMessage() for r in seen] == ["info line arg", "warning line"]
     assert seen[0].funcName == "chatty"  # the caller, not the adapter
     assert (seen[0].task_name, seen[0].map_index, seen[0].task_run_count) == ("chatty", None, 1)  # type: ignore[attr-defined]
+
+
+async def test_a_changed_flow_records_its_new_graph(tmp_path: Path) -> None:
+    @task
+    async def one() -> int:
+        return 1
+
+    @task
+    async def two(x: int) -> int:
+        return x + 1
+
+    with Flow("grows") as flow:
+        first = one()
+    path = tmp_path / "h.db"
+    assert (await flow.run(history=path)).is_successful()
+    assert (await flow.run(history=path)).is_successful()  # the unchanged flow: the same graph
+    two.bind(x=first, flow=flow)
+    assert (await flow.run(history=path)).is_successful()
+    async with RunStore(path) as store:
+        newest, middle, oldest = await store.list_runs()
+        graphs = [await store.run_graph(run.run_id) for run in (oldest, middle, newest)]
+    names = [sorted(node["name"] for node in graph["nodes"]) for graph in graphs if graph is not None]
+    assert names == [["one"], ["one"], ["one", "two"]]
+    assert graphs[2] is not None
+    assert [(e["key"], e["mapped"]) for e in graphs[2]["edges"]] == [("x", False)]
