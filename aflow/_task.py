@@ -45,6 +45,32 @@ def tags(*names: str) -> Iterator[None]:
         _tags_var.reset(token)
 
 
+def _check_retry_on(retry_on: Any) -> tuple[type[Exception], ...] | None:
+    """``retry_on`` as a tuple of exception classes (None stays None).
+
+    Raises:
+        TypeError: If an entry is not an exception class (an instance, a string, ``int``...).
+    """
+    if retry_on is None:
+        return None
+    if isinstance(retry_on, (type, str, bytes)) or not isinstance(retry_on, Iterable):
+        found: tuple[Any, ...] = (retry_on,)
+    else:
+        found = tuple(retry_on)
+    for value in found:
+        if not isinstance(value, type):
+            example = type(value).__name__ if isinstance(value, Exception) else "ValueError"
+            raise TypeError(
+                f"Invalid retry_on value {value!r}: expected an exception class, got an instance of "
+                f"{type(value).__name__}; pass classes, e.g. retry_on={example}"
+            )
+        if not issubclass(value, Exception):
+            raise TypeError(
+                f"Invalid retry_on value {value!r}: expected a subclass of Exception, e.g. retry_on=ValueError"
+            )
+    return found
+
+
 def _seconds(value: float | timedelta | None, what: str) -> float | None:
     if value is None:
         return None
@@ -200,11 +226,13 @@ class Task:
     slug: str | None = None
     tags: frozenset[str] = frozenset()
     max_retries: int = 0
-    retry_delay: float = 0.0
+    # retry_delay, max_retry_delay and cache_for read back as timedeltas (properties below);
+    # the engine reads these float seconds, converted once when set
+    _retry_delay: float = 0.0
     retry_backoff: float | None = None
     retry_jitter: float = 0.0
-    max_retry_delay: float | None = None
-    retry_on: tuple[type[BaseException], ...] | None = None
+    _max_retry_delay: float | None = None
+    retry_on: tuple[type[Exception], ...] | None = None
     timeout: float | None = None
     trigger: _triggers.Trigger = staticmethod(_triggers.all_successful)
     skip_on_upstream_skip: bool = True
@@ -214,7 +242,7 @@ class Task:
     log_stdout: bool = False
     history_log_level: int | None = None
     task_run_name: str | Callable[..., str] | None = None
-    cache_for: timedelta | float | None = None
+    _cache_for: float | None = None
     cache_key: str | None = None
     cache_validator: Callable[..., bool] | None = None
     result: Any = None
@@ -279,6 +307,12 @@ class Task:
             raise ValueError(f"max_retries must be a non-negative int, got {max_retries!r}")
         if retry_on is not None and max_retries == 0:
             raise ValueError("retry_on was given but max_retries is 0: set max_retries to allow retries")
+        if retry_delay is not None and max_retries == 0:
+            raise ValueError(
+                "retry_delay was given but max_retries is 0: set max_retries (the number of retries) "
+                "for retry_delay to apply, or drop retry_delay"
+            )
+        retry_on_types = _check_retry_on(retry_on)
         if retry_backoff is not None and retry_backoff < 1:
             raise ValueError(f"retry_backoff must be at least 1 (a multiplier), got {retry_backoff!r}")
         if not 0 <= retry_jitter <= 1:
@@ -286,8 +320,6 @@ class Task:
         timeout_s = _seconds(timeout, "timeout")
         if timeout_s == 0:
             raise ValueError("timeout must be positive (use None for no timeout)")
-        if isinstance(retry_on, type):
-            retry_on = (retry_on,)
         handlers = list(state_handlers or ())
         if on_failure is not None:
             handlers.append(_failure_handler(on_failure))
@@ -295,11 +327,11 @@ class Task:
             nout = _infer_nout(self.run) if "run" in self.__dict__ else type(self).nout
         values: dict[str, Any] = {
             "max_retries": max_retries,
-            "retry_delay": _seconds(retry_delay, "retry_delay") or 0.0,
+            "_retry_delay": _seconds(retry_delay, "retry_delay") or 0.0,
             "retry_backoff": retry_backoff,
             "retry_jitter": retry_jitter,
-            "max_retry_delay": _seconds(max_retry_delay, "max_retry_delay"),
-            "retry_on": tuple(retry_on) if retry_on is not None else None,
+            "_max_retry_delay": _seconds(max_retry_delay, "max_retry_delay"),
+            "retry_on": retry_on_types,
             "timeout": timeout_s,
             "trigger": trigger or _triggers.all_successful,
             "skip_on_upstream_skip": skip_on_upstream_skip,
@@ -311,7 +343,7 @@ class Task:
                 None if history_log_level is None else level_number(history_log_level, "history_log_level")
             ),
             "task_run_name": task_run_name,
-            "cache_for": cache_for,
+            "_cache_for": _seconds(cache_for, "cache_for"),
             "cache_key": cache_key,
             "cache_validator": cache_validator,
             "result": result,
@@ -325,6 +357,35 @@ class Task:
 
     def __repr__(self) -> str:
         return f"<Task: {self.name}>"
+
+    @property
+    def retry_delay(self) -> timedelta:
+        """The wait before a retry, as a `timedelta` (set it as seconds or a timedelta)."""
+        return timedelta(seconds=self._retry_delay)
+
+    @retry_delay.setter
+    def retry_delay(self, value: float | timedelta | None) -> None:
+        self._retry_delay = _seconds(value, "retry_delay") or 0.0
+
+    @property
+    def max_retry_delay(self) -> timedelta | None:
+        """The upper bound of a retry's delay once backoff applies, as a `timedelta` (or None)."""
+        seconds = self._max_retry_delay
+        return None if seconds is None else timedelta(seconds=seconds)
+
+    @max_retry_delay.setter
+    def max_retry_delay(self, value: float | timedelta | None) -> None:
+        self._max_retry_delay = _seconds(value, "max_retry_delay")
+
+    @property
+    def cache_for(self) -> timedelta | None:
+        """How long a success stays cached, as a `timedelta` (or None: not cached)."""
+        seconds = self._cache_for
+        return None if seconds is None else timedelta(seconds=seconds)
+
+    @cache_for.setter
+    def cache_for(self, value: float | timedelta | None) -> None:
+        self._cache_for = _seconds(value, "cache_for")
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """The work of the task: override it in subclasses (``async def`` or ``def``).
@@ -359,7 +420,9 @@ class Task:
             new._set_task_args(task_args)
         block_tags = _tags_var.get()  # a call inside `with tags(...)` is tagged too
         if block_tags or "tags" in task_args:
-            new.tags = frozenset(new.tags) | block_tags
+            # added to the template's tags, never replacing them (as Prefect 1): a limit on a
+            # template's tag holds for every copy
+            new.tags = self.tags | frozenset(new.tags) | block_tags
         if "slug" not in task_args:
             attrs.pop("slug", None)  # the copy gets its own slug in its flow
         return new
@@ -372,16 +435,19 @@ class Task:
                 self.state_handlers = [*self.state_handlers, _failure_handler(value)]
             setattr(self, attr, value)
         # normalize as __init__ does: the engine expects float seconds and a tuple of types
-        for attr in ("retry_delay", "max_retry_delay", "timeout"):
-            if attr in task_args:
-                seconds = _seconds(task_args[attr], attr)
-                setattr(self, attr, (seconds or 0.0) if attr == "retry_delay" else seconds)
+        # (retry_delay, max_retry_delay and cache_for convert in their setters)
+        if "timeout" in task_args:
+            self.timeout = _seconds(task_args["timeout"], "timeout")
         if task_args.get("history_log_level") is not None:
             self.history_log_level = level_number(task_args["history_log_level"], "history_log_level")
-        if isinstance(task_args.get("retry_on"), type):
-            self.retry_on = (task_args["retry_on"],)
-        elif task_args.get("retry_on") is not None:
-            self.retry_on = tuple(task_args["retry_on"])
+        if "retry_on" in task_args:
+            self.retry_on = _check_retry_on(task_args["retry_on"])
+        for attr in ("retry_on", "retry_delay"):
+            if task_args.get(attr) is not None and not self.max_retries:
+                raise ValueError(
+                    f"{attr} was given but max_retries is 0: set max_retries too, e.g. "
+                    f"task_args={{'max_retries': 2, {attr!r}: ...}}"
+                )
         if isinstance(task_args.get("tags"), str):
             raise TypeError(f"tags must be an iterable of strings, not the string {task_args['tags']!r}")
 

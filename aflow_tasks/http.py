@@ -398,8 +398,9 @@ async def send_request(
         run_count = context.get("task_run_count")
         if run_count is not None and run_count <= task.max_retries:
             delay = _retry_after(response)
-            if delay is not None and task.max_retry_delay is not None:
-                delay = min(delay, task.max_retry_delay)
+            cap = task.max_retry_delay
+            if delay is not None and cap is not None:
+                delay = min(delay, cap.total_seconds())
             when = f"in {delay:g}s" if delay is not None else "after the task's retry_delay"
             raise RETRY(
                 _scrub(f"{problem} (attempt {run_count} of {task.max_retries + 1}; retrying {when})", hidden),

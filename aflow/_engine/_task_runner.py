@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = ("UPSTREAM_SKIPPED", "Runner", "check_trigger", "expanded", "run_task", "scrub", "set_state")
 
 _SUCCESS_MSG = "Task run succeeded."
+_ALL_SUCCESSFUL_FAILED = 'Trigger was "all_successful" but some of the upstream tasks failed.'
 UPSTREAM_SKIPPED = "Upstream task was skipped; if this was unexpected, set skip_on_upstream_skip=False."
 _CancelledError = asyncio.CancelledError  # the engine runs on asyncio (anyio's asyncio backend)
 
@@ -93,7 +94,7 @@ def check_trigger(task: Task, upstream: Mapping[Edge, State]) -> State | None:
     if trigger is triggers.all_successful:  # the default: a fast path without signal objects
         for s in expanded(upstream.values()):
             if not isinstance(s, Success):
-                return TriggerFailed('Trigger was "all_successful" but some of the upstream tasks failed.')
+                return signals.TRIGGERFAIL(_ALL_SUCCESSFUL_FAILED).state  # its result is the signal
         return None
     try:
         ok = trigger(upstream)
@@ -103,7 +104,7 @@ def check_trigger(task: Task, upstream: Mapping[Edge, State]) -> State | None:
     except Exception as exc:
         return TriggerFailed(f"Trigger {getattr(trigger, '__name__', trigger)} raised {exc!r}", result=exc)
     if not ok:
-        return TriggerFailed(f"Trigger {getattr(trigger, '__name__', trigger)} returned False")
+        return signals.TRIGGERFAIL(f"Trigger {getattr(trigger, '__name__', trigger)} returned False").state
     return None
 
 
@@ -124,11 +125,11 @@ def _gate(task: Task, upstream: Mapping[Edge, State] | None) -> State | None:
 
 
 def _retry_delay(task: Task, attempt: int) -> float:
-    delay = task.retry_delay
+    delay = task._retry_delay  # float seconds (task.retry_delay is the timedelta)
     if task.retry_backoff is not None:
         delay *= task.retry_backoff ** (attempt - 1)
-    if task.max_retry_delay is not None:
-        delay = min(delay, task.max_retry_delay)
+    if task._max_retry_delay is not None:
+        delay = min(delay, task._max_retry_delay)
     if task.retry_jitter:
         delay *= 1 + random.uniform(-task.retry_jitter, task.retry_jitter)
     return max(delay, 0.0)
@@ -422,6 +423,7 @@ async def run_task(
             new.loop_count = ctx.loop_count - 1
             state = await runner.transition(task, map_index, state, new, ctx) if track else new
             if isinstance(state, Looped):
+                ctx.run_count = 1  # each pass has its own retries (Prefect 1)
                 continue
             return state
 

@@ -43,7 +43,7 @@ def test_defaults_and_keyword_attributes():
         None,
         frozenset(),
         0,
-        0.0,
+        timedelta(0),  # Prefect 1's type (was 0.0)
         None,
         None,
     )
@@ -58,7 +58,7 @@ def test_defaults_and_keyword_attributes():
         timeout=timedelta(minutes=1),
     )
     assert (t.name, t.slug, t.tags) == ("adder", "a1", frozenset({"x", "y"}))
-    assert (t.max_retries, t.retry_delay, t.retry_on, t.timeout) == (2, 1.5, (KeyError,), 60.0)
+    assert (t.max_retries, t.retry_delay, t.retry_on, t.timeout) == (2, timedelta(seconds=1.5), (KeyError,), 60.0)
 
 
 def test_attributes_are_keyword_only():
@@ -95,6 +95,58 @@ def test_invalid_attributes_raise_value_error(kwargs, match):
 def test_retry_on_accepts_several_exception_types():
     t = Add(max_retries=1, retry_on=[KeyError, ValueError])
     assert t.retry_on == (KeyError, ValueError)
+
+
+def test_tags_given_to_copy_or_a_call_are_added_to_the_template_tags():
+    template = Add(tags=["db"])
+    assert template.copy(tags=["extra"]).tags == {"db", "extra"}
+    with Flow("f"):
+        called = template(1, task_args={"tags": ["etl"]})
+        with tags("block"):
+            both = template(2, task_args={"tags": ["etl"]})
+    assert called.tags == {"db", "etl"}
+    assert both.tags == {"db", "etl", "block"}
+    assert template.tags == {"db"}
+
+
+def test_retry_on_takes_exception_classes_only():
+    for bad in ({"foo"}, [ValueError("x")], [int], "ValueError", ValueError("x"), KeyboardInterrupt):
+        with pytest.raises(TypeError, match=r"Invalid retry_on value.*e\.g\. retry_on="):
+            Add(max_retries=1, retry_on=bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Invalid retry_on value"):
+        Add(max_retries=1).copy(retry_on=[int])
+    assert Add(max_retries=1, retry_on={KeyError}).retry_on == (KeyError,)
+
+
+def test_retry_on_and_retry_delay_need_max_retries():
+    with pytest.raises(ValueError, match="retry_on was given but max_retries is 0: set max_retries"):
+        Add(retry_on=[KeyError])
+    with pytest.raises(ValueError, match="retry_delay was given but max_retries is 0: set max_retries"):
+        Add(retry_delay=timedelta(seconds=5))
+    with pytest.raises(ValueError, match="retry_delay was given but max_retries is 0"):
+        Add(retry_delay=0)
+    with pytest.raises(ValueError, match="retry_on was given but max_retries is 0"):
+        Add().copy(retry_on=KeyError)
+    with pytest.raises(ValueError, match="retry_delay was given but max_retries is 0"):
+        Add().copy(retry_delay=3)
+    assert Add().copy(max_retries=1, retry_delay=3).retry_delay == timedelta(seconds=3)
+
+
+def test_delays_and_cache_for_read_back_as_timedeltas():
+    t = Add(max_retries=1, retry_delay=5, max_retry_delay=60.0, cache_for=30)
+    assert (t.retry_delay, t.max_retry_delay, t.cache_for) == (
+        timedelta(seconds=5),
+        timedelta(minutes=1),
+        timedelta(seconds=30),
+    )
+    t = Add(max_retries=1, retry_delay=timedelta(milliseconds=1500), cache_for=timedelta(hours=1))
+    assert (t.retry_delay, t.cache_for) == (timedelta(seconds=1.5), timedelta(hours=1))
+    assert (Add().retry_delay, Add().max_retry_delay, Add().cache_for) == (timedelta(0), None, None)
+    t.retry_delay = 2  # set later, as seconds or a timedelta
+    t.cache_for = timedelta(minutes=2)
+    assert (t.retry_delay, t.cache_for) == (timedelta(seconds=2), timedelta(minutes=2))
+    with pytest.raises(ValueError, match="cache_for must be a non-negative number"):
+        Add(cache_for=-1)
 
 
 def test_tags_block_merges_with_given_tags_and_nests():
@@ -345,7 +397,12 @@ def test_copy_normalizes_attributes_like_init():
         timeout=timedelta(seconds=3),
         retry_on=KeyError,
     )
-    assert (c.retry_delay, c.max_retry_delay, c.timeout, c.retry_on) == (2.0, 60.0, 3.0, (KeyError,))
+    assert (c.retry_delay, c.max_retry_delay, c.timeout, c.retry_on) == (
+        timedelta(seconds=2),
+        timedelta(minutes=1),
+        3.0,
+        (KeyError,),
+    )
     assert Add().copy(max_retries=1, retry_on=[KeyError, OSError]).retry_on == (KeyError, OSError)
     assert Add().copy(tags=["a"]).tags == {"a"}
     with pytest.raises(TypeError, match="not the string"):
