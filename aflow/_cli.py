@@ -1,4 +1,4 @@
-"""The ``aflow`` command (``pip install aflow[cli]``): run and draw flows, read the run history.
+"""The ``aflow`` command (``pip install aflow-engine[cli]``): run and draw flows, read the run history.
 
 ::
 
@@ -42,6 +42,7 @@ def _cli() -> click.Group:
     import click
 
     from ._cli_output import LEVELS
+    from . import __version__
     from ._cli_support import BadInput
 
     class _Group(click.Group):
@@ -54,7 +55,7 @@ def _cli() -> click.Group:
                 _fail(str(exc))
 
     @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-    @click.version_option(package_name="aflow", prog_name="aflow")
+    @click.version_option(__version__, prog_name="aflow")  # the distribution is aflow-engine
     def cli() -> None:
         """Run aflow flows, draw them and read their run history."""
 
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli = _cli()
     except ImportError as exc:
-        _fail(f"the aflow command needs click: pip install 'aflow[cli]' ({exc})", 1)
+        _fail(f"the aflow command needs click: pip install 'aflow-engine[cli]' ({exc})", 1)
     cli.main(args=argv, prog_name="aflow")
 
 

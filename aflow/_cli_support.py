@@ -71,8 +71,21 @@ def _load_file(source: str) -> Any:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise BadInput(f"error while loading {source}: {type(exc).__name__}: {exc}") from exc
+        raise BadInput(f"error while loading {source}{_line_in(exc, path)}: {type(exc).__name__}: {exc}") from exc
     return module
+
+
+def _line_in(exc: BaseException, path: Path) -> str:
+    """``", line N"``: the line of ``path`` that was running when ``exc`` was raised (or a syntax error's)."""
+    if isinstance(exc, SyntaxError) and exc.lineno is not None and exc.filename == str(path):
+        return f", line {exc.lineno}"
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:  # the innermost frame in the file: a line in a function it calls wins
+        if tb.tb_frame.f_code.co_filename == str(path):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f", line {line}" if line is not None else ""
 
 
 def _load_module(source: str) -> Any:

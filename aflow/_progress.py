@@ -27,7 +27,7 @@ try:
     )
     from rich.text import Text
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("The progress display needs rich: pip install 'aflow[cli]'") from exc
+    raise ImportError("The progress display needs rich: pip install 'aflow-engine[cli]'") from exc
 
 from ._run_tracker import TIMES, RunTracker
 

@@ -1,4 +1,4 @@
-"""Run history and result cache, stored in one SQLite file (needs ``pip install aflow[history]``).
+"""Run history and result cache, stored in one SQLite file (needs ``pip install aflow-engine[history]``).
 
 A `RunStore` records every flow run and every state its task runs enter, and keeps cached task
 outputs. Recording never waits: the engine's calls append to an in-memory batch that a

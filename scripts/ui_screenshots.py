@@ -1,6 +1,6 @@
 """Take the screenshots of docs/ui.md: real flow runs in other processes, a real ``aflow ui``, Chromium.
 
-Run from the repository root: ``python scripts/ui_screenshots.py`` (needs ``aflow[ui]`` and Debian's
+Run from the repository root: ``python scripts/ui_screenshots.py`` (needs ``aflow-engine[ui]`` and Debian's
 ``chromium``); writes docs/img/ui-runs.png, docs/img/ui-run.png and docs/img/ui-live.png.
 """
 

@@ -180,7 +180,7 @@ def test_without_aiohttp_it_names_the_extra(store: Path) -> None:
     command = [sys.executable, "-c", code, "ui", "--history", str(store)]
     done = subprocess.run(command, env=child_env(), capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1
-    assert "pip install 'aflow[ui]'" in done.stderr
+    assert "pip install 'aflow-engine[ui]'" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -49,7 +49,7 @@ _R = TypeVar("_R")
 
 _BUSY_TIMEOUT = 30.0  # seconds a writer waits for another connection's lock
 
-_MISSING_AIOSQLITE = "aflow.history needs aiosqlite: pip install aflow[history]"
+_MISSING_AIOSQLITE = "aflow.history needs aiosqlite: pip install aflow-engine[history]"
 
 
 def _require_aiosqlite() -> ModuleType:
@@ -115,7 +115,7 @@ class RunStore(LogQueries):
         flush_interval: Otherwise write a batch at most this many seconds after its first record.
 
     Raises:
-        ImportError: aiosqlite is not installed (``pip install aflow[history]``).
+        ImportError: aiosqlite is not installed (``pip install aflow-engine[history]``).
         ValueError: ``batch_size`` is below 1 or ``flush_interval`` is negative.
     """
 

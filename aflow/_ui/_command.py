@@ -45,7 +45,7 @@ def ui_command() -> Any:
         try:
             from ._server import serve
         except ImportError as exc:
-            _fail(f"aflow ui needs aiohttp and aiosqlite: pip install 'aflow[ui]' ({exc})", 1)
+            _fail(f"aflow ui needs aiohttp and aiosqlite: pip install 'aflow-engine[ui]' ({exc})", 1)
 
         def ready(url: str) -> None:
             click.echo(f"aflow ui: serving {history} at {url} (read-only; Ctrl+C stops)")
