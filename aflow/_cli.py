@@ -41,8 +41,8 @@ def _one_line(exc: BaseException) -> str:
 def _cli() -> click.Group:
     import click
 
-    from ._cli_output import LEVELS
     from . import __version__
+    from ._cli_output import LEVELS
     from ._cli_support import BadInput
 
     class _Group(click.Group):

@@ -141,25 +141,41 @@ _REDACT = RedactSecrets()
 
 
 class _StdoutRouter(io.TextIOBase):
-    """Stands in for ``sys.stdout``: lines printed by a ``log_stdout`` task go to its logger."""
+    """Stands in for ``sys.stdout``: lines printed by a ``log_stdout`` task go to its logger.
+
+    What a log handler writes to stdout while a line is being logged goes to the real stdout (a
+    handler on ``sys.stdout`` would otherwise log its own output again, forever); rich finds
+    the real stream through ``rich_proxied_file``, as it does behind its own proxies.
+    """
 
     def __init__(self, real: TextIO) -> None:
         self.real = real
 
+    @property
+    def rich_proxied_file(self) -> TextIO:
+        """The stream under this one (and under a rich proxy), for a rich console writing to stdout."""
+        real: TextIO = getattr(self.real, "rich_proxied_file", self.real)
+        return real
+
     def write(self, s: str) -> int:
         trun = task_run_var.get()
-        if trun is None or not trun.task.log_stdout:
+        if trun is None or not trun.task.log_stdout or getattr(_routing, "active", False):
             return self.real.write(s)
         text = trun.stdout_tail + s
         *lines, trun.stdout_tail = text.split("\n")
-        for line in lines:
-            trun.task.logger.info(line)
+        _routing.active = True
+        try:
+            for line in lines:
+                trun.task.logger.info(line)
+        finally:
+            _routing.active = False
         return len(s)
 
     def flush(self) -> None:
         self.real.flush()
 
 
+_routing = threading.local()  # .active: this thread is logging a routed line
 _lock = threading.Lock()  # guards the swap of sys.stdout, never taken on a hot path
 _users = 0
 

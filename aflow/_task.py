@@ -505,11 +505,11 @@ class Task:
                 self.state_handlers = [*self.state_handlers, _failure_handler(value)]
             setattr(self, attr, value)
         # normalize as __init__ does: the engine expects float seconds and a tuple of types
+        if task_args.get("history_log_level") is not None:
+            self.history_log_level = level_number(task_args["history_log_level"], "history_log_level")
         # (retry_delay, max_retry_delay and cache_for convert in their setters)
         if "timeout" in task_args:
             self.timeout = _seconds(task_args["timeout"], "timeout")
-        if task_args.get("history_log_level") is not None:
-            self.history_log_level = level_number(task_args["history_log_level"], "history_log_level")
         if "retry_on" in task_args:
             self.retry_on = _check_retry_on(task_args["retry_on"])
         for attr in ("retry_on", "retry_delay"):

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -318,3 +319,46 @@ async def first_log_written(db: Path) -> str:
                 if runs and await store.task_logs(runs[0].run_id):
                     return runs[0].run_id
         await anyio.sleep(0.05)
+
+
+def run_on_a_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
+    """Run the command with stdout and stderr on a pseudo-terminal (progress display on)."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    env = clean_env(COLUMNS="120")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aflow._cli", *args], cwd=cwd, env=env, stdout=follower, stderr=follower
+    )
+    os.close(follower)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    data = os.read(leader, 65536)
+                except OSError:  # the terminal closed: the command ended
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+    finally:
+        os.close(leader)
+        if proc.poll() is None:
+            proc.kill()
+    code = proc.wait(timeout=10)
+    return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
+
+
+def test_on_a_terminal_log_lines_print_above_the_progress_display(workdir: Path) -> None:
+    code, text = run_on_a_terminal(["run", "flows.py:flow"], workdir)
+    assert code == 0, text
+    assert "INFO    say: total 30" in text  # printed by a log_stdout task while the display draws
+    assert "INFO    sh: from-shell" in text
+    assert re.search(r"✓ demo +━+ 7/7", text)
+    assert "Flow 'demo': Success" in text

@@ -363,3 +363,29 @@ async def test_a_changed_flow_records_its_new_graph(tmp_path: Path) -> None:
     assert names == [["one"], ["one"], ["one", "two"]]
     assert graphs[2] is not None
     assert [(e["key"], e["mapped"]) for e in graphs[2]["edges"]] == [("x", False)]
+
+
+async def test_a_handler_writing_to_stdout_does_not_route_its_own_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handlers: list[logging.Handler] = []
+
+    @task(log_stdout=True)
+    def printer() -> None:
+        handler = logging.StreamHandler(sys.stdout)  # sys.stdout routes this task's prints here
+        handler.setFormatter(logging.Formatter("handled: %(message)s"))
+        handlers.append(handler)
+        logging.getLogger("aflow.task.printer").addHandler(handler)
+        logging.getLogger("aflow.task.printer").setLevel(logging.INFO)
+        print("hello")
+
+    with Flow("printing") as flow:
+        printer()
+    try:
+        logs = await run_and_read(flow, tmp_path / "h.db")
+    finally:
+        for handler in handlers:
+            logging.getLogger("aflow.task.printer").removeHandler(handler)
+        logging.getLogger("aflow.task.printer").setLevel(logging.NOTSET)
+    assert [r.message for r in logs] == ["hello"]
+    assert "handled: hello\n" in capsys.readouterr().out  # once, on the real stdout
