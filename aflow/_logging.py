@@ -6,7 +6,7 @@ import io
 import logging
 import sys
 import threading
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -25,7 +25,8 @@ def level_number(value: int | str, what: str) -> int:
     """A logging level given as a number or a name (``"info"``, ``"WARNING"``...), as a number.
 
     Raises:
-        ValueError: ``value`` is not a level.
+        ValueError: ``value`` is a negative number or an unknown name.
+        TypeError: ``value`` is neither a number nor a name.
     """
     if isinstance(value, bool):
         raise TypeError(f"{what} must be a logging level name or number, not {value!r}")
@@ -43,6 +44,8 @@ def level_number(value: int | str, what: str) -> int:
 
 def _keep(recorder: Recorder, trun: TaskRunContext, level: int, msg: Any, args: Any, exc_info: Any) -> None:
     """Append a task log record to the run store's recorder (the message formatted, secrets redacted)."""
+    if args and len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
+        args = args[0]  # log("%(n)s", {"n": 1}), as logging.LogRecord does
     try:
         message = str(msg) % args if args else str(msg)
     except Exception:  # the handler would report it; keep what was given

@@ -42,7 +42,7 @@ class TaskStats:
         self.name = name
         self.width: int | None = None  # set once a mapped task knows its number of children
         self.running = 0  # task bodies running (or about to): not those waiting for a slot
-        self.waiting = 0  # task runs waiting for a concurrency slot
+        self.waiting = 0  # task runs waiting for a concurrency slot or a retry's delay
         self.attempts = 0  # attempts started (a retried task run counts each)
         self.done = 0
         self.failed = 0
@@ -100,7 +100,7 @@ class RunTracker:
         self.running += 1
 
     def task_waiting(self, task: Task, map_index: int | None) -> None:
-        """Count a started task run as waiting for a concurrency slot, not running."""
+        """Count a started task run as waiting (for a concurrency slot or a retry), not running."""
         stats = self.stats.get(task)
         if stats is None:
             return
@@ -110,7 +110,7 @@ class RunTracker:
         self.waiting += 1
 
     def task_resumed(self, task: Task, map_index: int | None) -> None:
-        """Count a task run that got its slot as running again."""
+        """Count a task run that stopped waiting as running again."""
         stats = self.stats.get(task)
         if stats is None:
             return
@@ -177,7 +177,7 @@ class RunTracker:
         return (self.ended if self.ended is not None else time.perf_counter()) - self.started
 
     def waiting_by_name(self) -> dict[str, int]:
-        """``{task name: task runs waiting for a concurrency slot}`` over the mapped tasks."""
+        """``{task name: task runs waiting for a slot or a retry}`` over the mapped tasks."""
         out: dict[str, int] = {}
         for stats in list(self.stats.values()):
             if stats.width is not None and stats.waiting:

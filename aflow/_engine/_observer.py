@@ -43,10 +43,10 @@ class SlotObserver(RunObserver, Protocol):
     """
 
     def task_waiting(self, task: Task, map_index: int | None) -> None:
-        """A started task run waits for a concurrency slot (its body is not running)."""
+        """A started task run waits (for a concurrency slot, or a retry's delay): no body runs."""
 
     def task_resumed(self, task: Task, map_index: int | None) -> None:
-        """The task run got its slot (or stopped waiting): its body runs."""
+        """The task run stopped waiting (it got its slot, or its retry starts): its body runs."""
 
     def task_retried(self, task: Task, map_index: int | None) -> None:
         """An attempt of the task run failed and another one will follow."""

@@ -454,9 +454,16 @@ async def run_task(
         state = await runner.transition(task, map_index, state, retrying, ctx) if track else retrying
         if not isinstance(state, Retrying):
             return state
-        if runner.observer is not None:
-            runner.observer.task_retried(task, map_index)
         if runner.logger is not None:
             runner.logger.debug("Task %s: %s", ctx.full_name, retrying.message)
-        await clock.sleep(delay)
+        observer = runner.observer
+        if observer is None:
+            await clock.sleep(delay)
+        else:  # the body does not run while the retry waits
+            observer.task_retried(task, map_index)
+            observer.task_waiting(task, map_index)
+            try:
+                await clock.sleep(delay)
+            finally:
+                observer.task_resumed(task, map_index)
         ctx.run_count += 1

@@ -248,6 +248,7 @@ def logging_flow(**task_args: Any) -> Flow:
         log = context.get("logger")
         log.debug("debug line")
         log.info("info line %s", "arg")
+        log.info("mapping %(n)d", {"n": 3})
         log.warning("warning line")
 
     with Flow("chatty") as flow:
@@ -259,12 +260,16 @@ async def test_info_and_up_are_kept_whatever_the_logging_setup(tmp_path: Path) -
     task_logger = logging.getLogger("aflow.task")
     assert not task_logger.isEnabledFor(logging.INFO)  # a plain program: the root logger at WARNING
     logs = await run_and_read(logging_flow(), tmp_path / "h.db")
-    assert [(r.level, r.message) for r in logs] == [("INFO", "info line arg"), ("WARNING", "warning line")]
+    assert [(r.level, r.message) for r in logs] == [
+        ("INFO", "info line arg"),
+        ("INFO", "mapping 3"),
+        ("WARNING", "warning line"),
+    ]
 
 
 async def test_the_level_is_set_per_run_and_per_task(tmp_path: Path) -> None:
     debug = await run_and_read(logging_flow(), tmp_path / "run.db", history_log_level="DEBUG")
-    assert [r.level for r in debug] == ["DEBUG", "INFO", "WARNING"]
+    assert [r.level for r in debug] == ["DEBUG", "INFO", "INFO", "WARNING"]
     quiet = await run_and_read(logging_flow(history_log_level="WARNING"), tmp_path / "task.db")
     assert [r.message for r in quiet] == ["warning line"]
     task_wins = await run_and_read(
@@ -335,7 +340,7 @@ async def test_without_a_store_nothing_is_kept_and_records_still_reach_handlers(
         task_logger.removeHandler(handler)
         task_logger.setLevel(logging.NOTSET)
     assert state.is_successful()
-    assert [r.getMessage() for r in seen] == ["info line arg", "warning line"]
+    assert [r.getMessage() for r in seen] == ["info line arg", "mapping 3", "warning line"]
     assert seen[0].funcName == "chatty"  # the caller, not the adapter
     assert (seen[0].task_name, seen[0].map_index, seen[0].task_run_count) == ("chatty", None, 1)  # type: ignore[attr-defined]
 

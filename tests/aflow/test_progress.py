@@ -300,7 +300,10 @@ async def test_running_counts_bodies_not_task_runs_waiting_for_a_slot() -> None:
     assert (tracker.running, tracker.waiting, tracker.done) == (0, 0, 7)
 
 
-async def test_the_tracker_counts_attempts_of_retried_tasks() -> None:
+async def test_the_tracker_counts_attempts_and_retry_delays_as_waiting() -> None:
+    from datetime import datetime
+
+    from aflow._clock import Clock
     from aflow.testing import FakeClock
 
     tries: list[int] = []
@@ -316,11 +319,25 @@ async def test_the_tracker_counts_attempts_of_retried_tasks() -> None:
         shaky()
 
     tracker = RunTracker(flow)
-    runner = flow._runner(None, {}, max_concurrency=None, concurrency=None, clock=FakeClock())
+    during_delays: list[tuple[int, int]] = []
+
+    fake = FakeClock()
+
+    class Watching(Clock):
+        def now(self) -> datetime:
+            return fake.now()
+
+        async def sleep(self, seconds: float) -> None:
+            during_delays.append((tracker.running, tracker.waiting))
+            await fake.sleep(seconds)
+
+    runner = flow._runner(None, {}, max_concurrency=None, concurrency=None, clock=Watching())
     runner.observer = tracker
     assert (await runner.run()).is_successful()
     (stats,) = tracker.stats.values()
     assert stats.attempts == 3
+    assert during_delays == [(0, 1), (0, 1)]  # no body runs while a retry waits
+    assert (tracker.running, tracker.waiting) == (0, 0)
 
 
 async def test_a_failed_run_ends_red_with_the_number_failed() -> None:
