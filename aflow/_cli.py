@@ -135,6 +135,9 @@ def _cli() -> click.Group:
 
     add_runs_group(cli)
 
+    from ._ui._command import ui_command
+
+    cli.add_command(ui_command())
     return cli
 
 

@@ -17,13 +17,15 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 from weakref import WeakKeyDictionary
 
+import anyio
+
 from . import _schema as sql
 from ._records import AmbiguousRunId, FlowRunRecord, RunNotFound, TaskLogRecord
 
 if TYPE_CHECKING:
     from .._flow import Flow
 
-__all__ = ("LogQueries", "LogRow", "encode_graph", "pack_logs", "take", "unpack_logs")
+__all__ = ("DECODE_IN_THREAD", "LogQueries", "LogRow", "encode_graph", "pack_logs", "take", "unpack_logs")
 
 # run_id, time (seconds since the epoch), level number, slug, name, map_index, attempt, message
 LogRow = tuple[str, float, int, str, str, int | None, int, str]
@@ -32,6 +34,8 @@ _R = TypeVar("_R")
 _LEVEL_NAMES = {n: logging.getLevelName(n) for n in (10, 20, 30, 40, 50)}
 _MAX_CANDIDATES = 20
 _BATCH_SHIFT = 32  # seq = batch id << 32 | position in the batch
+DECODE_IN_THREAD = 256 * 1024
+"""Pickled bytes above which a query unpickles its rows in a worker thread, not on the event loop."""
 
 
 def take(rows: list[LogRow]) -> list[LogRow]:
@@ -227,6 +231,8 @@ class LogQueries:
         """
         first_batch = 0 if after_seq is None else after_seq >> _BATCH_SHIFT
         batches = await self._query(lambda row: (int(row[0]), bytes(row[1])), sql.TASK_LOGS, (run_id, first_batch))
+        if sum(len(b) for _, b in batches) > DECODE_IN_THREAD:  # many records: unpickle off the event loop
+            return await anyio.to_thread.run_sync(unpack_logs, batches, task_name, after_seq, limit)
         return unpack_logs(batches, task_name, after_seq, limit)
 
     async def run_graph(self, run_id: str) -> dict[str, list[dict[str, Any]]] | None:

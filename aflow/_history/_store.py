@@ -31,7 +31,7 @@ import anyio
 from .._logging import engine_logger
 from . import _schema as sql
 from ._batches import Recorder, RunRow, TaskRow, pack_by_run, pack_run_rows, unpack_batches
-from ._logs import LogQueries, LogRow, pack_logs, take
+from ._logs import DECODE_IN_THREAD, LogQueries, LogRow, pack_logs, take
 from ._records import CacheEntry, FlowRunRecord, TaskStateRecord, dump_json, from_iso, to_iso
 
 if TYPE_CHECKING:
@@ -464,7 +464,10 @@ class RunStore(LogQueries):
         await self.flush()
         async with self._lock:
             rows = await self._connection().execute_fetchall(sql.TASK_HISTORY, (run_id,))
-        return unpack_batches(run_id, [(int(r[0]), bytes(r[1])) for r in rows])
+        batches = [(int(r[0]), bytes(r[1])) for r in rows]
+        if sum(len(b) for _, b in batches) > DECODE_IN_THREAD:  # a big run: unpickle off the event loop
+            return await anyio.to_thread.run_sync(unpack_batches, run_id, batches)
+        return unpack_batches(run_id, batches)
 
     async def latest_task_states(self, run_id: str) -> dict[tuple[str, int | None], TaskStateRecord]:
         """Return the last state of each task run of flow run ``run_id``.

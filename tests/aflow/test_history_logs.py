@@ -6,6 +6,7 @@ import logging
 import sqlite3
 import sys
 import textwrap
+import threading
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ import anyio
 import pytest
 
 from aflow import Flow, Parameter, context, task, unmapped
+from aflow._history import _batches, _logs, _store
 from aflow.history import AmbiguousRunId, RunNotFound, RunStore, TaskLogRecord
 from aflow.states import Failed, Success
 
@@ -55,6 +57,37 @@ async def test_log_records_round_trip_in_order_with_cursor_and_filter(tmp_path: 
         assert [r.message for r in await store.task_logs("r1", limit=1)] == ["first"]
         assert await store.task_logs("r1", after_seq=third.seq) == []
         assert await store.task_logs("nope") == []
+
+
+async def test_a_big_runs_states_and_logs_are_decoded_off_the_event_loop(tmp_path: Path) -> None:
+    async with RunStore(tmp_path / "h.db") as store:
+        store.flow_run_started("r1", "f", {}, at(0))
+        for i in range(20_000):  # well over the size decoded on the loop
+            store.task_state("r1", "a-1", "a", i, Success(message=f"ok {i}"), at(i))
+            store.log("r1", "a-1", "a", i, 1, logging.INFO, f"line {i} " + "x" * 20, at(i))
+        on_loop = threading.get_ident()
+        decoded_in: set[int] = set()
+        original_states, original_logs = _batches.unpack_batches, _logs.unpack_logs
+
+        def states(*args: Any) -> Any:
+            decoded_in.add(threading.get_ident())
+            return original_states(*args)
+
+        def logs(*args: Any) -> Any:
+            decoded_in.add(threading.get_ident())
+            return original_logs(*args)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(_store, "unpack_batches", states)
+            patch.setattr(_logs, "unpack_logs", logs)
+            history = await store.task_history("r1")
+            records = await store.task_logs("r1", "a")
+        assert [r.map_index for r in history] == list(range(20_000))
+        assert history[-1].message == "ok 19999"
+        assert [r.message for r in records[:2]] == ["line 0 " + "x" * 20, "line 1 " + "x" * 20]
+        assert len(records) == 20_000
+        assert decoded_in
+        assert on_loop not in decoded_in
 
 
 async def test_logs_and_graphs_are_pruned_with_their_runs(tmp_path: Path) -> None:
