@@ -5,15 +5,16 @@ from __future__ import annotations
 import copy as _copy
 import itertools
 import os
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+import reprlib
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sized
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _gc
 from ._builtin_tasks import Parameter, as_task, contains_task
 from ._edge import Edge, flatten, mapped, unmapped
-from ._flow_run import FlowRun
-from ._task import Task
+from ._flow_run import FlowRun, explained_if_not_awaited
+from ._task import _NO_RUN_SPEC, Task, _require_run
 from .exceptions import FlowValidationError
 
 if TYPE_CHECKING:
@@ -324,6 +325,8 @@ class Flow:
             return task
         if not isinstance(task, Task):
             raise TypeError(f"Flows hold Tasks, got {task!r}: wrap values with aflow's Constant or a @task")
+        if task._run_spec is _NO_RUN_SPEC:
+            _require_run(task)
         if task.slug is None or (task.slug in self._slugs and task.__dict__.get("_auto_slug")):
             # an automatic slug (never a user's) is renamed when it collides, e.g. in update()
             n = self._slug_counts.get(task.name, 0) + 1
@@ -486,6 +489,8 @@ class Flow:
             self.add_task(task)
         for up in upstream_tasks or ():
             is_mapped, flattened, value = _unwrap(up, mapped)
+            if is_mapped:
+                _check_mappable(task, None, value)
             self.add_edge(value, task, mapped=is_mapped, flattened=flattened)
         for down in downstream_tasks or ():
             self.add_edge(task, down if isinstance(down, Task) else as_task(down, self))
@@ -498,6 +503,8 @@ class Flow:
                     self._add_constant(task, key, arg)
                     continue
             is_mapped, flattened, value = _unwrap(arg, mapped)
+            if is_mapped:
+                _check_mappable(task, key, value)
             if is_mapped or flattened or contains_task(value):
                 self.add_edge(value, task, key=key, mapped=is_mapped, flattened=flattened)
             else:
@@ -673,7 +680,7 @@ class Flow:
             format: ``"dot"`` or ``"mermaid"``.
             filename: Also write the graph there: ``.dot``/``.gv`` and ``.mmd`` files get the
                 text; image suffixes (``.png``, ``.svg``, ``.pdf``...) an image drawn by Graphviz,
-                which needs ``pip install aflow[viz]`` and the ``dot`` program
+                which needs ``pip install aflow-engine[viz]`` and the ``dot`` program
                 (``apt-get install graphviz``).
 
         Raises:
@@ -687,6 +694,7 @@ class Flow:
 
     # -- running ------------------------------------------------------------------------------
 
+    @explained_if_not_awaited
     async def run(
         self,
         parameters: dict[str, Any] | None = None,
@@ -699,12 +707,15 @@ class Flow:
         history: RunStore | str | os.PathLike[str] | None = None,
         executor: Executor | None = None,
         progress: bool | Console | ProgressDisplay = False,
+        history_log_level: int | str | None = None,
         **parameter_values: Any,
     ) -> State:
         """Run the flow in the current event loop and return its final state.
 
         ``state.result`` maps every task to its final state. Tasks start as soon as their
-        upstreams finish; independent branches run concurrently.
+        upstreams finish; independent branches run concurrently. Await it (``state = await
+        flow.run()``); a script without an event loop calls `run_sync` instead. Used without
+        ``await``, its attributes raise `aflow.exceptions.NotAwaitedError` saying so.
 
         Args:
             parameters: Parameter values by name.
@@ -723,7 +734,10 @@ class Flow:
                 on this loop and sync ones in worker threads.
             progress: Show a live display of the run (tasks done, running and failed, per
                 mapped task too) in a terminal or Jupyter; nothing is written elsewhere. True,
-                or a rich ``Console`` to draw on. Needs rich (``pip install aflow[cli]``).
+                or a rich ``Console`` to draw on. Needs rich (``pip install aflow-engine[cli]``).
+            history_log_level: Keep the task log records at or above this level in the run store
+                (a name such as ``"DEBUG"`` or a number; default INFO); a task's own
+                ``history_log_level`` wins.
             **parameter_values: More parameter values, by keyword.
 
         Raises:
@@ -740,6 +754,7 @@ class Flow:
             flow_run_name=flow_run_name,
             history=history,
             executor=executor,
+            history_log_level=history_log_level,
         )
         if progress is not False:
             from ._progress import run_with_progress
@@ -759,6 +774,7 @@ class Flow:
         history: RunStore | str | os.PathLike[str] | None = None,
         executor: Executor | None = None,
         progress: bool | Console | ProgressDisplay = False,
+        history_log_level: int | str | None = None,
         **parameter_values: Any,
     ) -> FlowRun:
         """Start a run in the background of the running event loop and return its handle.
@@ -782,6 +798,7 @@ class Flow:
             flow_run_name=flow_run_name,
             history=history,
             executor=executor,
+            history_log_level=history_log_level,
         )
         if progress is False:
             return FlowRun(runner, asyncio.get_running_loop().create_task(runner.run()))
@@ -853,6 +870,25 @@ class Flow:
             return await self.run(parameters, **kwargs)
 
         return anyio.run(main)
+
+
+def _check_mappable(task: Task, key: str | None, value: Any) -> None:
+    """Refuse, while the flow is built, to map over a literal value that is not a sequence.
+
+    The engine maps over sized values other than strings, bytes and dicts; a task's result is
+    only known when it runs.
+
+    Raises:
+        FlowValidationError: Naming the task, the argument and what to pass instead.
+    """
+    if isinstance(value, Task) or (isinstance(value, Sized) and not isinstance(value, (str, bytes, dict))):
+        return
+    what = f"argument {key!r}" if key is not None else "an upstream task"
+    shown = reprlib.repr(value)
+    raise FlowValidationError(
+        f"Cannot map {task.name!r} over {what}: it is the {type(value).__name__} {shown}, not a sequence; "
+        f"map over a list (e.g. [{shown}]), or wrap the argument in unmapped() to pass it whole to every child"
+    )
 
 
 def _unwrap(value: Any, mapped_default: bool) -> tuple[bool, bool, Any]:

@@ -8,6 +8,7 @@ Every error derives from one root, and where it fits, from the builtin callers a
      ├── SecretNotFound (KeyError)          a secret in neither the run context nor the environment
      ├── TaskDefinitionError (TypeError)    a Task subclass or call that breaks the rules
      ├── RunStoreError (RuntimeError)       a run-history file that cannot be used (not a run store...)
+     ├── NotAwaitedError (AttributeError)   ``flow.run()`` used as a state without ``await``
      └── AflowInternalError (RuntimeError)  a bug in aflow: please report it
 
 Signals (`aflow.signals`) are not errors: they derive from `BaseException` and set a task's state.
@@ -19,6 +20,7 @@ __all__ = (
     "AflowError",
     "AflowInternalError",
     "FlowValidationError",
+    "NotAwaitedError",
     "ParameterError",
     "RunStoreError",
     "SecretNotFound",
@@ -56,6 +58,13 @@ class RunStoreError(AflowError, RuntimeError):
     is a directory or cannot be created, the file is not a SQLite database, is damaged or
     truncated, is another program's database, or has a newer schema than this aflow reads. The
     message names the file and what is wrong with it.
+    """
+
+
+class NotAwaitedError(AflowError, AttributeError):
+    """``flow.run()`` was used as its result without ``await``: ``state = flow.run()`` in a script.
+
+    ``flow.run()`` is a coroutine: ``await flow.run()`` in async code, ``flow.run_sync()`` in a script.
     """
 
 

@@ -9,7 +9,7 @@ with ``smtp_type="INSECURE"`` the fallback secrets are not read (as in Prefect 1
 sent. The password is registered for redaction, and never appears in a failure message or a log
 line.
 
-Needs the ``email`` extra: ``pip install aflow[email]``.
+Needs the ``email`` extra: ``pip install aflow-engine[email]``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _aiosmtplib() -> ModuleType:
     try:
         import aiosmtplib
     except ImportError as exc:
-        raise ImportError("email tasks need aiosmtplib: pip install aflow[email]") from exc
+        raise ImportError("email tasks need aiosmtplib: pip install aflow-engine[email]") from exc
     return aiosmtplib
 
 

@@ -12,7 +12,7 @@ Failures map to signals: a 429 or 5xx answer raises `aflow.signals.RETRY` (with 
 which the task's ``max_retries`` retries too. Secrets (auth values, lazy header values, a lazy
 URL) never appear in a FAIL message or a log line.
 
-Needs the ``http`` extra: ``pip install aflow[http]``.
+Needs the ``http`` extra: ``pip install aflow-engine[http]``.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def require_httpx(family: str = "http") -> None:
     try:
         import httpx  # noqa: F401
     except ImportError as exc:
-        raise ImportError(f"{family} tasks need httpx: pip install aflow[http]") from exc
+        raise ImportError(f"{family} tasks need httpx: pip install aflow-engine[http]") from exc
 
 
 def set_client_factory(factory: ClientFactory | None) -> ClientFactory | None:

@@ -22,7 +22,7 @@ from .. import signals
 from .._builtin_tasks import Constant, Parameter
 from .._clock import SYSTEM_CLOCK, Clock
 from .._gc import relaxed_gc
-from .._logging import engine_logger
+from .._logging import engine_logger, level_number
 from .._resources import RunResources
 from .._run_context import FlowRunContext, flow_run_var
 from ..exceptions import AflowInternalError, ParameterError
@@ -147,9 +147,13 @@ class FlowRunner:
         context: dict[str, Any] | None = None,
         history: Any = None,
         executor: Executor | None = None,
+        history_log_level: int | str | None = None,
     ) -> None:
         self.flow = flow
         self.history = history
+        self.log_level = (
+            logging.INFO if history_log_level is None else level_number(history_log_level, "history_log_level")
+        )
         self.executor = None if isinstance(executor, LocalExecutor) else executor
         self.parameters = self._check_parameters(flow, parameters)
         # edges are checked for cycles as they are added, so insertion order is enough here
@@ -205,10 +209,15 @@ class FlowRunner:
         self.loop = asyncio.get_running_loop()
         self.done = self.loop.create_future()
         store, own_store = await self._open_store()
-        recorder = store.recorder(self.run_id) if store is not None else None
+        recorder = store.recorder(self.run_id, log_level=self.log_level) if store is not None else None
         runner = self.runner = Runner(
             frun, self.clock, self.max_concurrency, self.concurrency, logger if debug else None, recorder
         )
+        if hasattr(self.observer, "task_waiting"):
+            runner.observer = self.observer  # type: ignore[assignment]
+        if recorder is not None:
+            recorder.timestamp = runner.timestamp
+            frun.recorder = recorder  # the task loggers keep their records there
         if Persistence.wanted(flow):
             runner.persist = Persistence(flow, frun, store)
         token = flow_run_var.set(frun)
@@ -224,6 +233,8 @@ class FlowRunner:
             if isinstance(state, Running):
                 logger.info("Flow run %s of %r: starting %d tasks", self.run_name, flow.name, len(self.order))
                 with relaxed_gc(len(self.order)):
+                    if store is not None:
+                        store.record_graph(self.run_id, flow)  # for readers of the file (aflow ui)
                     self._build()
                     if self.pending and not self.cancel_requested:
                         await self.done

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from .._history._batches import Recorder
     from .._task import Task
     from ..executors import Executor
+    from ._observer import SlotObserver
     from ._persist import Persistence
 
 __all__ = ("UPSTREAM_SKIPPED", "Runner", "check_trigger", "expanded", "run_task", "scrub", "set_state")
@@ -153,6 +154,7 @@ class Runner:
         "global_limit",
         "limited",
         "logger",
+        "observer",
         "persist",
         "recorder",
         "tag_limits",
@@ -180,6 +182,7 @@ class Runner:
         self.limited = self.global_limit is not None or bool(self.tag_limits)
         self._limits_cache: dict[Task, tuple[asyncio.Semaphore, ...]] = {}
         self.logger = logger  # a logger when DEBUG is on, else None (checked once per run)
+        self.observer: SlotObserver | None = None  # told of slot waits and retries (progress display)
 
     async def transition(
         self, task: Task, map_index: int | None, old: State, new: State, ctx: TaskRunContext | None = None
@@ -271,12 +274,23 @@ async def _call(task: Task, inputs: dict[str, Any], runner: Runner) -> Any:
     if not limits:
         return await _logged(task, inputs, runner)
     held: list[asyncio.Semaphore] = []
+    observer = runner.observer
+    waiting: TaskRunContext | None = None
     try:
         for sem in limits:
+            if observer is not None and waiting is None and sem.locked():
+                waiting = task_run_var.get()
+                if waiting is not None:
+                    observer.task_waiting(task, waiting.map_index)
             await sem.acquire()
             held.append(sem)
+        if waiting is not None:
+            observer.task_resumed(task, waiting.map_index)  # type: ignore[union-attr]
+            waiting = None
         return await _logged(task, inputs, runner)
     finally:
+        if waiting is not None:  # cancelled while waiting
+            observer.task_resumed(task, waiting.map_index)  # type: ignore[union-attr]
         for sem in reversed(held):
             sem.release()
 
@@ -442,5 +456,14 @@ async def run_task(
             return state
         if runner.logger is not None:
             runner.logger.debug("Task %s: %s", ctx.full_name, retrying.message)
-        await clock.sleep(delay)
+        observer = runner.observer
+        if observer is None:
+            await clock.sleep(delay)
+        else:  # the body does not run while the retry waits
+            observer.task_retried(task, map_index)
+            observer.task_waiting(task, map_index)
+            try:
+                await clock.sleep(delay)
+            finally:
+                observer.task_resumed(task, map_index)
         ctx.run_count += 1

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pytest
@@ -1262,3 +1263,70 @@ async def test_each_run_gets_a_new_run_id():
     first = await flow.run()
     second = await flow.run()
     assert first.result[r].result != second.result[r].result
+
+
+# -- errors a user can act on ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(5, "the int 5"), (None, "the NoneType None"), ("abc", "the str 'abc'"), ({"a": 1}, "the dict {'a': 1}")],
+)
+def test_mapping_over_a_literal_that_is_not_a_sequence_is_refused_at_build_time(value, shown):
+    with Flow("f"):
+        with pytest.raises(FlowValidationError) as info:
+            Add().map(value)
+        with pytest.raises(FlowValidationError, match="Cannot map 'Add' over an upstream task: it is the int 3"):
+            Add().map([1], upstream_tasks=[3])
+    assert str(info.value) == (
+        f"Cannot map 'Add' over argument 'x': it is {shown}, not a sequence; map over a list "
+        f"(e.g. [{value!r}]), or wrap the argument in unmapped() to pass it whole to every child"
+    )
+
+
+async def test_mapping_over_sequences_tasks_and_unmapped_literals_still_builds_and_runs():
+    with Flow("f") as flow:
+        xs = Add()(1)  # a task: its result is only known at run time
+        over_list = Add().map([1, 2], y=unmapped(10))
+        over_tuple = Add().map((1, 2), y=unmapped(0))
+        over_task = Add().map(Echo()([5, 6]))
+    state = await flow.run()
+    assert state.is_successful()
+    assert [s.result for s in state.result[over_list].map_states] == [11, 12]
+    assert [s.result for s in state.result[over_tuple].map_states] == [1, 2]
+    assert [s.result for s in state.result[over_task].map_states] == [5, 6]
+    assert state.result[xs].result == 1
+
+
+def test_flow_run_used_as_a_state_without_await_says_to_await_or_run_sync(recwarn):
+    flow = diamond().flow
+    call = flow.run()
+    message = (
+        "flow.run() of flow 'diamond' was not awaited, so there is no state to read 'is_successful' from: "
+        "write `state = await flow.run(...)` in async code, or `state = flow.run_sync(...)` in a script"
+    )
+    with pytest.raises(aflow.exceptions.NotAwaitedError) as info:
+        call.is_successful()  # type: ignore[attr-defined]
+    assert str(info.value) == message
+    assert isinstance(info.value, AttributeError)  # where Python's own error was one
+    assert "not a state until awaited" in repr(call)
+    del call
+    gc.collect()
+    assert not recwarn.list  # reported once, as the error: no never-awaited warning on top
+
+
+def test_flow_run_dropped_without_await_warns_that_the_flow_did_not_run():
+    flow = diamond().flow
+    with pytest.warns(
+        RuntimeWarning, match=r"flow.run\(\) of flow 'diamond' was never awaited, so the flow did not run"
+    ):
+        flow.run()  # type: ignore[unused-coroutine]
+    gc.collect()
+
+
+async def test_flow_run_is_still_an_ordinary_coroutine_when_awaited():
+    flow = diamond().flow
+    assert (await flow.run()).is_successful()
+    assert (await asyncio.create_task(flow.run())).is_successful()  # create_task takes it as a coroutine
+    states = await asyncio.gather(flow.run(), flow.run())
+    assert all(s.is_successful() for s in states)

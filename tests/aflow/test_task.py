@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import aflow
-from aflow import Constant, Edge, Flow, Task, TaskDefinitionError, flatten, mapped, tags, task, unmapped
+from aflow import Constant, Edge, Flow, FunctionTask, Task, TaskDefinitionError, flatten, mapped, tags, task, unmapped
 from aflow import context as actx
 from aflow.testing import FakeClock
 
@@ -749,3 +749,99 @@ async def test_task_logger_outside_a_run_has_no_context(caplog):
     Loud(name="direct").logger.info("hi")
     (rec,) = [r for r in caplog.records if r.name == "aflow.task.direct"]
     assert (rec.flow_run_id, rec.task_name, rec.map_index) == (None, None, None)
+
+
+# -- errors a user can act on, at build time ------------------------------------------------------
+
+
+class NoRun(Task):
+    pass
+
+
+def test_a_task_class_without_run_is_refused_when_bound_or_added():
+    message = r"NoRun has no run\(\) method, so it has nothing to do: define `async def run\(self, \.\.\.\)`"
+    with Flow("f") as flow, pytest.raises(TaskDefinitionError, match=message):
+        NoRun()()
+    with pytest.raises(TaskDefinitionError, match=message):
+        Flow("g").add_task(NoRun())
+    with Flow("h"), pytest.raises(TaskDefinitionError, match="NoRun has no run"):
+        NoRun().map([1, 2])
+    assert len(flow) == 0
+
+    # a base class without run stays usable as a base, and an edge placeholder needs no flow
+    class Child(NoRun):
+        async def run(self, x):
+            return x
+
+    with Flow("ok") as ok:
+        Child()(1)
+    assert len(ok) == 1
+
+
+async def fetch_page() -> int:
+    return 1
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: Add(max_retry=3),  # type: ignore[call-arg]  # mypy sees the typo too
+            "Add() got an unexpected keyword argument 'max_retry': did you mean 'max_retries'?",
+        ),
+        (
+            lambda: Task(tag=["a"]),  # type: ignore[call-arg]
+            "Task() got an unexpected keyword argument 'tag': did you mean 'tags'?",
+        ),
+        (
+            lambda: task(max_retry=3)(fetch_page),
+            "@task (for 'fetch_page') got an unexpected keyword argument 'max_retry': did you mean 'max_retries'?",
+        ),
+        (
+            lambda: FunctionTask(fetch_page, timeuot=3),
+            "@task (for 'fetch_page') got an unexpected keyword argument 'timeuot': ",
+        ),
+        (
+            lambda: Add(zzz=1),  # type: ignore[call-arg]
+            "Add() got an unexpected keyword argument 'zzz': it takes cache_for, cache_key, ",
+        ),
+    ],
+)
+def test_a_misspelled_init_keyword_names_the_class_and_the_nearest_valid_name(make, message):
+    with pytest.raises(TaskDefinitionError) as info:
+        make()
+    assert str(info.value).startswith(message)
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
+
+
+def test_a_subclass_init_keyword_typo_is_explained_but_errors_inside_init_are_left_alone():
+    class Configured(Task):
+        def __init__(self, path: str = "", **kwargs: Any) -> None:
+            if path == "bad":
+                sorted([], bogus=1)  # type: ignore[call-overload]  # a TypeError of the body's own
+            self.path = path
+            super().__init__(**kwargs)
+
+        async def run(self):
+            return self.path
+
+    with pytest.raises(
+        TaskDefinitionError, match=r"Configured\(\) got an unexpected keyword argument 'pth': did you mean 'path'"
+    ):
+        Configured(pth="x")
+    with pytest.raises(TypeError, match="'bogus'") as info:
+        Configured(path="bad")
+    assert not isinstance(info.value, TaskDefinitionError)
+
+
+async def test_awaiting_a_task_call_while_building_says_what_to_do():
+    with Flow("f"), pytest.raises(TaskDefinitionError) as info:
+        await ident(1)  # type: ignore[misc]  # mypy reports it too
+    assert isinstance(info.value, TypeError)
+    assert "Task 'ident' cannot be awaited: calling a task inside `with Flow(...)` adds it to the flow" in str(
+        info.value
+    )
+    assert "drop the `await`" in str(info.value)
+    assert "`await flow.run()`, or `flow.run_sync()` in a script" in str(info.value)
+    assert "`await ident.run(...)`" in str(info.value)

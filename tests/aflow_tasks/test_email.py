@@ -458,5 +458,5 @@ async def test_tls_modes_with_a_self_signed_certificate(cert: tuple[Path, Path],
 
 async def test_missing_aiosmtplib_gives_a_helpful_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "aiosmtplib", None)
-    with pytest.raises(ImportError, match=r"email tasks need aiosmtplib: pip install aflow\[email\]"):
+    with pytest.raises(ImportError, match=r"email tasks need aiosmtplib: pip install aflow-engine\[email\]"):
         await send(1).run()

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from aflow import Flow, signals
+from aflow import Flow, TaskDefinitionError, signals
 from aflow.states import Cancelled, Failed, TimedOut
 from aflow_tasks.shell import ShellTask
 
@@ -409,3 +409,14 @@ async def test_failure_in_a_flow():
     task_state = state.result[t]
     assert type(task_state) is Failed
     assert "exit code 4" in (task_state.message or "")
+
+
+def test_a_misspelled_keyword_names_shelltask_and_the_nearest_valid_name():
+    with pytest.raises(TaskDefinitionError) as info:
+        ShellTask(comand="echo hi")
+    assert str(info.value) == "ShellTask() got an unexpected keyword argument 'comand': did you mean 'command'?"
+    with pytest.raises(
+        TaskDefinitionError,
+        match=r"ShellTask\(\) got an unexpected keyword argument 'max_retry': did you mean 'max_retries'\?",
+    ):
+        ShellTask(command="true", max_retry=2)

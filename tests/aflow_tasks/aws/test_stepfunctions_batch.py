@@ -313,12 +313,14 @@ async def answers_held_back(moto: Moto, held: str) -> AsyncIterator[tuple[str, l
 async def test_a_start_cut_short_by_the_timeout_is_stopped_too(moto: Moto) -> None:
     long_wait = {"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 600, "End": True}}}
     arn = await state_machine(moto, "napper", long_wait)
-    async with answers_held_back(moto, "StartExecution") as (proxy, _):
+    async with answers_held_back(moto, "StartExecution") as (proxy, calls):
         settings = {**moto.settings, "endpoint_url": proxy}
         with Flow("sfn-start-timeout") as flow:
-            out = StepActivate(wait=True, timeout=1, **settings)(state_machine_arn=arn)
+            # room for the client to be made and the call to be sent on a loaded machine
+            out = StepActivate(wait=True, timeout=3, **settings)(state_machine_arn=arn)
         state = await flow.run()
     assert state.result[out].is_timed_out()
+    assert "StartExecution" in [op for op, _ in calls]  # the timeout hit while the start was in flight
     async with aws_client("stepfunctions", **moto.settings) as sfn:
         (execution,) = (await sfn.list_executions(stateMachineArn=arn))["executions"]
     assert execution["status"] == "ABORTED"  # started by the call whose answer never came, then stopped
@@ -354,7 +356,7 @@ async def test_a_batch_wait_cut_short_terminates_the_job(moto: Moto) -> None:
     async with answers_held_back(moto, "/v1/describejobs") as (proxy, calls):
         settings = {**moto.settings, "endpoint_url": proxy}
         with Flow("batch-timeout") as flow:
-            out = BatchSubmit(job_definition=definition, job_queue=queue, wait=True, timeout=1, **settings)(
+            out = BatchSubmit(job_definition=definition, job_queue=queue, wait=True, timeout=3, **settings)(
                 job_name="waits"
             )
         state = await flow.run()
