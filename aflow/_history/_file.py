@@ -1,9 +1,12 @@
-"""Checks on a run store's file when it opens: is it a run store, and if not, what is wrong.
+"""A run store's file: the checks when it opens, its schema, and the writer's transactions.
 
 A store must fail at `RunStore.open`, before a flow run recording in it starts a task, with one
 `RunStoreError` that names the file and the problem, rather than with SQLite's own message
-("file is not a database") from deep inside aiosqlite's thread. The checks here are plain file
-reads and cheap queries; the blocking ones run in a worker thread (see `RunStore.open`).
+("file is not a database") from deep inside aiosqlite's thread. The checks here are ``stat``
+calls and cheap queries; the blocking ones run in a worker thread (see `RunStore.open`).
+
+Several processes share a file (WAL mode): opening a store that exists takes no write lock, and
+the writer commits each batch in one short transaction on its own connection (`commit`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from ..exceptions import RunStoreError
 from . import _schema as sql
@@ -19,7 +25,21 @@ from . import _schema as sql
 if TYPE_CHECKING:
     import aiosqlite
 
-__all__ = ("CREATE_SCRIPTS", "TABLES", "check_path", "describe_error", "schema_is_current")
+__all__ = (
+    "BUSY_TIMEOUT",
+    "CREATE_SCRIPTS",
+    "TABLES",
+    "check_path",
+    "commit",
+    "connect_writer",
+    "describe_error",
+    "prepare",
+    "schema_is_current",
+    "stopped",
+)
+
+BUSY_TIMEOUT = 30.0
+"""Seconds a connection waits for another one's lock (SQLite's busy timeout) before failing."""
 
 _MAGIC = b"SQLite format 3\x00"
 _HEADER = 100  # bytes of a SQLite file's header
@@ -121,3 +141,92 @@ async def schema_is_current(conn: aiosqlite.Connection, path: str) -> bool:
             f"{others}, and no run store's schema version): give another path"
         )
     return version == sql.SCHEMA_VERSION and tables >= TABLES
+
+
+def connect_writer(path: str) -> sqlite3.Connection:
+    """The writer's own connection (blocking: call in a thread), used by one thread at a time."""
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA synchronous = NORMAL")  # durable in WAL mode, and much faster
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def commit(conn: sqlite3.Connection, writes: list[tuple[str, list[Any]]]) -> None:
+    """Run ``writes`` (statement, rows) in one transaction (blocking: call in a thread).
+
+    Run in one call, without a trip through the event loop between statements, the transaction
+    holds the file's write lock only while SQLite works: a busy loop in this process does not make
+    another process's writer wait. ``BEGIN IMMEDIATE`` takes the lock first (waiting up to the
+    busy timeout), so the transaction never has to upgrade a read lock, which SQLite refuses
+    at once when another connection wrote meanwhile.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for query, rows in writes:
+            conn.executemany(query, rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # SQLite already rolled back
+        raise
+
+
+async def stopped(conn: aiosqlite.Connection) -> None:
+    """Wait for the thread of ``conn``, whose connect failed, to end (else it may outlive the event loop)."""
+    thread = getattr(conn, "_thread", None)  # aiosqlite stops it by itself, without waiting
+    if thread is not None and thread.is_alive():
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(thread.join, 5.0)
+
+
+async def prepare(conn: aiosqlite.Connection, path: str) -> None:
+    """Switch ``conn``'s file to WAL mode and create (or check) the schema.
+
+    A store that exists is only read here: opening it takes no write lock, so it does not wait
+    for (or hold up) another process writing the file.
+    """
+    mode = await _enable_wal(conn)
+    if mode != "wal":
+        raise RunStoreError(f"Run history file {path!r} could not be switched to WAL mode (journal_mode is {mode!r})")
+    await conn.execute("PRAGMA synchronous = NORMAL")  # durable in WAL mode, and much faster
+    if await schema_is_current(conn, path):
+        return
+    await conn.execute("BEGIN IMMEDIATE")  # two stores opening one new file: one creates the schema
+    try:
+        if not await schema_is_current(conn, path):  # the other may have created it meanwhile
+            for statement in ";".join(CREATE_SCRIPTS).split(";"):
+                if statement.strip():
+                    await conn.execute(statement)
+            await conn.execute(f"PRAGMA user_version = {sql.SCHEMA_VERSION}")
+        await conn.execute("COMMIT")
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await conn.execute("ROLLBACK")
+        raise
+
+
+async def _enable_wal(conn: aiosqlite.Connection) -> str:
+    """Set WAL mode and return the journal mode now in force.
+
+    Switching needs an exclusive lock, and SQLite reports "database is locked" at once, without
+    its busy handler, when another connection holds one (two stores opening one new file): so
+    retry with a growing pause, for up to `BUSY_TIMEOUT` seconds.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    pause = 0.001
+    while True:
+        try:
+            async with conn.execute("PRAGMA journal_mode = WAL") as cursor:
+                row = await cursor.fetchone()
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+            await anyio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+            continue
+        return "" if row is None else str(row[0]).lower()

@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from itertools import groupby
@@ -30,9 +29,10 @@ import anyio
 
 from .._logging import engine_logger
 from ..exceptions import RunStoreError
+from . import _file
 from . import _schema as sql
 from ._batches import Recorder, RunRow, TaskRow, pack_by_run, pack_run_rows, unpack_batches
-from ._file import CREATE_SCRIPTS, check_path, describe_error, schema_is_current
+from ._file import check_path, commit, connect_writer, describe_error, prepare, stopped
 from ._logs import DECODE_IN_THREAD, LogQueries, LogRow, pack_logs, take
 from ._records import CacheEntry, FlowRunRecord, TaskStateRecord, dump_json, from_iso, to_iso
 
@@ -48,8 +48,6 @@ __all__ = ("RunStore",)
 logger = engine_logger("history")
 
 _R = TypeVar("_R")
-
-_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another connection's lock
 
 _MISSING_AIOSQLITE = "aflow.history needs aiosqlite: pip install aflow-engine[history]"
 
@@ -190,15 +188,15 @@ class RunStore(LogQueries):
             raise RuntimeError(f"{self!r} is already open")
         path = self._path
         await anyio.to_thread.run_sync(check_path, path)
-        conn = self._aiosqlite.connect(path, timeout=_BUSY_TIMEOUT, isolation_level=None)
+        conn = self._aiosqlite.connect(path, timeout=_file.BUSY_TIMEOUT, isolation_level=None)
         try:
             await conn
         except sqlite3.Error as exc:
-            await _stopped(conn)
+            await stopped(conn)
             raise await anyio.to_thread.run_sync(describe_error, path, exc) from None
         try:
-            await _prepare(conn, path)
-            writer_conn = await anyio.to_thread.run_sync(_connect_writer, path)
+            await prepare(conn, path)
+            writer_conn = await anyio.to_thread.run_sync(connect_writer, path)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await conn.close()
@@ -637,7 +635,7 @@ class RunStore(LogQueries):
                 if logs:
                     writes.append((sql.TASK_LOG_BATCH, pack_logs(logs)))
                 # a worker thread runs the whole transaction (the caller cannot interrupt it)
-                await anyio.to_thread.run_sync(_commit, writer_conn, writes)
+                await anyio.to_thread.run_sync(commit, writer_conn, writes)
             except sqlite3.OperationalError:
                 # transient (the file is locked, the disk is full...): keep the batch for a retry
                 self._runs[:0] = runs
@@ -645,92 +643,3 @@ class RunStore(LogQueries):
                 self._drained[:0] = drained
                 self._logs[:0] = logs
                 raise
-
-
-def _connect_writer(path: str) -> sqlite3.Connection:
-    """The writer's own connection (blocking: call in a thread), used by one thread at a time."""
-    conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
-    try:
-        conn.execute("PRAGMA synchronous = NORMAL")  # durable in WAL mode, and much faster
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _commit(conn: sqlite3.Connection, writes: list[tuple[str, list[Any]]]) -> None:
-    """Run ``writes`` (statement, rows) in one transaction (blocking: call in a thread).
-
-    Run in one call, without a trip through the event loop between statements, the transaction
-    holds the file's write lock only while SQLite works: a busy loop in this process does not make
-    another process's writer wait. ``BEGIN IMMEDIATE`` takes the lock first (waiting up to the
-    busy timeout), so the transaction never has to upgrade a read lock, which SQLite refuses
-    at once when another connection wrote meanwhile.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for query, rows in writes:
-            conn.executemany(query, rows)
-        conn.execute("COMMIT")
-    except BaseException:
-        try:
-            conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # SQLite already rolled back
-        raise
-
-
-async def _stopped(conn: aiosqlite.Connection) -> None:
-    """Wait for the thread of ``conn``, whose connect failed, to end (else it may outlive the event loop)."""
-    thread = getattr(conn, "_thread", None)  # aiosqlite stops it by itself, without waiting
-    if thread is not None and thread.is_alive():
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(thread.join, 5.0)
-
-
-async def _prepare(conn: aiosqlite.Connection, path: str) -> None:
-    """Switch ``conn``'s file to WAL mode and create (or check) the schema.
-
-    A store that exists is only read here: opening it takes no write lock, so it does not wait
-    for (or hold up) another process writing the file.
-    """
-    mode = await _enable_wal(conn)
-    if mode != "wal":
-        raise RunStoreError(f"Run history file {path!r} could not be switched to WAL mode (journal_mode is {mode!r})")
-    await conn.execute("PRAGMA synchronous = NORMAL")  # durable in WAL mode, and much faster
-    if await schema_is_current(conn, path):
-        return
-    await conn.execute("BEGIN IMMEDIATE")  # two stores opening one new file: one creates the schema
-    try:
-        if not await schema_is_current(conn, path):  # the other may have created it meanwhile
-            for statement in ";".join(CREATE_SCRIPTS).split(";"):
-                if statement.strip():
-                    await conn.execute(statement)
-            await conn.execute(f"PRAGMA user_version = {sql.SCHEMA_VERSION}")
-        await conn.execute("COMMIT")
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await conn.execute("ROLLBACK")
-        raise
-
-
-async def _enable_wal(conn: aiosqlite.Connection) -> str:
-    """Set WAL mode and return the journal mode now in force.
-
-    Switching needs an exclusive lock, and SQLite reports "database is locked" at once, without
-    its busy handler, when another connection holds one (two stores opening one new file): so
-    retry with a growing pause, for up to `_BUSY_TIMEOUT` seconds.
-    """
-    deadline = time.monotonic() + _BUSY_TIMEOUT
-    pause = 0.001
-    while True:
-        try:
-            async with conn.execute("PRAGMA journal_mode = WAL") as cursor:
-                row = await cursor.fetchone()
-        except sqlite3.OperationalError as exc:
-            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
-                raise
-            await anyio.sleep(pause)
-            pause = min(pause * 2, 0.05)
-            continue
-        return "" if row is None else str(row[0]).lower()

@@ -25,7 +25,7 @@ import pytest
 
 import aflow
 from aflow import Flow, task
-from aflow._history import _store as store_module
+from aflow._history import _file
 from aflow.exceptions import AflowError, RunStoreError
 from aflow.history import RunStore
 from aflow.states import Running, Success
@@ -93,7 +93,7 @@ async def test_records_made_while_a_write_waits_for_the_lock_are_written_on_clos
 async def test_a_final_write_that_cannot_get_the_lock_is_reported_on_close(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "_BUSY_TIMEOUT", 0.05)  # instead of waiting 30 s for the lock
+    monkeypatch.setattr(_file, "BUSY_TIMEOUT", 0.05)  # instead of waiting 30 s for the lock
     path = tmp_path / "h.db"
     store = RunStore(path)
     await store.open()
