@@ -577,6 +577,7 @@ class Flow:
         history: RunStore | str | os.PathLike[str] | None = None,
         executor: Executor | None = None,
         progress: bool | Console | ProgressDisplay = False,
+        cancel_grace: float | None = None,
         **parameter_values: Any,
     ) -> State:
         """Run the flow in the current event loop and return its final state.
@@ -602,11 +603,16 @@ class Flow:
             progress: Show a live display of the run (tasks done, running and failed, per
                 mapped task too) in a terminal or Jupyter; nothing is written elsewhere. True,
                 or a rich ``Console`` to draw on. Needs rich (``pip install aflow[cli]``).
+            cancel_grace: Seconds a cancelled task body (the run cancelled, or a task's
+                ``timeout`` reached) gets to end before the run gives up on it, marks it
+                Cancelled (or TimedOut) with a message saying it ignored cancellation, and goes
+                on (default 10). A body is cancelled once, never again until then.
             **parameter_values: More parameter values, by keyword.
 
         Raises:
             ParameterError: For unknown parameters or missing required ones.
             FlowValidationError: If the flow is invalid (a cycle...).
+            ValueError: If ``cancel_grace`` is not a non-negative number.
         """
         runner = self._runner(
             parameters,
@@ -618,6 +624,7 @@ class Flow:
             flow_run_name=flow_run_name,
             history=history,
             executor=executor,
+            cancel_grace=cancel_grace,
         )
         if progress is not False:
             from ._progress import run_with_progress
@@ -637,6 +644,7 @@ class Flow:
         history: RunStore | str | os.PathLike[str] | None = None,
         executor: Executor | None = None,
         progress: bool | Console | ProgressDisplay = False,
+        cancel_grace: float | None = None,
         **parameter_values: Any,
     ) -> FlowRun:
         """Start a run in the background of the running event loop and return its handle.
@@ -660,6 +668,7 @@ class Flow:
             flow_run_name=flow_run_name,
             history=history,
             executor=executor,
+            cancel_grace=cancel_grace,
         )
         if progress is False:
             return FlowRun(runner, asyncio.get_running_loop().create_task(runner.run()))
