@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import _gc
 from ._builtin_tasks import Parameter, as_task, contains_task
 from ._edge import Edge, flatten, mapped, unmapped
+from ._engine._blocking import DEFAULT_WARN_BLOCKING
 from ._flow_run import FlowRun
 from ._task import Task
 from .exceptions import FlowValidationError
@@ -578,6 +579,7 @@ class Flow:
         executor: Executor | None = None,
         progress: bool | Console | ProgressDisplay = False,
         cancel_grace: float | None = None,
+        warn_blocking: float | None = DEFAULT_WARN_BLOCKING,
         **parameter_values: Any,
     ) -> State:
         """Run the flow in the current event loop and return its final state.
@@ -607,12 +609,15 @@ class Flow:
                 ``timeout`` reached) gets to end before the run gives up on it, marks it
                 Cancelled (or TimedOut) with a message saying it ignored cancellation, and goes
                 on (default 10). A body is cancelled once, never again until then.
+            warn_blocking: Log a WARNING (logger ``aflow.blocking``) naming any ``async def`` task
+                whose body blocks the event loop for this many seconds or more (``time.sleep``,
+                blocking I/O), with how long it blocked (default 0.25); None turns the check off.
             **parameter_values: More parameter values, by keyword.
 
         Raises:
             ParameterError: For unknown parameters or missing required ones.
             FlowValidationError: If the flow is invalid (a cycle...).
-            ValueError: If ``cancel_grace`` is not a non-negative number.
+            ValueError: If ``cancel_grace`` or ``warn_blocking`` is not a non-negative number.
         """
         runner = self._runner(
             parameters,
@@ -625,6 +630,7 @@ class Flow:
             history=history,
             executor=executor,
             cancel_grace=cancel_grace,
+            warn_blocking=warn_blocking,
         )
         if progress is not False:
             from ._progress import run_with_progress
@@ -645,6 +651,7 @@ class Flow:
         executor: Executor | None = None,
         progress: bool | Console | ProgressDisplay = False,
         cancel_grace: float | None = None,
+        warn_blocking: float | None = DEFAULT_WARN_BLOCKING,
         **parameter_values: Any,
     ) -> FlowRun:
         """Start a run in the background of the running event loop and return its handle.
@@ -669,6 +676,7 @@ class Flow:
             history=history,
             executor=executor,
             cancel_grace=cancel_grace,
+            warn_blocking=warn_blocking,
         )
         if progress is False:
             return FlowRun(runner, asyncio.get_running_loop().create_task(runner.run()))

@@ -26,6 +26,7 @@ from .._run_context import FlowRunContext, flow_run_var
 from ..exceptions import AflowInternalError, ParameterError
 from ..executors import Executor, LocalExecutor
 from ..states import Cancelled, Failed, Mapped, Pending, Running, Skipped, State, Success
+from ._blocking import DEFAULT_WARN_BLOCKING, BlockWatch, check_threshold
 from ._cancel import DEFAULT_CANCEL_GRACE, check_grace, give_up, ignored_message
 from ._persist import Persistence
 from ._task_runner import UPSTREAM_SKIPPED, Runner, check_trigger, expanded, run_task, scrub
@@ -110,8 +111,10 @@ class FlowRunner:
         history: Any = None,
         executor: Executor | None = None,
         cancel_grace: float | None = None,
+        warn_blocking: float | None = DEFAULT_WARN_BLOCKING,
     ) -> None:
         self.flow = flow
+        self.warn_blocking = check_threshold(warn_blocking)
         self.cancel_grace = DEFAULT_CANCEL_GRACE if cancel_grace is None else check_grace(cancel_grace)
         self.history = history
         self.executor = None if isinstance(executor, LocalExecutor) else executor
@@ -180,6 +183,7 @@ class FlowRunner:
         token = flow_run_var.set(frun)
         state: State = Pending()
         executor = self.executor
+        blocking = BlockWatch.acquire(self.warn_blocking) if self.warn_blocking is not None else None
         try:
             if executor is not None:
                 await executor.start()
@@ -208,6 +212,8 @@ class FlowRunner:
                 state = Failed(f"Flow run crashed: {exc!r}", result=exc)
             raise
         finally:
+            if blocking is not None:
+                blocking.release(self.warn_blocking)  # type: ignore[arg-type]
             flow_run_var.reset(token)
             with anyio.CancelScope(shield=True):
                 if runner.executor is not None:
