@@ -1,8 +1,9 @@
 """Warn when an ``async def`` task body blocks the event loop, naming it and how long it blocked.
 
 While a flow run is in progress, its loop gets a heartbeat callback every ``tick`` seconds (a
-quarter of the threshold), and one watcher thread per loop (started with the loop's first run
-in progress, joined when the last one ends) wakes as often. Nothing else runs
+quarter of the threshold), and one watcher thread for the whole process wakes as often (it
+is started by the first run and ends after two idle seconds with no run in progress, so runs
+in a row share it and pay no thread start). Nothing else runs
 per task: the task bodies are not wrapped or timed. When the watcher sees the heartbeat
 overdue, the loop is stuck in some callback; it samples the loop thread's stack and notes the
 task whose body is on it (found by the engine frames ``run_task``/``invoke`` and their ``task``
@@ -33,8 +34,12 @@ _OUTSIDE = ""  # sampled with no task body on the stack
 
 logger = engine_logger("blocking")
 
+_LINGER = 2.0  # seconds the idle watcher thread waits for a next run before it ends
+
 _lock = threading.Lock()
-_watches: dict[asyncio.AbstractEventLoop, BlockWatch] = {}
+_wake = threading.Condition(_lock)  # notified when a run starts
+_watches: dict[asyncio.AbstractEventLoop, BlockWatch] = {}  # the loops with a run in progress
+_thread: threading.Thread | None = None
 _codes: frozenset[Any] = frozenset()  # the engine frames that hold the running task (set lazily)
 
 
@@ -81,7 +86,7 @@ def _task_on(frame: FrameType | None, codes: frozenset[Any]) -> str:
 
 
 class BlockWatch:
-    """The heartbeat and the watcher thread of one event loop, shared by its flow runs."""
+    """The heartbeat of one event loop, shared by its flow runs in progress."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -91,24 +96,30 @@ class BlockWatch:
         self.beat = 0.0  # time.monotonic() of the last heartbeat
         self.samples: list[str] = []  # appended by the watcher while the loop is stuck
         self.handle: asyncio.TimerHandle | None = None
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._watch, name="aflow-blocking-watch", daemon=True)
 
     @classmethod
     def acquire(cls, threshold: float) -> BlockWatch:
-        """Start watching the running loop for this run (with the smallest threshold of its runs)."""
+        """Start watching the running loop for this run (with the smallest threshold of its runs).
+
+        Costs a lock and a dict entry; the watcher thread is started only when none is up.
+        """
+        global _thread
         loop = asyncio.get_running_loop()
         with _lock:
             watch = _watches.get(loop)
             if watch is None:
                 watch = _watches[loop] = cls(loop)
-                watch.thread.start()
             watch.thresholds.append(threshold)
             watch.tick = max(min(watch.thresholds) / 4, 0.005)
             if watch.handle is None:
                 watch.beat = time.monotonic()
                 watch.samples = []
                 watch.handle = loop.call_later(watch.tick, watch._on_beat)
+            if _thread is None:
+                _thread = threading.Thread(target=_watch, name="aflow-blocking-watch", daemon=True)
+                _thread.start()
+            else:
+                _wake.notify()
         return watch
 
     def release(self, threshold: float) -> None:
@@ -128,10 +139,6 @@ class BlockWatch:
                 self.handle.cancel()
                 self.handle = None
             del _watches[self.loop]
-            self.stop.set()
-        self.thread.join()  # nothing of the run outlives it (the thread is between two sleeps)
-
-    # -- the loop side ---------------------------------------------------------------------------
 
     def _on_beat(self) -> None:
         now = time.monotonic()
@@ -140,36 +147,53 @@ class BlockWatch:
         samples, self.samples = self.samples, []
         thresholds = self.thresholds
         if thresholds and late >= min(thresholds):
-            self._report(late, samples)
+            _report(late, samples)
         self.handle = self.loop.call_later(self.tick, self._on_beat) if thresholds else None
 
-    @staticmethod
-    def _report(late: float, samples: list[str]) -> None:
-        counts: dict[str, int] = {}
-        for name in samples:
-            counts[name] = counts.get(name, 0) + 1
-        total = len(samples)
-        if total == 0:
-            counts[_OUTSIDE] = total = 1
-        hint = (
-            "an async task body must not make blocking calls (time.sleep, blocking I/O, long "
-            "computations): await an async equivalent, or make the task a plain def (it then runs "
-            "in a worker thread)"
-        )
-        for name, n in counts.items():
-            share = late * n / total
-            if name == _OUTSIDE:  # the engine, a handler, another library: not a task's doing
-                logger.debug("The event loop was blocked for %.2fs outside any task body", share)
-            else:
-                logger.warning("Task %r blocked the event loop for %.2fs: %s", name, share, hint)
 
-    # -- the watcher thread ----------------------------------------------------------------------
+def _report(late: float, samples: list[str]) -> None:
+    counts: dict[str, int] = {}
+    for name in samples:
+        counts[name] = counts.get(name, 0) + 1
+    total = len(samples)
+    if total == 0:
+        counts[_OUTSIDE] = total = 1
+    hint = (
+        "an async task body must not make blocking calls (time.sleep, blocking I/O, long "
+        "computations): await an async equivalent, or make the task a plain def (it then runs "
+        "in a worker thread)"
+    )
+    for name, n in counts.items():
+        share = late * n / total
+        if name == _OUTSIDE:  # the engine, a handler, another library: not a task's doing
+            logger.debug("The event loop was blocked for %.2fs outside any task body", share)
+        else:
+            logger.warning("Task %r blocked the event loop for %.2fs: %s", name, share, hint)
 
-    def _watch(self) -> None:
-        codes = _engine_codes()
-        while not self.stop.wait(self.tick):
-            if time.monotonic() - self.beat < 2 * self.tick:
-                continue
-            frame = sys._current_frames().get(self.loop_thread)
-            self.samples.append(_task_on(frame, codes))
-            del frame
+
+def _watch() -> None:
+    """The watcher thread: samples the stack of every loop whose heartbeat is overdue.
+
+    With no run in progress it waits, without waking, for one to start; after ``_LINGER``
+    seconds of that it ends (the next run starts a new one).
+    """
+    global _thread
+    codes = _engine_codes()
+    while True:
+        with _lock:
+            if not _watches:
+                _wake.wait(_LINGER)
+                if not _watches:
+                    _thread = None
+                    return
+            watches = list(_watches.values())
+        tick = min(w.tick for w in watches)
+        time.sleep(tick)
+        now = time.monotonic()
+        frames: dict[int, FrameType] | None = None
+        for w in watches:
+            if w.thresholds and now - w.beat >= 2 * w.tick:
+                if frames is None:
+                    frames = sys._current_frames()
+                w.samples.append(_task_on(frames.get(w.loop_thread), codes))
+        del frames
