@@ -1,9 +1,10 @@
 """Shell tasks: run a command through a shell in a subprocess (modelled on Prefect 1's ``ShellTask``).
 
-The shell family needs no extra: it runs on anyio's process API. Each command runs in a session
-(and so a process group) of its own, and a cancelled run (an engine ``timeout``, a cancelled flow
-run, a cancelled caller) terminates the whole group, so no background job or grandchild outlives
-the task.
+The shell family needs no extra: it forks with `subprocess.Popen` and reads the pipes and waits
+for the exit from the asyncio event loop. Each command runs in a session (and so a process group)
+of its own, and a cancelled run (an engine ``timeout``, a cancelled flow run, a cancelled caller)
+terminates the whole group, whenever the cancellation lands (also while the process starts), so
+no background job or grandchild outlives the task.
 """
 
 from __future__ import annotations
@@ -308,10 +309,11 @@ class ShellTask(Task):
 
     To bound the run time, give the task a ``timeout`` (a `Task` argument): when the body is
     cancelled (timeout, flow run cancelled, caller cancelled), the whole process group gets
-    SIGTERM, then SIGKILL if anything of it still runs ``kill_grace`` seconds later; the
-    cancellation then goes on. Processes that leave the group (``setsid``, job control with
-    ``set -m``) are not followed. Background jobs still running when the command exits normally
-    are left alone (end the command with ``wait`` to wait for them). POSIX only (process groups).
+    SIGTERM, then SIGKILL if anything of it still runs ``kill_grace`` seconds later (at once
+    if the task is cancelled again meanwhile); the cancellation then goes on. Processes that
+    leave the group (``setsid``, job control with ``set -m``) are not followed. Background jobs
+    still running when the command exits normally are left alone (end the command with ``wait``
+    to wait for them). POSIX only (process groups).
 
     Example::
 
