@@ -14,6 +14,7 @@ from typing import Any, final
 import anyio
 
 from aflow import defaults_from_attrs
+from aflow._shielded import to_the_end
 from aflow.results import Result, Serializer
 
 from ._client import AWSTask, aws_client, aws_errors, cleanup, error_code, require_aiobotocore
@@ -175,7 +176,17 @@ class S3Upload(AWSTask):
                 f"{size} bytes need more than {_MAX_PARTS} parts of {self.multipart_chunksize} bytes: "
                 "raise multipart_chunksize"
             )
-        upload_id = (await client.create_multipart_upload(Bucket=bucket, Key=key, **extra))["UploadId"]
+
+        async def abort_upload(created: Mapping[str, Any]) -> None:
+            abort = functools.partial(
+                client.abort_multipart_upload, Bucket=bucket, Key=key, UploadId=created["UploadId"]
+            )
+            await cleanup(abort, f"abort the multipart upload of s3://{bucket}/{key}", self.logger)
+
+        # the upload's id comes with the answer: a cancellation landing meanwhile waits for it, then
+        # aborts the upload, so no unfinished upload (whose parts are billed) is left unknown
+        created = await to_the_end(client.create_multipart_upload(Bucket=bucket, Key=key, **extra), abort_upload)
+        upload_id = created["UploadId"]
         etags: dict[int, str] = {}
         errors: list[Exception] = []
         slots = anyio.Semaphore(self.max_concurrency)
@@ -210,8 +221,7 @@ class S3Upload(AWSTask):
                 Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
         except BaseException:
-            abort = functools.partial(client.abort_multipart_upload, Bucket=bucket, Key=key, UploadId=upload_id)
-            await cleanup(abort, f"abort the multipart upload of s3://{bucket}/{key}", self.logger)
+            await abort_upload(created)
             raise
         self.logger.debug("uploaded s3://%s/%s in %d parts", bucket, key, len(parts))
 
@@ -306,8 +316,7 @@ async def _stream_to_file(body: Any, path: str, compression: str | None) -> str:
             if decompressor is not None:
                 await file.write(decompressor.flush())
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            await target.unlink(missing_ok=True)
+        await to_the_end(target.unlink(missing_ok=True))
         raise
     return path
 
