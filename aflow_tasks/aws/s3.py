@@ -152,7 +152,7 @@ class S3Upload(AWSTask):
 
     async def _upload_file(self, client: Any, bucket: str, key: str, path: str, extra: dict[str, Any]) -> None:
         size = (await anyio.Path(path).stat()).st_size
-        async with await anyio.open_file(path, "rb") as file:
+        async with await _open(path, "rb") as file:
             if size <= self.multipart_threshold:
                 await client.put_object(Bucket=bucket, Key=key, Body=await file.read(), **extra)
                 return
@@ -224,6 +224,15 @@ class S3Upload(AWSTask):
             await abort_upload(created)
             raise
         self.logger.debug("uploaded s3://%s/%s in %d parts", bucket, key, len(parts))
+
+
+async def _open(path: str | anyio.Path, mode: str) -> anyio.AsyncFile[bytes]:
+    """``anyio.open_file``, whose file is closed if a cancellation lands while a thread opens it."""
+
+    async def close(file: anyio.AsyncFile[bytes]) -> None:
+        await file.aclose()
+
+    return await to_the_end(anyio.open_file(path, mode), close)  # type: ignore[call-overload]
 
 
 async def _maybe_in_thread(fn: Callable[[bytes], bytes], data: bytes) -> bytes:
@@ -308,7 +317,7 @@ async def _stream_to_file(body: Any, path: str, compression: str | None) -> str:
     await target.parent.mkdir(parents=True, exist_ok=True)
     decompressor = zlib.decompressobj(wbits=31) if compression == "gzip" else None
     try:
-        async with await anyio.open_file(target, "wb") as file:
+        async with await _open(target, "wb") as file:
             while chunk := await body.read(_DOWNLOAD_CHUNK):
                 if decompressor is not None:
                     chunk = decompressor.decompress(chunk)
