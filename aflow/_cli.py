@@ -1,16 +1,19 @@
-"""The ``aflow`` command (``pip install aflow[cli]``): run and draw flows, read the run history.
+"""The ``aflow`` command (``pip install aflow-engine[cli]``): run and draw flows, read the run history.
 
 ::
 
     aflow run etl.py:flow --param day=2024-01-01 --param limits='{"n": 3}'
     aflow visualize etl.py:flow --format mermaid
-    aflow runs list --db runs.db
-    aflow runs show RUN_ID --db runs.db
+    aflow runs list --history runs.db
+    aflow runs show 3f2a --history runs.db
+    aflow runs logs 3f2a --follow
 
 Exit codes: 0 when the flow run succeeds, 1 when it fails (or something goes wrong in the
 environment), 2 for bad input (a missing file, no such flow, a bad or unknown parameter), each
-reported in one line without a traceback. Only this module imports click, and only when the
-command runs.
+reported in one line without a traceback. Only the ``_cli`` modules import click, and only when
+the command runs: this one holds the group, ``run`` and ``visualize``; `aflow._cli_runs` the
+``runs`` group. A new command is a function decorated in `_cli` (``@cli.command()``), or a module
+with an ``add_..._group(cli)`` called there.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ("main",)
 
-_HISTORY_ENV = "AFLOW_HISTORY"
+_HISTORY_ENV = "AFLOW_HISTORY"  # aflow._cli_runs.HISTORY_ENV
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -38,6 +41,8 @@ def _one_line(exc: BaseException) -> str:
 def _cli() -> click.Group:
     import click
 
+    from . import __version__
+    from ._cli_output import LEVELS
     from ._cli_support import BadInput
 
     class _Group(click.Group):
@@ -50,7 +55,7 @@ def _cli() -> click.Group:
                 _fail(str(exc))
 
     @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-    @click.version_option(package_name="aflow", prog_name="aflow")
+    @click.version_option(__version__, prog_name="aflow")  # the distribution is aflow-engine
     def cli() -> None:
         """Run aflow flows, draw them and read their run history."""
 
@@ -66,19 +71,39 @@ def _cli() -> click.Group:
         help=f"Record the run in this SQLite run store (default: ${_HISTORY_ENV}).",
     )
     @click.option("--progress/--no-progress", default=None, help="Live progress display (default: on a terminal).")
-    def run(target: str, params: tuple[str, ...], history: str | None, progress: bool | None) -> None:
-        """Run the flow TARGET (path/to/file.py:flow or package.module:flow) and summarise it."""
-        from ._cli_support import load_flow, parse_params
+    @click.option(
+        "--log-level",
+        type=click.Choice(LEVELS, case_sensitive=False),
+        default="INFO",
+        show_default=True,
+        help="Show the tasks' log records at this level and up, as they come (on stderr).",
+    )
+    @click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON document instead.")
+    def run(
+        target: str, params: tuple[str, ...], history: str | None, progress: bool | None, log_level: str, as_json: bool
+    ) -> None:
+        """Run the flow TARGET (path/to/file.py:flow or package.module:flow) and summarise it.
+
+        The summary lists each task's state, attempts and duration, the failures, and the
+        flow's result (its reference tasks' values).
+        """
+        import logging
+
+        from ._cli_output import result_lines, run_document, setup_run_logging
+        from ._cli_support import format_summary, load_flow, parse_params
 
         values = parse_params(params)
         flow = load_flow(target)
         if progress is None:
-            progress = sys.stdout.isatty()
-        state, tracker = _run(flow, values, history, progress)
-        from ._cli_support import format_summary
-
-        for line in format_summary(flow, state, tracker):
-            click.echo(_colour(click, line))
+            progress = sys.stdout.isatty() and not as_json
+        level = logging.getLevelName(log_level.upper())
+        setup_run_logging(level)
+        state, tracker, run_id = _run(flow, values, history, progress, level)
+        if as_json:
+            click.echo(run_document(flow, state, tracker, run_id))
+        else:
+            for line in [*format_summary(flow, state, tracker), *result_lines(flow, state)]:
+                click.echo(_colour(click, line))
         sys.exit(0 if state.is_successful() else 1)
 
     @cli.command()
@@ -106,70 +131,13 @@ def _cli() -> click.Group:
         else:
             click.echo(f"Wrote {output}", err=True)
 
-    @cli.group()
-    def runs() -> None:
-        """Read the run history (a SQLite run store written by ``--history``)."""
+    from ._cli_runs import add_runs_group
 
-    db_option = click.option(
-        "--db",
-        type=click.Path(dir_okay=False),
-        envvar=_HISTORY_ENV,
-        help=f"The run store's file (default: ${_HISTORY_ENV}).",
-    )
+    add_runs_group(cli)
 
-    @runs.command("list")
-    @db_option
-    @click.option("--flow", "flow_name", help="Only runs of this flow.")
-    @click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
-    def runs_list(db: str | None, flow_name: str | None, limit: int) -> None:
-        """List the latest flow runs, newest first."""
-        from ._cli_support import format_runs
+    from ._ui._command import ui_command
 
-        async def query(store: Any) -> list[str]:
-            return format_runs(await store.list_runs(flow_name, limit))
-
-        for line in _with_store(db, query):
-            click.echo(line)
-
-    @runs.command("show")
-    @click.argument("run_id")
-    @db_option
-    def runs_show(run_id: str, db: str | None) -> None:
-        """Show one flow run and the last state of each of its tasks."""
-        from ._cli_support import format_run
-
-        async def query(store: Any) -> list[str]:
-            record = await store.get_run(run_id)
-            if record is None:
-                raise BadInput(f"no run {run_id!r} in {db}")
-            return format_run(record, await store.latest_task_states(run_id))
-
-        for line in _with_store(db, query):
-            click.echo(line)
-
-    @runs.command("prune")
-    @click.option(
-        "--older-than",
-        "days",
-        type=click.FloatRange(min=0),
-        required=True,
-        help="Delete the runs that started more than this many days ago (0: every run).",
-    )
-    @click.option("--flow", "flow_name", help="Only runs of this flow.")
-    @db_option
-    def runs_prune(days: float, flow_name: str | None, db: str | None) -> None:
-        """Delete old flow runs and their task states from the run store."""
-        from datetime import UTC, datetime, timedelta
-
-        before = datetime.now(UTC) - timedelta(days=days)
-
-        async def prune(store: Any) -> list[str]:
-            deleted = await store.prune_runs(before, flow_name=flow_name)
-            return [f"Deleted {deleted} run{'' if deleted == 1 else 's'}."]
-
-        for line in _with_store(db, prune):
-            click.echo(line)
-
+    cli.add_command(ui_command())
     return cli
 
 
@@ -181,8 +149,14 @@ def _colour(click: Any, line: str) -> str:
     return line
 
 
-def _run(flow: Any, values: dict[str, Any], history: str | None, progress: bool) -> tuple[Any, Any]:
-    """Run ``flow`` in a new event loop, with a tracker (durations) and maybe a live display."""
+def _run(
+    flow: Any, values: dict[str, Any], history: str | None, progress: bool, log_level: int = 20
+) -> tuple[Any, Any, str | None]:
+    """Run ``flow`` in a new event loop, with a tracker (durations) and maybe a live display.
+
+    Returns:
+        The final state, the tracker and the run id.
+    """
     import asyncio
 
     from ._cli_support import BadInput
@@ -191,10 +165,18 @@ def _run(flow: Any, values: dict[str, Any], history: str | None, progress: bool)
 
     async def main() -> Any:
         try:
-            runner = flow._runner(values, {}, max_concurrency=None, concurrency=None, history=history)
+            runner = flow._runner(
+                values,
+                {},
+                max_concurrency=None,
+                concurrency=None,
+                history=history,
+                history_log_level=min(log_level, 20),  # what is shown is kept too
+            )
         except FlowValidationError as exc:  # ParameterError included
             raise BadInput(_one_line(exc)) from exc
         runner.observer = tracker
+        run_ids.append(runner.run_id)
         tracker.restart()  # the engine's import is not part of the run
         if progress:
             try:
@@ -206,6 +188,7 @@ def _run(flow: Any, values: dict[str, Any], history: str | None, progress: bool)
         return await runner.run()
 
     tracker = RunTracker(flow)
+    run_ids: list[str] = []
     try:
         state = asyncio.run(main())
     except KeyboardInterrupt:
@@ -215,35 +198,7 @@ def _run(flow: Any, values: dict[str, Any], history: str | None, progress: bool)
     except Exception as exc:  # the flow could not run at all (its own failures are states)
         _fail(f"flow run crashed: {type(exc).__name__}: {_one_line(exc)}", 1)
     tracker.finish()
-    return state, tracker
-
-
-def _with_store(db: str | None, query: Any) -> list[str]:
-    import asyncio
-    from pathlib import Path
-
-    from ._cli_support import BadInput
-
-    if db is None:
-        raise BadInput(f"no run store: pass --db PATH (or set ${_HISTORY_ENV})")
-    if not Path(db).is_file():
-        raise BadInput(f"no run store at {db}")
-
-    async def main() -> list[str]:
-        from .history import RunStore
-
-        async with RunStore(db) as store:
-            lines: list[str] = await query(store)
-            return lines
-
-    try:
-        return asyncio.run(main())
-    except BadInput:
-        raise
-    except ImportError as exc:
-        _fail(_one_line(exc), 1)
-    except Exception as exc:
-        _fail(f"cannot read the run store {db}: {type(exc).__name__}: {_one_line(exc)}", 1)
+    return state, tracker, run_ids[0] if run_ids else None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -251,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli = _cli()
     except ImportError as exc:
-        _fail(f"the aflow command needs click: pip install 'aflow[cli]' ({exc})", 1)
+        _fail(f"the aflow command needs click: pip install 'aflow-engine[cli]' ({exc})", 1)
     cli.main(args=argv, prog_name="aflow")
 
 

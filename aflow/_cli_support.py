@@ -71,8 +71,21 @@ def _load_file(source: str) -> Any:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise BadInput(f"error while loading {source}: {type(exc).__name__}: {exc}") from exc
+        raise BadInput(f"error while loading {source}{_line_in(exc, path)}: {type(exc).__name__}: {exc}") from exc
     return module
+
+
+def _line_in(exc: BaseException, path: Path) -> str:
+    """``", line N"``: the line of ``path`` that was running when ``exc`` was raised (or a syntax error's)."""
+    if isinstance(exc, SyntaxError) and exc.lineno is not None and exc.filename == str(path):
+        return f", line {exc.lineno}"
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:  # the innermost frame in the file: a line in a function it calls wins
+        if tb.tb_frame.f_code.co_filename == str(path):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f", line {line}" if line is not None else ""
 
 
 def _load_module(source: str) -> Any:
@@ -168,7 +181,10 @@ def _table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> list[str
 
 
 def format_summary(flow: Flow, state: State, tracker: RunTracker | None = None) -> list[str]:
-    """Lines describing a finished run: each task's final state and duration, then failures."""
+    """Lines describing a finished run: each task's final state and duration, then failures.
+
+    A retried task's state says how many attempts it took (``Success after 3 attempts``).
+    """
     from ._builtin_tasks import Constant
     from ._run_tracker import TIMES
     from .states import Mapped
@@ -188,10 +204,16 @@ def format_summary(flow: Flow, state: State, tracker: RunTracker | None = None) 
         if s is None:
             rows.append((label, "-", duration))
             continue
+        attempts = stats.attempts if stats is not None else 0
         if isinstance(s, Mapped):
             children = list(s.map_states)
+            retried = f"; {attempts} attempts" if attempts > len(children) else ""
             rows.append(
-                (f"{label} {TIMES}{len(children)}", f"Mapped: {_counts(type(c).__name__ for c in children)}", duration)
+                (
+                    f"{label} {TIMES}{len(children)}",
+                    f"Mapped: {_counts(type(c).__name__ for c in children)}{retried}",
+                    duration,
+                )
             )
             failed = [(i, c) for i, c in enumerate(children) if c.is_failed()]
             for i, c in failed[:_MAX_FAILURES]:
@@ -199,7 +221,8 @@ def format_summary(flow: Flow, state: State, tracker: RunTracker | None = None) 
             if len(failed) > _MAX_FAILURES:
                 failures.append(f"  {label}: ... and {len(failed) - _MAX_FAILURES} more failed children")
         else:
-            rows.append((label, type(s).__name__, duration))
+            retried = f" after {attempts} attempts" if attempts > 1 else ""
+            rows.append((label, type(s).__name__ + retried, duration))
             if s.is_failed():
                 failures.append(f"  {label}: {type(s).__name__}: {s.message}")
     if rows:
@@ -230,8 +253,17 @@ def format_runs(records: list[FlowRunRecord]) -> list[str]:
     return _table(rows, ("RUN ID", "FLOW", "STATE", "STARTED", "DURATION"))
 
 
-def format_run(record: FlowRunRecord, latest: dict[tuple[str, int | None], TaskStateRecord]) -> list[str]:
-    """A flow run's details and each task's last recorded state (mapped children summarised)."""
+def format_run(
+    record: FlowRunRecord,
+    latest: dict[tuple[str, int | None], TaskStateRecord],
+    attempts: dict[str, int] | None = None,
+) -> list[str]:
+    """A flow run's details and each task's last recorded state (mapped children summarised).
+
+    Long parameters are abridged. With ``attempts`` (by task slug), the table has an ATTEMPTS
+    column.
+    """
+    from ._cli_history import abridged_parameters
     from ._run_tracker import TIMES
 
     lines = [
@@ -239,7 +271,7 @@ def format_run(record: FlowRunRecord, latest: dict[tuple[str, int | None], TaskS
         f"  state:      {record.state}" + (f": {record.message}" if record.message else ""),
         f"  started:    {_when(record.started_at)}",
         f"  ended:      {_when(record.ended_at)} ({_took(record)})",
-        f"  parameters: {json.dumps(record.parameters, sort_keys=True, default=repr)}",
+        f"  parameters: {abridged_parameters(record.parameters)}",
     ]
     parents: dict[str, TaskStateRecord] = {}
     children: dict[str, list[TaskStateRecord]] = {}
@@ -258,19 +290,21 @@ def format_run(record: FlowRunRecord, latest: dict[tuple[str, int | None], TaskS
         kids = sorted(children.get(slug, []), key=lambda r: r.map_index or 0)
         parent = parents.get(slug)
         label = names[slug] if unique[names[slug]] == 1 else slug
+        tried = () if attempts is None else (str(attempts.get(slug, 0)),)
         if kids:
             state = (parent.state + ": " if parent is not None else "") + _counts(r.state for r in kids)
-            rows.append((f"{label} {TIMES}{len(kids)}", state, _when(kids[-1].timestamp)))
+            rows.append((f"{label} {TIMES}{len(kids)}", state, _when(kids[-1].timestamp), *tried))
             bad = [r for r in kids if r.state in _FAILED_NAMES]
             failures += [f"  {label}[{r.map_index}]: {r.state}: {r.message}" for r in bad[:_MAX_FAILURES]]
             if len(bad) > _MAX_FAILURES:
                 failures.append(f"  {label}: ... and {len(bad) - _MAX_FAILURES} more failed children")
         elif parent is not None:
-            rows.append((label, parent.state, _when(parent.timestamp)))
+            rows.append((label, parent.state, _when(parent.timestamp), *tried))
             if parent.state in _FAILED_NAMES:
                 failures.append(f"  {label}: {parent.state}: {parent.message}")
     if rows:
-        lines += ["", *_table(rows, ("TASK", "STATE", "AT"))]
+        header = ("TASK", "STATE", "AT") if attempts is None else ("TASK", "STATE", "AT", "ATTEMPTS")
+        lines += ["", *_table(rows, header)]
     else:
         lines += ["", "No task states recorded."]
     if failures:

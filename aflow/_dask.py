@@ -50,7 +50,7 @@ RESOURCE_TAG_PREFIX = "dask-resource:"
 
 _logger = logging.getLogger("aflow.executors.dask")
 _CLEANUP_TIMEOUT = 10.0  # seconds a cancelled call waits for dask to take its cancellation
-_MISSING = "aflow.executors.DaskExecutor needs dask.distributed: pip install aflow[dask]"
+_MISSING = "aflow.executors.DaskExecutor needs dask.distributed: pip install aflow-engine[dask]"
 
 
 def _distributed() -> Any:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy as _copy
 import itertools
 import os
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+import reprlib
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sized
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -13,8 +14,8 @@ from . import _gc
 from ._builtin_tasks import Parameter, as_task, contains_task
 from ._edge import Edge, flatten, mapped, unmapped
 from ._engine._blocking import DEFAULT_WARN_BLOCKING
-from ._flow_run import FlowRun
-from ._task import Task
+from ._flow_run import FlowRun, explained_if_not_awaited
+from ._task import _NO_RUN_SPEC, Task, _require_run
 from .exceptions import FlowValidationError
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from .history import RunStore
     from .results import Result
     from .schedules import Schedule
-    from .states import State
+    from .states import ReferenceStates, State
 
 __all__ = ("Flow", "current_flow")
 
@@ -54,7 +55,9 @@ class Flow:
         state_handlers: ``(flow, old, new) -> State | None`` called on each flow state change.
         on_failure: ``(flow, state)`` called when the flow run ends Failed.
         terminal_state_handler: ``(flow, state, reference_task_states) -> State | None``, may
-            replace the final state.
+            replace the final state. As in Prefect 1, ``reference_task_states`` is a set of the
+            reference tasks' states (a mapped task's children's); its ``by_task`` attribute maps
+            each reference task to its final state (`aflow.states.ReferenceStates`).
         max_concurrency: Default bound on task bodies running at once (None: unbounded).
         concurrency: Default per-tag limits on running task bodies, ``{"db": 5}``.
         schedule: When the flow runs under `serve` (an `aflow.schedules.Schedule`).
@@ -73,7 +76,7 @@ class Flow:
         reference_tasks: Iterable[Task] | None = None,
         state_handlers: Iterable[FlowStateHandler] | None = None,
         on_failure: Callable[[Flow, State], Any] | None = None,
-        terminal_state_handler: Callable[[Flow, State, dict[Task, State]], State | Awaitable[State | None] | None]
+        terminal_state_handler: Callable[[Flow, State, ReferenceStates], State | Awaitable[State | None] | None]
         | None = None,
         max_concurrency: int | None = None,
         concurrency: dict[str, int] | None = None,
@@ -152,21 +155,45 @@ class Flow:
         """Each task's slug."""
         return {t: t.slug for t in self._tasks if t.slug is not None}
 
+    def _known(self, task: Task) -> Task:
+        if task not in self._tasks:
+            raise ValueError(
+                f"Task {task!r} was not found in flow {self.name!r}: a call binds a copy of a task "
+                "template, so ask about the task the call returned"
+            )
+        return task
+
     def edges_to(self, task: Task) -> set[Edge]:
-        """The edges into ``task``."""
-        return set(self._edges_to.get(task, ()))
+        """The edges into ``task``.
+
+        Raises:
+            ValueError: If ``task`` is not in the flow.
+        """
+        return set(self._edges_to.get(self._known(task), ()))
 
     def edges_from(self, task: Task) -> set[Edge]:
-        """The edges out of ``task``."""
-        return set(self._edges_from.get(task, ()))
+        """The edges out of ``task``.
+
+        Raises:
+            ValueError: If ``task`` is not in the flow.
+        """
+        return set(self._edges_from.get(self._known(task), ()))
 
     def upstream_tasks(self, task: Task) -> set[Task]:
-        """The tasks ``task`` directly depends on."""
-        return {e.upstream_task for e in self._edges_to.get(task, ())}
+        """The tasks ``task`` directly depends on.
+
+        Raises:
+            ValueError: If ``task`` is not in the flow.
+        """
+        return {e.upstream_task for e in self._edges_to.get(self._known(task), ())}
 
     def downstream_tasks(self, task: Task) -> set[Task]:
-        """The tasks that directly depend on ``task``."""
-        return {e.downstream_task for e in self._edges_from.get(task, ())}
+        """The tasks that directly depend on ``task``.
+
+        Raises:
+            ValueError: If ``task`` is not in the flow.
+        """
+        return {e.downstream_task for e in self._edges_from.get(self._known(task), ())}
 
     def root_tasks(self) -> set[Task]:
         """Tasks with no upstream."""
@@ -299,6 +326,8 @@ class Flow:
             return task
         if not isinstance(task, Task):
             raise TypeError(f"Flows hold Tasks, got {task!r}: wrap values with aflow's Constant or a @task")
+        if task._run_spec is _NO_RUN_SPEC:
+            _require_run(task)
         if task.slug is None or (task.slug in self._slugs and task.__dict__.get("_auto_slug")):
             # an automatic slug (never a user's) is renamed when it collides, e.g. in update()
             n = self._slug_counts.get(task.name, 0) + 1
@@ -367,6 +396,12 @@ class Flow:
             raise FlowValidationError(f"Task {upstream.name!r} cannot depend on itself")
         edge = Edge(upstream, downstream_task, key=key, mapped=mapped, flattened=flattened)
         if edge in self._edges:
+            if key is not None:  # a key is assigned once, as in Prefect 1
+                raise FlowValidationError(
+                    f"Argument {key!r} of {downstream_task.name!r} is bound twice in flow {self.name!r}: "
+                    "to call the task again with new arguments, call the template again (each call "
+                    "binds a copy) or bind a copy()"
+                )
             return edge
         tasks = self._tasks
         if upstream not in tasks:
@@ -427,14 +462,39 @@ class Flow:
             downstream_tasks: Tasks that must wait for ``task``.
             keyword_tasks: ``run`` argument name → task or value.
             mapped: Map over every upstream not wrapped in `unmapped`.
+
+        Plain values in ``upstream_tasks`` and ``downstream_tasks`` become `Constant` tasks.
+        If anything is refused, the flow is left as it was before the call.
+
+        Raises:
+            FlowValidationError: For a key ``run`` does not accept or bound twice, a cycle, or
+                an upstream of a Parameter.
         """
+        consts = self.constants.get(task)
+        marks = (len(self._tasks), len(self._edges), len(consts) if consts else 0)
+        try:
+            self._wire(task, upstream_tasks, downstream_tasks, keyword_tasks, mapped)
+        except BaseException:
+            self._roll_back(task, *marks)
+            raise
+
+    def _wire(
+        self,
+        task: Task,
+        upstream_tasks: Iterable[Any] | None,
+        downstream_tasks: Iterable[Any] | None,
+        keyword_tasks: dict[str, Any] | None,
+        mapped: bool,
+    ) -> None:
         if task not in self._tasks:
             self.add_task(task)
         for up in upstream_tasks or ():
             is_mapped, flattened, value = _unwrap(up, mapped)
+            if is_mapped:
+                _check_mappable(task, None, value)
             self.add_edge(value, task, mapped=is_mapped, flattened=flattened)
         for down in downstream_tasks or ():
-            self.add_edge(task, down)
+            self.add_edge(task, down if isinstance(down, Task) else as_task(down, self))
         for key, arg in (keyword_tasks or {}).items():
             if not mapped:  # the common cases, without unwrapping
                 if isinstance(arg, Task):
@@ -444,10 +504,38 @@ class Flow:
                     self._add_constant(task, key, arg)
                     continue
             is_mapped, flattened, value = _unwrap(arg, mapped)
+            if is_mapped:
+                _check_mappable(task, key, value)
             if is_mapped or flattened or contains_task(value):
                 self.add_edge(value, task, key=key, mapped=is_mapped, flattened=flattened)
             else:
                 self._add_constant(task, key, value)
+
+    def _roll_back(self, task: Task, n_tasks: int, n_edges: int, n_consts: int) -> None:
+        """Undo a failed `set_dependencies`: drop what it added after the given counts.
+
+        Tasks, edges and constants are insertion-ordered dicts, so what the call added is at
+        their ends.
+        """
+        for e in list(self._edges)[n_edges:]:
+            self._edges.pop(e, None)
+            self._edges_to[e.downstream_task].remove(e)
+            self._edges_from[e.upstream_task].remove(e)
+            if e.key is not None:
+                self._release_key(e.downstream_task, e.key)
+        consts = self.constants.get(task)
+        if consts is not None:
+            for key in list(consts)[n_consts:]:
+                del consts[key]
+                self._release_key(task, key)
+            if not consts:
+                del self.constants[task]
+        for t in list(self._tasks)[n_tasks:]:
+            self._remove(t)
+            self.constants.pop(t, None)
+            if t.__dict__.pop("_auto_slug", None):
+                t.__dict__.pop("slug", None)  # as it was before it joined
+        self._version += 1
 
     def _add_constant(self, task: Task, key: str, value: Any) -> None:
         """Bind a plain value: kept out of the graph, passed to ``run`` at run time."""
@@ -464,20 +552,61 @@ class Flow:
         for up, down in itertools.pairwise(tasks):
             self.set_dependencies(down, upstream_tasks=[up])
 
-    def update(self, flow: Flow, merge_reference_tasks: bool = False) -> None:
-        """Add every task, edge and constant of ``flow`` to this flow."""
+    def update(
+        self,
+        flow: Flow,
+        merge_parameters: bool = False,
+        validate: bool | None = None,
+        merge_reference_tasks: bool = False,
+    ) -> None:
+        """Add every task, edge and constant of ``flow`` to this flow (Prefect 1's signature).
+
+        Tasks and edges already here (a shared task) are kept as they are. If anything is
+        refused, this flow is left as it was.
+
+        Args:
+            flow: The flow to merge in.
+            merge_parameters: Replace each parameter of this flow that has the name of one of
+                ``flow``'s by that one (rewired in its place), instead of refusing two
+                parameters with one name. Implies ``validate``.
+            validate: Check the whole merged flow (`validate`); edges are checked as they are
+                added either way.
+            merge_reference_tasks: Add ``flow``'s reference tasks to this flow's.
+
+        Raises:
+            FlowValidationError: For two tasks with one slug (or two parameters with one name,
+                without ``merge_parameters``), or a run argument bound twice.
+        """
+        backup = self.copy()
+        try:
+            self._merge(flow, merge_parameters)
+            if merge_parameters or validate:
+                self.validate()
+        except BaseException:
+            tokens = self._tokens
+            self.__dict__.update(backup.__dict__)
+            self._tokens = tokens
+            raise
+        if merge_reference_tasks:
+            self._reference_tasks |= flow._reference_tasks
+
+    def _merge(self, flow: Flow, merge_parameters: bool) -> None:
+        if merge_parameters:
+            theirs = {p.name: p for p in flow.parameters()}
+            for p in self.parameters():
+                if p.name in theirs and theirs[p.name] is not p:
+                    self.replace(p, theirs[p.name])
         for t in flow._tasks:
             self.add_task(t)
         for e in flow._edges:
-            self.add_edge(e.upstream_task, e.downstream_task, e.key, e.mapped, e.flattened)
+            if e not in self._edges:
+                self.add_edge(e.upstream_task, e.downstream_task, e.key, e.mapped, e.flattened)
         for t, consts in flow.constants.items():
             mine = self.constants.get(t, {})
             for key, value in consts.items():
                 if key in mine and mine[key] is value:
                     continue  # already bound here (a shared task), like an edge already present
                 self.set_dependencies(t, keyword_tasks={key: value})
-        if merge_reference_tasks:
-            self._reference_tasks |= flow._reference_tasks
 
     def replace(self, old: Task, new: Any) -> None:
         """Put ``new`` in place of ``old``: same edges, constants and reference status.
@@ -552,7 +681,7 @@ class Flow:
             format: ``"dot"`` or ``"mermaid"``.
             filename: Also write the graph there: ``.dot``/``.gv`` and ``.mmd`` files get the
                 text; image suffixes (``.png``, ``.svg``, ``.pdf``...) an image drawn by Graphviz,
-                which needs ``pip install aflow[viz]`` and the ``dot`` program
+                which needs ``pip install aflow-engine[viz]`` and the ``dot`` program
                 (``apt-get install graphviz``).
 
         Raises:
@@ -566,6 +695,7 @@ class Flow:
 
     # -- running ------------------------------------------------------------------------------
 
+    @explained_if_not_awaited
     async def run(
         self,
         parameters: dict[str, Any] | None = None,
@@ -580,12 +710,15 @@ class Flow:
         progress: bool | Console | ProgressDisplay = False,
         cancel_grace: float | None = None,
         warn_blocking: float | None = DEFAULT_WARN_BLOCKING,
+        history_log_level: int | str | None = None,
         **parameter_values: Any,
     ) -> State:
         """Run the flow in the current event loop and return its final state.
 
         ``state.result`` maps every task to its final state. Tasks start as soon as their
-        upstreams finish; independent branches run concurrently.
+        upstreams finish; independent branches run concurrently. Await it (``state = await
+        flow.run()``); a script without an event loop calls `run_sync` instead. Used without
+        ``await``, its attributes raise `aflow.exceptions.NotAwaitedError` saying so.
 
         Args:
             parameters: Parameter values by name.
@@ -604,7 +737,7 @@ class Flow:
                 on this loop and sync ones in worker threads.
             progress: Show a live display of the run (tasks done, running and failed, per
                 mapped task too) in a terminal or Jupyter; nothing is written elsewhere. True,
-                or a rich ``Console`` to draw on. Needs rich (``pip install aflow[cli]``).
+                or a rich ``Console`` to draw on. Needs rich (``pip install aflow-engine[cli]``).
             cancel_grace: Seconds a cancelled task body (the run cancelled, or a task's
                 ``timeout`` reached) gets to end before the run gives up on it, marks it
                 Cancelled (or TimedOut) with a message saying it ignored cancellation, and goes
@@ -612,6 +745,9 @@ class Flow:
             warn_blocking: Log a WARNING (logger ``aflow.blocking``) naming any ``async def`` task
                 whose body blocks the event loop for this many seconds or more (``time.sleep``,
                 blocking I/O), with how long it blocked (default 0.25); None turns the check off.
+            history_log_level: Keep the task log records at or above this level in the run store
+                (a name such as ``"DEBUG"`` or a number; default INFO); a task's own
+                ``history_log_level`` wins.
             **parameter_values: More parameter values, by keyword.
 
         Raises:
@@ -631,6 +767,7 @@ class Flow:
             executor=executor,
             cancel_grace=cancel_grace,
             warn_blocking=warn_blocking,
+            history_log_level=history_log_level,
         )
         if progress is not False:
             from ._progress import run_with_progress
@@ -652,6 +789,7 @@ class Flow:
         progress: bool | Console | ProgressDisplay = False,
         cancel_grace: float | None = None,
         warn_blocking: float | None = DEFAULT_WARN_BLOCKING,
+        history_log_level: int | str | None = None,
         **parameter_values: Any,
     ) -> FlowRun:
         """Start a run in the background of the running event loop and return its handle.
@@ -677,6 +815,7 @@ class Flow:
             executor=executor,
             cancel_grace=cancel_grace,
             warn_blocking=warn_blocking,
+            history_log_level=history_log_level,
         )
         if progress is False:
             return FlowRun(runner, asyncio.get_running_loop().create_task(runner.run()))
@@ -748,6 +887,25 @@ class Flow:
             return await self.run(parameters, **kwargs)
 
         return anyio.run(main)
+
+
+def _check_mappable(task: Task, key: str | None, value: Any) -> None:
+    """Refuse, while the flow is built, to map over a literal value that is not a sequence.
+
+    The engine maps over sized values other than strings, bytes and dicts; a task's result is
+    only known when it runs.
+
+    Raises:
+        FlowValidationError: Naming the task, the argument and what to pass instead.
+    """
+    if isinstance(value, Task) or (isinstance(value, Sized) and not isinstance(value, (str, bytes, dict))):
+        return
+    what = f"argument {key!r}" if key is not None else "an upstream task"
+    shown = reprlib.repr(value)
+    raise FlowValidationError(
+        f"Cannot map {task.name!r} over {what}: it is the {type(value).__name__} {shown}, not a sequence; "
+        f"map over a list (e.g. [{shown}]), or wrap the argument in unmapped() to pass it whole to every child"
+    )
 
 
 def _unwrap(value: Any, mapped_default: bool) -> tuple[bool, bool, Any]:

@@ -25,8 +25,9 @@ try:
         TextColumn,
         TimeElapsedColumn,
     )
+    from rich.text import Text
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("The progress display needs rich: pip install 'aflow[cli]'") from exc
+    raise ImportError("The progress display needs rich: pip install 'aflow-engine[cli]'") from exc
 
 from ._run_tracker import TIMES, RunTracker
 
@@ -54,11 +55,23 @@ class _Progress(Progress):
         yield from super().get_renderables()
 
 
-def _fields(running: int, failed: int) -> dict[str, Any]:
+def _fields(running: int, failed: int, waiting: int = 0) -> dict[str, Any]:
     return {
-        "running": f"{running} running" if running else "",
+        "running": " ".join(
+            part for part in (f"{running} running" if running else "", f"{waiting} waiting" if waiting else "") if part
+        ),
         "failed": f"[bold red]{failed} failed[/]" if failed else "",
+        "ok": not failed,
     }
+
+
+class _StatusColumn(SpinnerColumn):
+    """A spinner while the row runs; at the end a green tick, or a red cross when something failed."""
+
+    def render(self, task: Any) -> RenderableType:
+        if task.finished:
+            return Text.from_markup("[green]✓[/]" if task.fields.get("ok", True) else "[bold red]✗[/]")
+        return super().render(task)
 
 
 class ProgressDisplay:
@@ -104,7 +117,7 @@ class ProgressDisplay:
         self._overall: TaskID | None = None
         self._progress = _Progress(
             self,
-            SpinnerColumn(finished_text="[green]✓[/]"),
+            _StatusColumn(),
             TextColumn("{task.description}"),
             BarColumn(bar_width=30),
             MofNCompleteColumn(),
@@ -136,8 +149,9 @@ class ProgressDisplay:
             self._overall,
             total=tracker.total,
             completed=tracker.done,
-            **_fields(tracker.running, tracker.failed),
+            **_fields(tracker.running, tracker.failed, tracker.waiting),
         )
+        waiting = tracker.waiting_by_name()
         for name, (done, total, running, failed) in tracker.mapped_by_name().items():
             row = self._rows.get(name)
             if row is not None:
@@ -147,7 +161,7 @@ class ProgressDisplay:
                     total=total,
                     completed=done,
                     visible=True,
-                    **_fields(running, failed),
+                    **_fields(running, failed, waiting.get(name, 0)),
                 )
 
     def start(self) -> None:
@@ -158,8 +172,26 @@ class ProgressDisplay:
         """Redraw now."""
         self._progress.refresh()
 
-    def stop(self) -> None:
-        """Draw the final counts and stop."""
+    def stop(self, state: State | None = None) -> None:
+        """Draw the final counts and stop.
+
+        Args:
+            state: The run's final state: a failed run's line ends red, with the number of task
+                runs that failed.
+        """
+        if state is not None and self._overall is not None and self.tracker is not None:
+            self.sync()
+            if not state.is_successful():
+                failed = self.tracker.failed
+                label = f"{failed} failed" if failed else type(state).__name__
+                # finished (so the status column shows its cross), whatever was left unrun
+                self._progress.update(
+                    self._overall,
+                    description=f"[bold red]{self.tracker.flow_name}[/]",
+                    failed=f"[bold red]{label}[/]",
+                    ok=False,
+                    completed=self.tracker.total,
+                )
         self._progress.stop()
 
 
@@ -179,8 +211,10 @@ async def run_with_progress(runner: FlowRunner, progress: Any, tracker: RunTrack
         runner.observer = tracker
     display.attach(tracker)
     display.start()
+    state: State | None = None
     try:
-        return await runner.run()
+        state = await runner.run()
+        return state
     finally:
         tracker.finish()
-        display.stop()
+        display.stop(state)

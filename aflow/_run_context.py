@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._clock import Clock
+    from ._history._batches import Recorder
     from ._resources import RunResources
     from ._task import Task
 
@@ -25,6 +26,7 @@ class FlowRunContext:
         "flow_run_id",
         "flow_run_name",
         "parameters",
+        "recorder",
         "resources",
     )
 
@@ -48,6 +50,7 @@ class FlowRunContext:
         self.extra = extra
         self.clock = clock
         self.resources = resources
+        self.recorder: Recorder | None = None  # the run store's recorder: where task log records go
 
 
 class TaskRunContext:

@@ -25,12 +25,25 @@ TIMES = "\N{MULTIPLICATION SIGN}"  # a mapped task and its number of children: "
 class TaskStats:
     """The counters of one task of the run (a mapped task's counters are its children's)."""
 
-    __slots__ = ("done", "failed", "first_start", "last_end", "name", "running", "state", "width")
+    __slots__ = (
+        "attempts",
+        "done",
+        "failed",
+        "first_start",
+        "last_end",
+        "name",
+        "running",
+        "state",
+        "waiting",
+        "width",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.width: int | None = None  # set once a mapped task knows its number of children
-        self.running = 0
+        self.running = 0  # task bodies running (or about to): not those waiting for a slot
+        self.waiting = 0  # task runs waiting for a concurrency slot or a retry's delay
+        self.attempts = 0  # attempts started (a retried task run counts each)
         self.done = 0
         self.failed = 0
         self.first_start: float | None = None
@@ -68,6 +81,7 @@ class RunTracker:
         self.total = len(self.stats)
         self.done = 0
         self.running = 0
+        self.waiting = 0
         self.failed = 0
         self.started = time.perf_counter()
         self.ended: float | None = None
@@ -82,7 +96,34 @@ class RunTracker:
         if stats.first_start is None:
             stats.first_start = time.perf_counter()
         stats.running += 1
+        stats.attempts += 1
         self.running += 1
+
+    def task_waiting(self, task: Task, map_index: int | None) -> None:
+        """Count a started task run as waiting (for a concurrency slot or a retry), not running."""
+        stats = self.stats.get(task)
+        if stats is None:
+            return
+        stats.running -= 1
+        stats.waiting += 1
+        self.running -= 1
+        self.waiting += 1
+
+    def task_resumed(self, task: Task, map_index: int | None) -> None:
+        """Count a task run that stopped waiting as running again."""
+        stats = self.stats.get(task)
+        if stats is None:
+            return
+        stats.waiting -= 1
+        stats.running += 1
+        self.waiting -= 1
+        self.running += 1
+
+    def task_retried(self, task: Task, map_index: int | None) -> None:
+        """Count one more attempt of a task run."""
+        stats = self.stats.get(task)
+        if stats is not None:
+            stats.attempts += 1
 
     def task_mapped(self, task: Task, width: int) -> None:
         """Replace the mapped task's one unit of work by its ``width`` children."""
@@ -134,6 +175,14 @@ class RunTracker:
     def elapsed(self) -> float:
         """Seconds since the run started (to its end, once `finish` was called)."""
         return (self.ended if self.ended is not None else time.perf_counter()) - self.started
+
+    def waiting_by_name(self) -> dict[str, int]:
+        """``{task name: task runs waiting for a slot or a retry}`` over the mapped tasks."""
+        out: dict[str, int] = {}
+        for stats in list(self.stats.values()):
+            if stats.width is not None and stats.waiting:
+                out[stats.name] = out.get(stats.name, 0) + stats.waiting
+        return out
 
     def mapped_by_name(self) -> dict[str, tuple[int, int, int, int]]:
         """``{task name: (done, total, running, failed)}`` over the mapped tasks that have mapped."""

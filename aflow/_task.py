@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
+import re
 import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, overload
 
 from . import triggers as _triggers
 from ._defaults import is_lazy as _is_lazy
-from ._logging import RunLoggerAdapter, get_logger
+from ._logging import RunLoggerAdapter, get_logger, level_number
 from .exceptions import TaskDefinitionError
 
 if TYPE_CHECKING:
@@ -43,6 +45,32 @@ def tags(*names: str) -> Iterator[None]:
         yield
     finally:
         _tags_var.reset(token)
+
+
+def _check_retry_on(retry_on: Any) -> tuple[type[Exception], ...] | None:
+    """``retry_on`` as a tuple of exception classes (None stays None).
+
+    Raises:
+        TypeError: If an entry is not an exception class (an instance, a string, ``int``...).
+    """
+    if retry_on is None:
+        return None
+    if isinstance(retry_on, (type, str, bytes)) or not isinstance(retry_on, Iterable):
+        found: tuple[Any, ...] = (retry_on,)
+    else:
+        found = tuple(retry_on)
+    for value in found:
+        if not isinstance(value, type):
+            example = type(value).__name__ if isinstance(value, Exception) else "ValueError"
+            raise TypeError(
+                f"Invalid retry_on value {value!r}: expected an exception class, got an instance of "
+                f"{type(value).__name__}; pass classes, e.g. retry_on={example}"
+            )
+        if not issubclass(value, Exception):
+            raise TypeError(
+                f"Invalid retry_on value {value!r}: expected a subclass of Exception, e.g. retry_on=ValueError"
+            )
+    return found
 
 
 def _seconds(value: float | timedelta | None, what: str) -> float | None:
@@ -96,6 +124,9 @@ class RunSpec:
         raise TaskDefinitionError(f"{owner}: run{self.signature} {problem}")
 
 
+_NO_RUN_SPEC = RunSpec(inspect.Signature())  # the spec of a class that defines no run
+
+
 def _check_run(fn: Callable[..., Any], owner: str, skip_self: bool) -> RunSpec:
     """Check a run function's signature and return its spec (without ``self``)."""
     sig = inspect.signature(fn)
@@ -142,9 +173,74 @@ def _check_init_args(init: Callable[..., None]) -> Callable[..., None]:
                     "__init__ takes static configuration only: pass results of other tasks to the "
                     f"call instead, e.g. {type(self).__name__}(...)(x={value.name})"
                 )
-        init(self, *args, **kwargs)
+        try:
+            init(self, *args, **kwargs)
+        except TypeError as exc:
+            _explain_bad_keyword(self, exc, kwargs)
+            raise
 
     return checked_init
+
+
+_UNEXPECTED_KEYWORD = re.compile(r"got an unexpected keyword argument '(\w+)'")
+
+
+def _init_keywords(cls: type) -> list[str]:
+    """Every keyword the ``__init__`` methods of ``cls`` and its bases name."""
+    names: dict[str, None] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        init = inspect.unwrap(init)
+        for p in inspect.signature(init).parameters.values():
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
+                names[p.name] = None
+    return list(names)
+
+
+def _explain_bad_keyword(task: Task, exc: TypeError, kwargs: dict[str, Any]) -> None:
+    """Turn Python's "unexpected keyword argument" from an ``__init__`` call into an aflow error.
+
+    Only an error raised by the call itself (not from deeper inside ``__init__``) is explained.
+
+    Raises:
+        TaskDefinitionError: Naming the class, the keyword and the nearest valid one.
+    """
+    if isinstance(exc, TaskDefinitionError) or exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
+        return
+    found = _UNEXPECTED_KEYWORD.search(str(exc))
+    if found is None or found[1] not in kwargs:
+        return
+    cls = type(task)
+    key = found[1]
+    valid = _init_keywords(cls)
+    if key in valid:
+        return
+    if isinstance(task, FunctionTask):
+        who = f"@task (for {getattr(task.run, '__name__', 'the function')!r})"
+        valid = [name for name in valid if name != "fn"]
+    else:
+        who = f"{cls.__name__}()"
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"it takes {', '.join(sorted(valid))}"
+    raise TaskDefinitionError(f"{who} got an unexpected keyword argument {key!r}: {hint}") from None
+
+
+def _require_run(task: Task) -> None:
+    """Refuse a task whose class never defines ``run``, when it is bound or added to a flow.
+
+    Callers check first (cheaply) that the task has the spec of no run: ``_NO_RUN_SPEC``.
+
+    Raises:
+        TaskDefinitionError: Naming the class and what to add.
+    """
+    if type(task).run is Task.run and "run" not in task.__dict__:
+        name = type(task).__name__
+        raise TaskDefinitionError(
+            f"{name} has no run() method, so it has nothing to do: define `async def run(self, ...)` "
+            f"(or a plain `def run`) in class {name}, or make the task from a function with @task"
+        )
 
 
 class Task:
@@ -172,6 +268,8 @@ class Task:
         on_failure: ``(task, state)`` called when the task ends Failed.
         nout: Number of outputs, for ``a, b = t()``; inferred from a ``tuple[...]`` return annotation.
         log_stdout: Send what the body prints to the task's logger.
+        history_log_level: Keep this task's log records at or above this level in the run
+            store (a name such as ``"DEBUG"`` or a number); default: the run's (INFO).
         task_run_name: A template (``"load-{table}"``) formatted with inputs, context and
             parameters, or a function of them, naming each run.
         cache_for: How long (a timedelta or seconds) a success stays cached: later runs whose
@@ -191,18 +289,20 @@ class Task:
     #: Run even when the flow run is cancelled, if the trigger passes (resource cleanups).
     run_on_cancel: ClassVar[bool] = False
     _run_is_async: bool = True
-    _run_spec: RunSpec = RunSpec(inspect.Signature())
+    _run_spec: RunSpec = _NO_RUN_SPEC
 
     # Defaults of the attributes set by __init__ (an instance stores only what differs).
     name: str = "Task"
     slug: str | None = None
     tags: frozenset[str] = frozenset()
     max_retries: int = 0
-    retry_delay: float = 0.0
+    # retry_delay, max_retry_delay and cache_for read back as timedeltas (properties below);
+    # the engine reads these float seconds, converted once when set
+    _retry_delay: float = 0.0
     retry_backoff: float | None = None
     retry_jitter: float = 0.0
-    max_retry_delay: float | None = None
-    retry_on: tuple[type[BaseException], ...] | None = None
+    _max_retry_delay: float | None = None
+    retry_on: tuple[type[Exception], ...] | None = None
     timeout: float | None = None
     trigger: _triggers.Trigger = staticmethod(_triggers.all_successful)
     skip_on_upstream_skip: bool = True
@@ -210,8 +310,9 @@ class Task:
     on_failure: Callable[[Task, State], Any] | None = None
     nout: int | None = None
     log_stdout: bool = False
+    history_log_level: int | None = None
     task_run_name: str | Callable[..., str] | None = None
-    cache_for: timedelta | float | None = None
+    _cache_for: float | None = None
     cache_key: str | None = None
     cache_validator: Callable[..., bool] | None = None
     result: Any = None
@@ -251,6 +352,7 @@ class Task:
         on_failure: Callable[[Task, State], Any] | None = None,
         nout: int | None = None,
         log_stdout: bool = False,
+        history_log_level: int | str | None = None,
         task_run_name: str | Callable[..., str] | None = None,
         cache_for: timedelta | float | None = None,
         cache_key: str | None = None,
@@ -275,6 +377,12 @@ class Task:
             raise ValueError(f"max_retries must be a non-negative int, got {max_retries!r}")
         if retry_on is not None and max_retries == 0:
             raise ValueError("retry_on was given but max_retries is 0: set max_retries to allow retries")
+        if retry_delay is not None and max_retries == 0:
+            raise ValueError(
+                "retry_delay was given but max_retries is 0: set max_retries (the number of retries) "
+                "for retry_delay to apply, or drop retry_delay"
+            )
+        retry_on_types = _check_retry_on(retry_on)
         if retry_backoff is not None and retry_backoff < 1:
             raise ValueError(f"retry_backoff must be at least 1 (a multiplier), got {retry_backoff!r}")
         if not 0 <= retry_jitter <= 1:
@@ -282,8 +390,6 @@ class Task:
         timeout_s = _seconds(timeout, "timeout")
         if timeout_s == 0:
             raise ValueError("timeout must be positive (use None for no timeout)")
-        if isinstance(retry_on, type):
-            retry_on = (retry_on,)
         handlers = list(state_handlers or ())
         if on_failure is not None:
             handlers.append(_failure_handler(on_failure))
@@ -291,11 +397,11 @@ class Task:
             nout = _infer_nout(self.run) if "run" in self.__dict__ else type(self).nout
         values: dict[str, Any] = {
             "max_retries": max_retries,
-            "retry_delay": _seconds(retry_delay, "retry_delay") or 0.0,
+            "_retry_delay": _seconds(retry_delay, "retry_delay") or 0.0,
             "retry_backoff": retry_backoff,
             "retry_jitter": retry_jitter,
-            "max_retry_delay": _seconds(max_retry_delay, "max_retry_delay"),
-            "retry_on": tuple(retry_on) if retry_on is not None else None,
+            "_max_retry_delay": _seconds(max_retry_delay, "max_retry_delay"),
+            "retry_on": retry_on_types,
             "timeout": timeout_s,
             "trigger": trigger or _triggers.all_successful,
             "skip_on_upstream_skip": skip_on_upstream_skip,
@@ -303,8 +409,11 @@ class Task:
             "on_failure": on_failure,
             "nout": nout,
             "log_stdout": log_stdout,
+            "history_log_level": (
+                None if history_log_level is None else level_number(history_log_level, "history_log_level")
+            ),
             "task_run_name": task_run_name,
-            "cache_for": cache_for,
+            "_cache_for": _seconds(cache_for, "cache_for"),
             "cache_key": cache_key,
             "cache_validator": cache_validator,
             "result": result,
@@ -318,6 +427,35 @@ class Task:
 
     def __repr__(self) -> str:
         return f"<Task: {self.name}>"
+
+    @property
+    def retry_delay(self) -> timedelta:
+        """The wait before a retry, as a `timedelta` (set it as seconds or a timedelta)."""
+        return timedelta(seconds=self._retry_delay)
+
+    @retry_delay.setter
+    def retry_delay(self, value: float | timedelta | None) -> None:
+        self._retry_delay = _seconds(value, "retry_delay") or 0.0
+
+    @property
+    def max_retry_delay(self) -> timedelta | None:
+        """The upper bound of a retry's delay once backoff applies, as a `timedelta` (or None)."""
+        seconds = self._max_retry_delay
+        return None if seconds is None else timedelta(seconds=seconds)
+
+    @max_retry_delay.setter
+    def max_retry_delay(self, value: float | timedelta | None) -> None:
+        self._max_retry_delay = _seconds(value, "max_retry_delay")
+
+    @property
+    def cache_for(self) -> timedelta | None:
+        """How long a success stays cached, as a `timedelta` (or None: not cached)."""
+        seconds = self._cache_for
+        return None if seconds is None else timedelta(seconds=seconds)
+
+    @cache_for.setter
+    def cache_for(self, value: float | timedelta | None) -> None:
+        self._cache_for = _seconds(value, "cache_for")
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """The work of the task: override it in subclasses (``async def`` or ``def``).
@@ -352,7 +490,9 @@ class Task:
             new._set_task_args(task_args)
         block_tags = _tags_var.get()  # a call inside `with tags(...)` is tagged too
         if block_tags or "tags" in task_args:
-            new.tags = frozenset(new.tags) | block_tags
+            # added to the template's tags, never replacing them (as Prefect 1): a limit on a
+            # template's tag holds for every copy
+            new.tags = self.tags | frozenset(new.tags) | block_tags
         if "slug" not in task_args:
             attrs.pop("slug", None)  # the copy gets its own slug in its flow
         return new
@@ -365,14 +505,19 @@ class Task:
                 self.state_handlers = [*self.state_handlers, _failure_handler(value)]
             setattr(self, attr, value)
         # normalize as __init__ does: the engine expects float seconds and a tuple of types
-        for attr in ("retry_delay", "max_retry_delay", "timeout"):
-            if attr in task_args:
-                seconds = _seconds(task_args[attr], attr)
-                setattr(self, attr, (seconds or 0.0) if attr == "retry_delay" else seconds)
-        if isinstance(task_args.get("retry_on"), type):
-            self.retry_on = (task_args["retry_on"],)
-        elif task_args.get("retry_on") is not None:
-            self.retry_on = tuple(task_args["retry_on"])
+        if task_args.get("history_log_level") is not None:
+            self.history_log_level = level_number(task_args["history_log_level"], "history_log_level")
+        # (retry_delay, max_retry_delay and cache_for convert in their setters)
+        if "timeout" in task_args:
+            self.timeout = _seconds(task_args["timeout"], "timeout")
+        if "retry_on" in task_args:
+            self.retry_on = _check_retry_on(task_args["retry_on"])
+        for attr in ("retry_on", "retry_delay"):
+            if task_args.get(attr) is not None and not self.max_retries:
+                raise ValueError(
+                    f"{attr} was given but max_retries is 0: set max_retries too, e.g. "
+                    f"task_args={{'max_retries': 2, {attr!r}: ...}}"
+                )
         if isinstance(task_args.get("tags"), str):
             raise TypeError(f"tags must be an iterable of strings, not the string {task_args['tags']!r}")
 
@@ -419,7 +564,10 @@ class Task:
                 f"Could not infer an active Flow for {self.name!r}: call it inside `with Flow(...) as flow:` "
                 "or pass flow=; to run its body directly, use `await task.run(...)`"
             )
-        callargs = self._run_spec.bind(self.name, args, kwargs)
+        spec = self._run_spec
+        if spec is _NO_RUN_SPEC:
+            _require_run(self)
+        callargs = spec.bind(self.name, args, kwargs)
         flow.set_dependencies(task=self, upstream_tasks=upstream_tasks, keyword_tasks=callargs, mapped=mapped)
         return self
 
@@ -492,6 +640,32 @@ class Task:
 
     def __bool__(self) -> bool:
         return True
+
+    if not TYPE_CHECKING:  # hidden from type checkers, which report `await task(...)` themselves
+
+        def __await__(self) -> NoReturn:
+            """Refuse ``await`` on a task: a call inside ``with Flow(...)`` builds the flow, it does not run."""
+            raise TaskDefinitionError(
+                f"Task {self.name!r} cannot be awaited: calling a task inside `with Flow(...)` adds it to the flow "
+                "and returns the task, not its result; drop the `await` there and run the flow after the block "
+                f"(`await flow.run()`, or `flow.run_sync()` in a script). To run just this task's body, "
+                f"`await {self.name}.run(...)`"
+            )
+
+
+def _task_init_with_hints(init: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(init)
+    def init_with_hints(self: Task, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except TypeError as exc:
+            _explain_bad_keyword(self, exc, kwargs)
+            raise
+
+    return init_with_hints
+
+
+Task.__init__ = _task_init_with_hints(Task.__init__)  # type: ignore[method-assign]
 
 
 def _building_flow() -> Flow | None:

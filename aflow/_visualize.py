@@ -1,7 +1,7 @@
 """`Flow.visualize`: the flow's graph as Graphviz DOT or Mermaid text, optionally coloured by a run.
 
 Text needs nothing installed. Images (``filename="flow.png"``) are drawn by Graphviz: the
-``graphviz`` Python package (``pip install aflow[viz]``) and its ``dot`` program
+``graphviz`` Python package (``pip install aflow-engine[viz]``) and its ``dot`` program
 (``apt-get install graphviz``). In Jupyter the returned text displays as a picture: DOT as SVG
 when Graphviz is there, Mermaid as a fenced ``mermaid`` block that JupyterLab draws.
 
@@ -48,7 +48,7 @@ STATE_COLORS: dict[str, str] = {
 _DARK = {"Failed", "TimedOut", "TriggerFailed", "Success", "Cached"}  # white text on these fills
 
 _IMAGE_SUFFIXES = frozenset({"png", "svg", "pdf", "jpg", "jpeg", "gif", "webp", "bmp", "tif", "tiff", "ps", "eps"})
-_IMAGE_HELP = "pip install 'aflow[viz]'"
+_IMAGE_HELP = "pip install 'aflow-engine[viz]'"
 _DOT_HELP = "apt-get install graphviz (macOS: brew install graphviz)"
 
 

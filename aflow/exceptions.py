@@ -7,6 +7,7 @@ Every error derives from one root, and where it fits, from the builtin callers a
      │    └── ParameterError                unknown or missing flow parameters
      ├── SecretNotFound (KeyError)          a secret in neither the run context nor the environment
      ├── TaskDefinitionError (TypeError)    a Task subclass or call that breaks the rules
+     ├── NotAwaitedError (AttributeError)   ``flow.run()`` used as a state without ``await``
      └── AflowInternalError (RuntimeError)  a bug in aflow: please report it
 
 Signals (`aflow.signals`) are not errors: they derive from `BaseException` and set a task's state.
@@ -18,6 +19,7 @@ __all__ = (
     "AflowError",
     "AflowInternalError",
     "FlowValidationError",
+    "NotAwaitedError",
     "ParameterError",
     "SecretNotFound",
     "TaskDefinitionError",
@@ -45,6 +47,13 @@ class SecretNotFound(AflowError, KeyError):
 
 class TaskDefinitionError(AflowError, TypeError):
     """A Task subclass, a `@task` function or a task call breaks the rules of `Task`."""
+
+
+class NotAwaitedError(AflowError, AttributeError):
+    """``flow.run()`` was used as its result without ``await``: ``state = flow.run()`` in a script.
+
+    ``flow.run()`` is a coroutine: ``await flow.run()`` in async code, ``flow.run_sync()`` in a script.
+    """
 
 
 class AflowInternalError(AflowError, RuntimeError):

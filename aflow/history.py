@@ -1,4 +1,4 @@
-"""Run history and result cache, stored in one SQLite file (needs ``pip install aflow[history]``).
+"""Run history and result cache, stored in one SQLite file (needs ``pip install aflow-engine[history]``).
 
 A `RunStore` records every flow run and every state its task runs enter, and keeps cached task
 outputs. Recording never waits: the engine's calls append to an in-memory batch that a
@@ -15,21 +15,35 @@ SQLite in aiosqlite's thread, so nothing blocks the event loop::
             print(run.run_id, run.state, run.ended_at)
             print(await store.latest_task_states(run.run_id))
 
+Task log records (`RunStore.task_logs`) and each run's task graph (`RunStore.run_graph`) are
+kept too.
+
 The file is in WAL mode, so stores in several processes can share it. Tables: ``flow_runs``,
-``task_state_batches`` (task states packed per flush: see `RunStore.task_history` to read them)
-and ``cache``; timestamps are ISO-8601 text in UTC, parameters are JSON.
+``task_state_batches`` (task states packed per flush: see `RunStore.task_history` to read them),
+``task_logs``, ``flow_graphs`` and ``cache``; timestamps are ISO-8601 text in UTC, parameters are JSON.
 
 Importing this module does not need aiosqlite; creating a `RunStore` does.
 """
 
 from __future__ import annotations
 
+from ._history._records import AmbiguousRunId as AmbiguousRunId
 from ._history._records import CacheEntry as CacheEntry
 from ._history._records import FlowRunRecord as FlowRunRecord
+from ._history._records import RunNotFound as RunNotFound
+from ._history._records import TaskLogRecord as TaskLogRecord
 from ._history._records import TaskStateRecord as TaskStateRecord
 from ._history._store import RunStore as RunStore
 
-__all__ = ("CacheEntry", "FlowRunRecord", "RunStore", "TaskStateRecord")
+__all__ = (
+    "AmbiguousRunId",
+    "CacheEntry",
+    "FlowRunRecord",
+    "RunNotFound",
+    "RunStore",
+    "TaskLogRecord",
+    "TaskStateRecord",
+)
 
 for _name in __all__:
     globals()[_name].__module__ = __name__

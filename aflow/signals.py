@@ -27,7 +27,10 @@ class AflowSignal(BaseException):
 
     Args:
         message: The state's message.
-        result: The state's result; defaults to the signal itself.
+        result: The state's result. When None, the failure-like signals (`FAIL`,
+            `TRIGGERFAIL`, `RETRY`) carry the signal itself, so a failed state's result is an
+            exception; `SUCCESS`, `SKIP` and `LOOP` carry None (Prefect 1: the signal, see
+            docs/prefect1.md).
     """
 
     state_cls: ClassVar[type[states.State]] = states.State
@@ -56,13 +59,17 @@ class TRIGGERFAIL(FAIL):
 
 
 class SUCCESS(AflowSignal):
-    """End the task successfully with ``result``."""
+    """End the task successfully with ``result`` (None if not given)."""
 
     state_cls = states.Success
 
 
 class SKIP(AflowSignal):
-    """Skip the task; downstream tasks skip too unless ``skip_on_upstream_skip=False``."""
+    """Skip the task; downstream tasks skip too unless ``skip_on_upstream_skip=False``.
+
+    The Skipped state's result is ``result``, None if not given, like the result of a task
+    skipped because its upstream was.
+    """
 
     state_cls = states.Skipped
 

@@ -17,8 +17,12 @@ caused it, and its ``exception`` attribute holds the same object.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._task import Task
 
 __all__ = (
     "Cached",
@@ -28,6 +32,7 @@ __all__ = (
     "Looped",
     "Mapped",
     "Pending",
+    "ReferenceStates",
     "Retrying",
     "Running",
     "Scheduled",
@@ -65,7 +70,9 @@ class State:
             return NotImplemented
         return all(getattr(self, s) == getattr(other, s) for s in _slots(type(self)))
 
-    __hash__ = None  # type: ignore[assignment]  # states are mutable value objects
+    # hashed by identity, as in Prefect 1: states go in sets (a terminal_state_handler's
+    # reference states); equality still compares type and fields
+    __hash__ = object.__hash__
 
     @property
     def exception(self) -> BaseException | None:
@@ -270,3 +277,22 @@ class Cancelled(Finished):
     """The run was cancelled before the task could finish."""
 
     __slots__ = ()
+
+
+class ReferenceStates(set[State]):
+    """The reference tasks' states that a flow's ``terminal_state_handler`` receives.
+
+    A set of states, as in Prefect 1 (a mapped reference task contributes its children's
+    states), so a Prefect 1 handler (``for s in states: s.is_failed()``) works unchanged.
+    ``by_task`` maps each reference task to its own final state (a mapped task's `Mapped`).
+
+    Args:
+        states: The states of the set.
+        by_task: Reference task to final state.
+    """
+
+    __slots__ = ("by_task",)
+
+    def __init__(self, states: Iterable[State] = (), by_task: Mapping[Task, State] | None = None) -> None:
+        super().__init__(states)
+        self.by_task: dict[Task, State] = dict(by_task or {})

@@ -99,14 +99,13 @@ def not_all_skipped(upstream_states: Mapping[Edge, State]) -> bool:
 def _count_trigger(
     name: str, predicate: Callable[[State], bool], at_least: float | None, at_most: float | None
 ) -> Trigger:
-    if at_least is None and at_most is None:
-        raise ValueError(f"{name}() needs at_least=, at_most= or both")
-
     def _bound(limit: float, total: int) -> float:
         # a fraction below 1 is a share of the upstreams; otherwise a count
         return limit * total if 0 < limit < 1 else limit
 
     def trigger(upstream_states: Mapping[Edge, State]) -> bool:
+        if not upstream_states:  # no upstreams: nothing to count, it runs (Prefect 1)
+            return True
         states = child_states(upstream_states)
         total = len(states)
         hits = sum(1 for s in states if predicate(s))
@@ -123,6 +122,8 @@ def _count_trigger(
 def some_successful(at_least: float | None = None, at_most: float | None = None) -> Trigger:
     """Make a trigger that runs if the number of successful upstreams lies within bounds.
 
+    Without bounds, or for a task without upstreams, it always runs (as in Prefect 1).
+
     Args:
         at_least: Minimum successes: a count, or a fraction of the upstreams when below 1.
         at_most: Maximum successes, counted the same way.
@@ -132,6 +133,8 @@ def some_successful(at_least: float | None = None, at_most: float | None = None)
 
 def some_failed(at_least: float | None = None, at_most: float | None = None) -> Trigger:
     """Make a trigger that runs if the number of failed upstreams lies within bounds.
+
+    Without bounds, or for a task without upstreams, it always runs (as in Prefect 1).
 
     Args:
         at_least: Minimum failures: a count, or a fraction of the upstreams when below 1.

@@ -6,14 +6,14 @@ the family's extra to use it. Importing ``aflow_tasks`` imports none of them.
 | module | tasks | extra |
 |---|---|---|
 | `aflow_tasks.shell` | ShellTask | (none) |
-| `aflow_tasks.http` | HttpRequest | ``aflow[http]`` |
-| `aflow_tasks.slack` | SlackTask | ``aflow[http]`` |
+| `aflow_tasks.http` | HttpRequest | ``aflow-engine[http]`` |
+| `aflow_tasks.slack` | SlackTask | ``aflow-engine[http]`` |
 | `aflow_tasks.github` | OpenGitHubIssue, CreateGitHubPR, CreateIssueComment, GetRepoInfo, CreateBranch | ``[http]`` |
-| `aflow_tasks.files` | Copy, Move, Remove, Glob, Zip, Unzip, ReadFile, WriteFile | ``aflow[files]`` |
-| `aflow_tasks.templates` | StringFormatter, JinjaTemplate | ``aflow[templates]`` |
+| `aflow_tasks.files` | Copy, Move, Remove, Glob, Zip, Unzip, ReadFile, WriteFile | ``aflow-engine[files]`` |
+| `aflow_tasks.templates` | StringFormatter, JinjaTemplate | ``aflow-engine[templates]`` |
 | `aflow_tasks.secrets` | GetSecret, EnvVarSecret | (none) |
-| `aflow_tasks.sqlite` | SQLiteQuery, SQLiteScript | ``aflow[sqlite]`` |
-| `aflow_tasks.email` | EmailTask | ``aflow[email]`` |
+| `aflow_tasks.sqlite` | SQLiteQuery, SQLiteScript | ``aflow-engine[sqlite]`` |
+| `aflow_tasks.email` | EmailTask | ``aflow-engine[email]`` |
 | `aflow_tasks.aws` | S3Upload, S3Download, S3List, S3Result, Lambda*, StepActivate, BatchSubmit... | ``[aws]`` |
 | `aflow_tasks.kubernetes` | Create/Delete/List/Patch/Read/ReplaceNamespaced*, RunNamespacedJob | ``[kubernetes]`` |
 """

@@ -3,10 +3,13 @@
 `EmailTask` keeps Prefect 1's argument names. Credentials are ``username`` and ``password``,
 which may be lazy secrets (``password=aflow.Secret("EMAIL_PASSWORD")``); left at None, they
 fall back to the secrets ``EMAIL_USERNAME`` and ``EMAIL_PASSWORD`` as in Prefect 1, and without
-either the message is sent without logging in. The password is registered for redaction, and
-never appears in a failure message or a log line.
+either the message is sent without logging in. The task logs in only over SSL or STARTTLS:
+with ``smtp_type="INSECURE"`` the fallback secrets are not read (as in Prefect 1) and a
+``username`` or ``password`` given to it is refused with a ``ValueError`` before anything is
+sent. The password is registered for redaction, and never appears in a failure message or a log
+line.
 
-Needs the ``email`` extra: ``pip install aflow[email]``.
+Needs the ``email`` extra: ``pip install aflow-engine[email]``.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def _aiosmtplib() -> ModuleType:
     try:
         import aiosmtplib
     except ImportError as exc:
-        raise ImportError("email tasks need aiosmtplib: pip install aflow[email]") from exc
+        raise ImportError("email tasks need aiosmtplib: pip install aflow-engine[email]") from exc
     return aiosmtplib
 
 
@@ -55,6 +58,17 @@ def _addresses(value: Addresses | None, arg: str) -> list[str]:
         if item.strip():
             out.append(item.strip())
     return out
+
+
+def _refuse_insecure_login(smtp_type: str | None, username: Any, password: Any) -> None:
+    """Credentials never go over an unencrypted connection: refuse them before anything is sent."""
+    if (smtp_type or "").upper() == "INSECURE" and (username is not None or password is not None):
+        given = " and ".join(n for n, v in (("username", username), ("password", password)) if v is not None)
+        raise ValueError(
+            f"EmailTask will not log in over smtp_type='INSECURE' ({given} given): the password would "
+            "cross the network unencrypted. Use smtp_type='SSL' or 'STARTTLS' to log in, or give no "
+            "username and password to send without logging in"
+        )
 
 
 def _fallback_secret(name: str) -> Any:
@@ -87,19 +101,24 @@ class EmailTask(Task):
         smtp_server: The SMTP server's host (default ``"smtp.gmail.com"``).
         smtp_port: The server's port (default 465).
         smtp_type: ``"SSL"`` (TLS from the start, the default), ``"STARTTLS"`` (upgrade after
-            connecting) or ``"INSECURE"`` (no encryption: for local relays and tests).
+            connecting) or ``"INSECURE"`` (no encryption: for local relays and tests; never
+            logs in, so ``username`` and ``password`` are refused with it).
         msg_plain: The plain-text body (default None).
         email_to_cc: Carbon-copy recipients, shown in the ``Cc`` header (default None).
         email_to_bcc: Blind-copy recipients, given only to the server, never in a header
             (default None).
         attachments: Paths of files to attach (default None).
         username: The login user (default None: the secret ``EMAIL_USERNAME`` if set, else no
-            login). May be a lazy secret.
-        password: The login password (default None: the secret ``EMAIL_PASSWORD``). May be a
-            lazy secret such as ``aflow.Secret("EMAIL_PASSWORD")``.
+            login; never read for ``"INSECURE"``). May be a lazy secret.
+        password: The login password (default None: the secret ``EMAIL_PASSWORD``; never read
+            for ``"INSECURE"``). May be a lazy secret such as ``aflow.Secret("EMAIL_PASSWORD")``.
         tls_context: An ``ssl.SSLContext`` for SSL and STARTTLS (default None: the system's CA
             certificates, with verification).
         **kwargs: `aflow.Task` attributes.
+
+    Raises:
+        ValueError: If ``smtp_type`` is ``"INSECURE"`` and a ``username`` or ``password`` is
+            given: the task never logs in over an unencrypted connection.
     """
 
     def __init__(
@@ -134,6 +153,7 @@ class EmailTask(Task):
         self.username = username
         self.password = password
         self.tls_context = tls_context
+        _refuse_insecure_login(smtp_type, username, password)
         super().__init__(**kwargs)
 
     @defaults_from_attrs(
@@ -189,7 +209,8 @@ class EmailTask(Task):
 
         Raises:
             ValueError: If ``email_to``, ``email_from``, the body or a setting is missing or
-                invalid, or only one of ``username`` and ``password`` is known.
+                invalid, only one of ``username`` and ``password`` is known, or either is given
+                with ``smtp_type="INSECURE"`` (nothing is sent: log in over SSL or STARTTLS).
             aflow.signals.FAIL: If the server refuses the login, the sender or every recipient, or
                 cannot be reached; the message never contains the password. Recipients refused
                 while others are accepted are logged as a warning.
@@ -208,14 +229,16 @@ class EmailTask(Task):
         mode = (smtp_type or "").upper()
         if mode not in SMTP_TYPES:
             raise ValueError(f"EmailTask smtp_type must be one of {sorted(SMTP_TYPES)}, got {smtp_type!r}")
+        _refuse_insecure_login(mode, username, password)  # before a lazy secret is even read
         if isinstance(username, LazyDefault):  # a lazy secret given to the call
             username = await username.resolve()
         if isinstance(password, LazyDefault):
             password = await password.resolve()
-        if username is None:
-            username = _fallback_secret("EMAIL_USERNAME")
-        if password is None:
-            password = _fallback_secret("EMAIL_PASSWORD")
+        if mode != "INSECURE":  # as Prefect 1: the fallback secrets are not read for an INSECURE send
+            if username is None:
+                username = _fallback_secret("EMAIL_USERNAME")
+            if password is None:
+                password = _fallback_secret("EMAIL_PASSWORD")
         if password is not None:
             register(password)
             if not isinstance(password, str):  # never show the value: only its type
@@ -266,7 +289,7 @@ class EmailTask(Task):
         )
         try:
             async with smtp:
-                if username is not None:
+                if username is not None and mode != "INSECURE":  # never a login in clear text
                     try:
                         await smtp.login(username, password)
                     except aiosmtplib.SMTPAuthenticationError as exc:

@@ -14,7 +14,7 @@ land outside the extract folder through a symlink already there, or is a symlink
 points outside. `WriteFile` and `Zip` write atomically by default (a temporary file in the same
 directory, then ``os.replace``), so a reader never sees a half-written file.
 
-`ReadFile` and `WriteFile` need the ``files`` extra: ``pip install aflow[files]``; the other
+`ReadFile` and `WriteFile` need the ``files`` extra: ``pip install aflow-engine[files]``; the other
 tasks need nothing beyond anyio.
 """
 
@@ -61,7 +61,7 @@ def _aiofiles() -> ModuleType:
     try:
         import aiofiles
     except ImportError as exc:
-        raise ImportError("files tasks need aiofiles: pip install aflow[files]") from exc
+        raise ImportError("files tasks need aiofiles: pip install aflow-engine[files]") from exc
     return aiofiles
 
 

@@ -9,7 +9,7 @@ to the call; when it is None, the task reads the secret named by ``token_secret`
 a message or a log line. An error answer from the API fails the task with its status and GitHub's
 message; a 429 or 5xx is retried while ``max_retries`` allows.
 
-Needs the ``http`` extra: ``pip install aflow[http]``.
+Needs the ``http`` extra: ``pip install aflow-engine[http]``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Failures map to signals: a 429 or 5xx answer raises `aflow.signals.RETRY` (with 
 which the task's ``max_retries`` retries too. Secrets (auth values, lazy header values, a lazy
 URL) never appear in a FAIL message or a log line.
 
-Needs the ``http`` extra: ``pip install aflow[http]``.
+Needs the ``http`` extra: ``pip install aflow-engine[http]``.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def require_httpx(family: str = "http") -> None:
     try:
         import httpx  # noqa: F401
     except ImportError as exc:
-        raise ImportError(f"{family} tasks need httpx: pip install aflow[http]") from exc
+        raise ImportError(f"{family} tasks need httpx: pip install aflow-engine[http]") from exc
 
 
 def set_client_factory(factory: ClientFactory | None) -> ClientFactory | None:
@@ -398,8 +398,9 @@ async def send_request(
         run_count = context.get("task_run_count")
         if run_count is not None and run_count <= task.max_retries:
             delay = _retry_after(response)
-            if delay is not None and task.max_retry_delay is not None:
-                delay = min(delay, task.max_retry_delay)
+            cap = task.max_retry_delay
+            if delay is not None and cap is not None:
+                delay = min(delay, cap.total_seconds())
             when = f"in {delay:g}s" if delay is not None else "after the task's retry_delay"
             raise RETRY(
                 _scrub(f"{problem} (attempt {run_count} of {task.max_retries + 1}; retrying {when})", hidden),

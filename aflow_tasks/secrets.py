@@ -56,6 +56,14 @@ class SecretBase(Task):
         if value is not False:
             raise ValueError(f"{type(self).__name__} results are never checkpointed: checkpoint={value!r}")
 
+    def run(self) -> Any:
+        """Do nothing and return None, as Prefect 1's ``SecretBase``: subclasses override it.
+
+        Returns:
+            None.
+        """
+        return None
+
     def copy(self, **task_args: Any) -> Task:
         """Return a copy (see `aflow.Task.copy`); persistence settings are refused as in ``__init__``."""
         _check_task_args(type(self).__name__, task_args, init=False)

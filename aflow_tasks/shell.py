@@ -335,7 +335,8 @@ class ShellTask(Task):
             Defaults to ``"bash"``.
         return_all: Return all lines of stdout as a list instead of the last line. Defaults
             to False.
-        log_stderr: On failure, log the command's stderr (up to its last 1000 lines) at ERROR.
+        log_stderr: On failure, log the command's stderr (up to its last 1000 lines) at ERROR
+            with the "Command failed with exit code N" line, which is logged either way.
             Defaults to False.
         stream_output: Log each line of stdout and of stderr as it arrives, through the task's
             logger: False (off), True (at INFO), or a logging level (number or name such as
@@ -508,18 +509,23 @@ class ShellTask(Task):
         err_count: int,
         result: str | list[str] | None,
     ) -> NoReturn:
+        # Prefect 1's line, logged at ERROR whatever log_stderr says: people search their logs for it
+        logged = f"Command failed with exit code {returncode}"
         if returncode < 0:
             try:
                 name = signal.Signals(-returncode).name
             except ValueError:
                 name = f"signal {-returncode}"
             msg = f"Command was killed by {name} (exit code {returncode})"
+            logged += f" (killed by {name})"
         else:
-            msg = f"Command failed with exit code {returncode}"
+            msg = logged
         if self.log_stderr:
             dropped = err_count - len(err)
             head = f" ({dropped} earlier lines not kept)" if dropped else ""
-            self.logger.error("%s; stderr%s:\n%s", msg, head, "\n".join(err) if err else "(empty)")
+            self.logger.error("%s; stderr%s:\n%s", logged, head, "\n".join(err) if err else "(empty)")
+        else:
+            self.logger.error("%s", logged)
         details = [msg]
         for what, lines in (("stdout", out), ("stderr", err)):
             tail = lines[-_TAIL_LINES:] if isinstance(lines, list) else list(lines)[-_TAIL_LINES:]

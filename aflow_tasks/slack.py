@@ -7,7 +7,7 @@
 ``secrets``, else the environment variable ``AFLOW__CONTEXT__SECRETS__SLACK_WEBHOOK_URL`` (see
 `aflow.Secret`). The URL never appears in a message or a log line.
 
-Needs the ``http`` extra: ``pip install aflow[http]``.
+Needs the ``http`` extra: ``pip install aflow-engine[http]``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Each run opens its own connection and closes it afterwards; aiosqlite runs SQLit
 its own, so the event loop never blocks. Values go in through ``parameters``, bound by SQLite
 (``?`` or ``:name`` placeholders), never formatted into the SQL text.
 
-Needs the ``sqlite`` extra: ``pip install aflow[sqlite]``.
+Needs the ``sqlite`` extra: ``pip install aflow-engine[sqlite]``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _aiosqlite() -> ModuleType:
     try:
         import aiosqlite
     except ImportError as exc:
-        raise ImportError("sqlite tasks need aiosqlite: pip install aflow[sqlite]") from exc
+        raise ImportError("sqlite tasks need aiosqlite: pip install aflow-engine[sqlite]") from exc
     return aiosqlite
 
 

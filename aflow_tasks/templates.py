@@ -16,7 +16,7 @@ hides a context value of the same name::
         text = greeting(name=name)
 
 `StringFormatter` uses `str.format`. `JinjaTemplate` needs the ``templates`` extra (``pip install
-aflow[templates]``) and renders with jinja2, with two choices that differ from Prefect 1's plain
+aflow-engine[templates]``) and renders with jinja2, with two choices that differ from Prefect 1's plain
 ``jinja2.Template``:
 
 - **Sandboxed.** Templates render in a `jinja2.sandbox.SandboxedEnvironment`. A template can be
@@ -56,7 +56,7 @@ def _jinja2_sandbox() -> ModuleType:
     try:
         import jinja2.sandbox
     except ImportError as exc:
-        raise ImportError("templates tasks need jinja2: pip install aflow[templates]") from exc
+        raise ImportError("templates tasks need jinja2: pip install aflow-engine[templates]") from exc
     return jinja2.sandbox
 
 

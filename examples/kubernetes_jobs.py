@@ -4,7 +4,7 @@ Run it with ``python examples/kubernetes_jobs.py [KUBECONFIG]`` (default: ``~/.k
 Each job runs a small shell command in a ``busybox`` container; RunNamespacedJob watches it,
 streams its pod's log lines to the task logger while it runs and deletes it when it is done.
 The test suite runs this file against aflow's fake API server, whose kubelet runs the commands
-as local processes. Needs ``pip install 'aflow[kubernetes]'``.
+as local processes. Needs ``pip install 'aflow-engine[kubernetes]'``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ concurrently, counts the files with a shell step, and posts a summary to a Slack
 Run it with ``python examples/pipeline.py``: without arguments it starts a small stand-in API
 on loopback (the standard library's ``http.server`` in a thread) and prints the final state and
 what the webhook received. Against real services, pass ``api_url=...`` and the webhook in
-``context={"secrets": {"SLACK_WEBHOOK_URL": ...}}``. Needs ``pip install aflow[http,files]``.
+``context={"secrets": {"SLACK_WEBHOOK_URL": ...}}``. Needs ``pip install aflow-engine[http,files]``.
 """
 
 from __future__ import annotations

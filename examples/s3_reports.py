@@ -2,7 +2,7 @@
 
 Run it with ``python examples/s3_reports.py [ENDPOINT_URL]``. Without an endpoint it starts moto's
 S3 stand-in on loopback (``pip install 'moto[server]'``), so nothing touches a real AWS account.
-Needs ``pip install 'aflow[aws]'``.
+Needs ``pip install 'aflow-engine[aws]'``.
 """
 
 from __future__ import annotations

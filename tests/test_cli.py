@@ -64,6 +64,10 @@ def workdir(tmp_path: Path) -> Path:
     (tmp_path / "flows.py").write_text(FLOWS)
     (tmp_path / "single.py").write_text(SINGLE)
     (tmp_path / "broken.py").write_text("import aflow\nraise RuntimeError('broken on purpose')\n")
+    (tmp_path / "typo.py").write_text("from aflow_tasks.shell import ShellTask\n\nlister = ShellTask(comand='ls')\n")
+    # the line named is the file's innermost: in a function it calls, not the call at the bottom
+    (tmp_path / "deep.py").write_text("import aflow\n\ndef setup():\n    return 1 / 0\n\nsetup()\n")
+    (tmp_path / "syntax.py").write_text("import aflow\nflow = (\n")
     return tmp_path
 
 
@@ -181,7 +185,16 @@ def test_progress_writes_nothing_when_stdout_is_not_a_terminal(workdir: Path) ->
         (["run", "flows.py:nope"], ["no flow 'nope' in flows.py", "flow", "echo"]),
         (["run", "flows.py"], ["several flows"]),
         (["run", "no_such_module_xyz:flow"], ["no such file or module: no_such_module_xyz"]),
-        (["run", "broken.py:flow"], ["error while loading broken.py", "RuntimeError: broken on purpose"]),
+        (["run", "broken.py:flow"], ["error while loading broken.py, line 2: RuntimeError: broken on purpose"]),
+        (
+            ["run", "typo.py:flow"],
+            [
+                "error while loading typo.py, line 3: TaskDefinitionError: ShellTask() got an unexpected keyword "
+                "argument 'comand': did you mean 'command'?"
+            ],
+        ),
+        (["run", "deep.py:flow"], ["error while loading deep.py, line 4: ZeroDivisionError"]),
+        (["run", "syntax.py:flow"], ["error while loading syntax.py, line 2: SyntaxError"]),
         (["run", "flows.py:flow", "-p", "n"], ["bad parameter 'n': expected KEY=VALUE"]),
         (["run", "flows.py:flow", "-p", "=3"], ["bad parameter '=3'"]),
         (["run", "flows.py:flow", "-p", "n=1", "-p", "n=2"], ["parameter 'n' given twice"]),

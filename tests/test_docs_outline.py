@@ -173,6 +173,13 @@ def test_every_outline_entry_exists(page: gen_ref_pages.Page) -> None:
     assert len(set(page.names)) == len(page.names), "a name is listed twice"
 
 
+@pytest.mark.parametrize("module", sorted({p.module for p in PAGES}))
+def test_every_module_the_outline_names_imports(module: str) -> None:
+    """``import <module>`` works for every page's module (not only attribute access on a parent)."""
+    imported = importlib.import_module(module)
+    assert imported.__name__ == module
+
+
 def test_every_public_name_of_aflow_is_in_the_outline() -> None:
     missing = []
     for name in aflow.__all__:

@@ -9,23 +9,25 @@ waits for the upstream's child ``i`` alone, so mapped pipelines run depth-first,
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .. import signals
 from .._builtin_tasks import Constant, Parameter
 from .._clock import SYSTEM_CLOCK, Clock
 from .._gc import relaxed_gc
-from .._logging import engine_logger
+from .._logging import engine_logger, level_number
 from .._resources import RunResources
 from .._run_context import FlowRunContext, flow_run_var
 from ..exceptions import AflowInternalError, ParameterError
 from ..executors import Executor, LocalExecutor
-from ..states import Cancelled, Failed, Mapped, Pending, Running, Skipped, State, Success
+from ..states import Cancelled, Failed, Mapped, Pending, ReferenceStates, Running, Skipped, State, Success
 from ._blocking import DEFAULT_WARN_BLOCKING, BlockWatch, check_threshold
 from ._cancel import DEFAULT_CANCEL_GRACE, check_grace, give_up, ignored_message
 from ._persist import Persistence
@@ -87,12 +89,49 @@ _NONE: list[_Node] = []  # shared "no listeners" marker; never appended to
 
 
 def _flatten(value: Any, name: str) -> list[Any]:
+    """Un-nest ``value`` one level: list and tuple items are spliced in, others pass through."""
+    if not isinstance(value, Iterable) or isinstance(value, (str, bytes, dict)):
+        raise TypeError(f"flatten() over {name} needs a list, got {type(value).__name__}")
     out: list[Any] = []
     for item in value:
-        if not isinstance(item, (list, tuple)):
-            raise TypeError(f"flatten() over {name} needs a list of lists, found item {item!r}")
-        out.extend(item)
+        if isinstance(item, (list, tuple)):
+            out.extend(item)
+        else:
+            out.append(item)  # a scalar passes through (Prefect 1)
     return out
+
+
+def _flatten_children(children: list[State]) -> tuple[list[Any], list[State]]:
+    """A flattened mapped upstream, child by child: each item's value and the state it came from.
+
+    A successful child's list is spliced in; any other child (a scalar result, or a child that
+    failed or was skipped) is one item, so only its own downstream child fails or skips.
+    """
+    values: list[Any] = []
+    states: list[State] = []
+    for child in children:
+        result = child.result
+        if isinstance(child, Success) and not isinstance(child, Skipped) and isinstance(result, (list, tuple)):
+            values.extend(result)
+            states.extend([child] * len(result))
+        else:
+            values.append(result)
+            states.append(child)
+    return values, states
+
+
+def _signalled(sig: signals.AflowSignal, current: State) -> State:
+    """The flow state a signal raised in a flow hook sets.
+
+    The signal's state, as in Prefect 1; when it carries no result of its own it keeps the
+    task states of the run (``state.result[task]`` keeps working).
+    """
+    new = sig.state
+    if (new.result is None or new.result is sig) and isinstance(current.result, dict):
+        new = copy.copy(new)
+        new.result = current.result
+    logger.info("Flow hook raised %s: the flow run is %s", type(sig).__name__, type(new).__name__)
+    return new
 
 
 class FlowRunner:
@@ -112,11 +151,15 @@ class FlowRunner:
         executor: Executor | None = None,
         cancel_grace: float | None = None,
         warn_blocking: float | None = DEFAULT_WARN_BLOCKING,
+        history_log_level: int | str | None = None,
     ) -> None:
         self.flow = flow
         self.warn_blocking = check_threshold(warn_blocking)
         self.cancel_grace = DEFAULT_CANCEL_GRACE if cancel_grace is None else check_grace(cancel_grace)
         self.history = history
+        self.log_level = (
+            logging.INFO if history_log_level is None else level_number(history_log_level, "history_log_level")
+        )
         self.executor = None if isinstance(executor, LocalExecutor) else executor
         self.parameters = self._check_parameters(flow, parameters)
         # edges are checked for cycles as they are added, so insertion order is enough here
@@ -173,11 +216,16 @@ class FlowRunner:
         self.loop = asyncio.get_running_loop()
         self.done = self.loop.create_future()
         store, own_store = await self._open_store()
-        recorder = store.recorder(self.run_id) if store is not None else None
+        recorder = store.recorder(self.run_id, log_level=self.log_level) if store is not None else None
         runner = self.runner = Runner(
             frun, self.clock, self.max_concurrency, self.concurrency, logger if debug else None, recorder
         )
         runner.cancel_grace = self.cancel_grace
+        if hasattr(self.observer, "task_waiting"):
+            runner.observer = self.observer  # type: ignore[assignment]
+        if recorder is not None:
+            recorder.timestamp = runner.timestamp
+            frun.recorder = recorder  # the task loggers keep their records there
         if Persistence.wanted(flow):
             runner.persist = Persistence(flow, frun, store)
         token = flow_run_var.set(frun)
@@ -194,6 +242,8 @@ class FlowRunner:
             if isinstance(state, Running):
                 logger.info("Flow run %s of %r: starting %d tasks", self.run_name, flow.name, len(self.order))
                 with relaxed_gc(len(self.order)):
+                    if store is not None:
+                        store.record_graph(self.run_id, flow)  # for readers of the file (aflow ui)
                     self._build()
                     if self.pending and not self.cancel_requested:
                         await self.done
@@ -201,7 +251,7 @@ class FlowRunner:
                     await self._stop()
                     state = await self._flow_state(state, Cancelled("Flow run was cancelled.", result=self._results()))
                 else:
-                    state = await self._finish()
+                    state = await self._finish(state)
                 logger.info("Flow run %s of %r: %s", self.run_name, flow.name, type(state).__name__)
             return scrub(state)
         except BaseException as exc:
@@ -434,6 +484,10 @@ class FlowRunner:
             if e.mapped and not e.flattened and up.width is not None:
                 getters.append(("df", e, up))  # child i reads upstream child i
                 widths.append(up.width)
+            elif e.mapped and e.flattened and isinstance(state, Mapped):
+                flat = _flatten_children(state.map_states)  # judged child by child
+                getters.append(("flat", e, flat))
+                widths.append(len(flat[0]))
             elif e.mapped:
                 assert state is not None
                 value = state.result
@@ -464,6 +518,9 @@ class FlowRunner:
             elif kind == "seq":
                 seq, state = src
                 value = seq[i]
+            elif kind == "flat":
+                value = src[0][i]
+                state = src[1][i]
             else:
                 state = src
                 value = state.result
@@ -516,6 +573,8 @@ class FlowRunner:
                     replaced = await replaced
             except asyncio.CancelledError:
                 raise
+            except signals.AflowSignal as sig:  # a signal sets the flow's state (Prefect 1)
+                return _signalled(sig, new)
             except Exception as exc:
                 name = getattr(handler, "__qualname__", repr(handler))
                 logger.error("Flow %r: state handler %s raised %r", self.flow.name, name, exc, exc_info=exc)
@@ -526,7 +585,7 @@ class FlowRunner:
                 new = replaced
         return new
 
-    async def _finish(self) -> State:
+    async def _finish(self, running: State) -> State:
         flow = self.flow
         results = self._results()
         reference = {t: results[t] for t in flow.reference_tasks()}
@@ -539,25 +598,30 @@ class FlowRunner:
             state = Success("No reference tasks failed.", result=results)
         terminal, on_failure = flow.terminal_state_handler, flow.on_failure
         if terminal is not None:
-            state = await self._call_flow_hook(lambda: terminal(flow, state, reference), state)
-        state = await self._flow_state(Running(), state)
+            # Prefect 1's argument: a set of states (mapped tasks' children), with by_task
+            ref_states = ReferenceStates(ref_expanded, reference)
+            state = await self._call_flow_hook(lambda: terminal(flow, state, ref_states), state)
+        state = await self._flow_state(running, state)  # the handlers see the state it leaves
         if on_failure is not None and state.is_failed():
-            await self._call_flow_hook(lambda: on_failure(flow, state), state)
+            # its return value is ignored and its errors only logged; a signal sets the state
+            state = await self._call_flow_hook(lambda: on_failure(flow, state), state, replaces=False)
         if state.result is None:
             state.result = results
         return state
 
-    async def _call_flow_hook(self, call: Callable[[], Any], state: State) -> State:
+    async def _call_flow_hook(self, call: Callable[[], Any], state: State, replaces: bool = True) -> State:
         try:
             replaced = call()
             if asyncio.iscoroutine(replaced):
                 replaced = await replaced
         except asyncio.CancelledError:
             raise
+        except signals.AflowSignal as sig:  # a signal sets the flow's state (Prefect 1)
+            return _signalled(sig, state)
         except Exception as exc:
             logger.error("Flow %r: a flow hook raised %r", self.flow.name, exc, exc_info=exc)
-            return Failed(f"Flow hook raised {exc!r}", result=exc)
-        return replaced if isinstance(replaced, State) else state
+            return Failed(f"Flow hook raised {exc!r}", result=exc) if replaces else state
+        return replaced if replaces and isinstance(replaced, State) else state
 
     def cancel(self) -> None:
         """Ask the run to stop.

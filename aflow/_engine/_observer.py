@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .._task import Task
     from ..states import State
 
-__all__ = ("RunObserver",)
+__all__ = ("RunObserver", "SlotObserver")
 
 
 class RunObserver(Protocol):
@@ -34,3 +34,19 @@ class RunObserver(Protocol):
 
         Parameters and constants are reported here too, without a start.
         """
+
+
+class SlotObserver(RunObserver, Protocol):
+    """An observer that is also told about concurrency slots and retries (optional methods).
+
+    The engine calls these only on an observer that has `task_waiting`; `RunTracker` does.
+    """
+
+    def task_waiting(self, task: Task, map_index: int | None) -> None:
+        """A started task run waits (for a concurrency slot, or a retry's delay): no body runs."""
+
+    def task_resumed(self, task: Task, map_index: int | None) -> None:
+        """The task run stopped waiting (it got its slot, or its retry starts): its body runs."""
+
+    def task_retried(self, task: Task, map_index: int | None) -> None:
+        """An attempt of the task run failed and another one will follow."""

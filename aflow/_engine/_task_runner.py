@@ -47,11 +47,13 @@ if TYPE_CHECKING:
     from .._history._batches import Recorder
     from .._task import Task
     from ..executors import Executor
+    from ._observer import SlotObserver
     from ._persist import Persistence
 
 __all__ = ("UPSTREAM_SKIPPED", "Runner", "check_trigger", "expanded", "run_task", "scrub", "set_state")
 
 _SUCCESS_MSG = "Task run succeeded."
+_ALL_SUCCESSFUL_FAILED = 'Trigger was "all_successful" but some of the upstream tasks failed.'
 UPSTREAM_SKIPPED = "Upstream task was skipped; if this was unexpected, set skip_on_upstream_skip=False."
 _CancelledError = asyncio.CancelledError  # the engine runs on asyncio (anyio's asyncio backend)
 
@@ -93,7 +95,7 @@ def check_trigger(task: Task, upstream: Mapping[Edge, State]) -> State | None:
     if trigger is triggers.all_successful:  # the default: a fast path without signal objects
         for s in expanded(upstream.values()):
             if not isinstance(s, Success):
-                return TriggerFailed('Trigger was "all_successful" but some of the upstream tasks failed.')
+                return signals.TRIGGERFAIL(_ALL_SUCCESSFUL_FAILED).state  # its result is the signal
         return None
     try:
         ok = trigger(upstream)
@@ -103,7 +105,7 @@ def check_trigger(task: Task, upstream: Mapping[Edge, State]) -> State | None:
     except Exception as exc:
         return TriggerFailed(f"Trigger {getattr(trigger, '__name__', trigger)} raised {exc!r}", result=exc)
     if not ok:
-        return TriggerFailed(f"Trigger {getattr(trigger, '__name__', trigger)} returned False")
+        return signals.TRIGGERFAIL(f"Trigger {getattr(trigger, '__name__', trigger)} returned False").state
     return None
 
 
@@ -124,11 +126,11 @@ def _gate(task: Task, upstream: Mapping[Edge, State] | None) -> State | None:
 
 
 def _retry_delay(task: Task, attempt: int) -> float:
-    delay = task.retry_delay
+    delay = task._retry_delay  # float seconds (task.retry_delay is the timedelta)
     if task.retry_backoff is not None:
         delay *= task.retry_backoff ** (attempt - 1)
-    if task.max_retry_delay is not None:
-        delay = min(delay, task.max_retry_delay)
+    if task._max_retry_delay is not None:
+        delay = min(delay, task._max_retry_delay)
     if task.retry_jitter:
         delay *= 1 + random.uniform(-task.retry_jitter, task.retry_jitter)
     return max(delay, 0.0)
@@ -154,6 +156,7 @@ class Runner:
         "global_limit",
         "limited",
         "logger",
+        "observer",
         "persist",
         "recorder",
         "tag_limits",
@@ -182,6 +185,7 @@ class Runner:
         self.limited = self.global_limit is not None or bool(self.tag_limits)
         self._limits_cache: dict[Task, tuple[asyncio.Semaphore, ...]] = {}
         self.logger = logger  # a logger when DEBUG is on, else None (checked once per run)
+        self.observer: SlotObserver | None = None  # told of slot waits and retries (progress display)
 
     async def transition(
         self, task: Task, map_index: int | None, old: State, new: State, ctx: TaskRunContext | None = None
@@ -273,12 +277,23 @@ async def _call(task: Task, inputs: dict[str, Any], runner: Runner) -> Any:
     if not limits:
         return await _logged(task, inputs, runner)
     held: list[asyncio.Semaphore] = []
+    observer = runner.observer
+    waiting: TaskRunContext | None = None
     try:
         for sem in limits:
+            if observer is not None and waiting is None and sem.locked():
+                waiting = task_run_var.get()
+                if waiting is not None:
+                    observer.task_waiting(task, waiting.map_index)
             await sem.acquire()
             held.append(sem)
+        if waiting is not None:
+            observer.task_resumed(task, waiting.map_index)  # type: ignore[union-attr]
+            waiting = None
         return await _logged(task, inputs, runner)
     finally:
+        if waiting is not None:  # cancelled while waiting
+            observer.task_resumed(task, waiting.map_index)  # type: ignore[union-attr]
         for sem in reversed(held):
             sem.release()
 
@@ -421,6 +436,7 @@ async def run_task(
             new.loop_count = ctx.loop_count - 1
             state = await runner.transition(task, map_index, state, new, ctx) if track else new
             if isinstance(state, Looped):
+                ctx.run_count = 1  # each pass has its own retries (Prefect 1)
                 continue
             return state
 
@@ -453,5 +469,14 @@ async def run_task(
             return state
         if runner.logger is not None:
             runner.logger.debug("Task %s: %s", ctx.full_name, retrying.message)
-        await clock.sleep(delay)
+        observer = runner.observer
+        if observer is None:
+            await clock.sleep(delay)
+        else:  # the body does not run while the retry waits
+            observer.task_retried(task, map_index)
+            observer.task_waiting(task, map_index)
+            try:
+                await clock.sleep(delay)
+            finally:
+                observer.task_resumed(task, map_index)
         ctx.run_count += 1

@@ -15,11 +15,13 @@ Two shapes of pending state:
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
+from ._logs import LogRow
 from ._records import TaskStateRecord
 
 __all__ = ("RUNNING_MESSAGE", "Recorder", "RunRow", "TaskRow", "pack_by_run", "pack_run_rows", "unpack_batches")
@@ -42,18 +44,25 @@ class Recorder:
     Attributes:
         run_id: The flow run's id.
         rows: Finished transitions, in recording order.
+        logs: Task log records waiting for the writer (see ``_logs.LogRow``), appended to by
+            the task loggers, also from worker threads: take them with ``_logs.take``.
+        log_level: Task log records below this level are not kept (a task's own ``log_level``
+            overrides it).
         running: Attempts in progress whose ``Running`` row is not written yet: the start time
             (seconds since the epoch) by task-run context (anything with ``task.slug``,
             ``task.name`` and ``map_index``). Ending an attempt pops its entry and puts the start
             time in the final row; `drain` turns the others into ``Running`` rows.
     """
 
-    __slots__ = ("rows", "run_id", "running")
+    __slots__ = ("log_level", "logs", "rows", "run_id", "running", "timestamp")
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, log_level: int = 20) -> None:
         self.run_id = run_id
         self.rows: list[RunRow] = []
         self.running: dict[Any, float] = {}
+        self.logs: list[LogRow] = []  # task log records; tasks in worker threads append too
+        self.log_level = log_level  # the run's level for keeping task log records (default INFO)
+        self.timestamp: Callable[[], float] = time.time  # the run's clock, for log records
 
     def __len__(self) -> int:
         return len(self.rows) + len(self.running)

@@ -8,8 +8,11 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 __all__ = (
+    "AmbiguousRunId",
     "CacheEntry",
     "FlowRunRecord",
+    "RunNotFound",
+    "TaskLogRecord",
     "TaskStateRecord",
     "dump_json",
     "from_iso",
@@ -131,3 +134,50 @@ class CacheEntry:
         elif now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
         return self.expires_at <= now
+
+
+@dataclass(frozen=True, slots=True)
+class TaskLogRecord:
+    """One log record of a task run, as kept in the run store.
+
+    Attributes:
+        seq: The record's position in the store, increasing with each record written: a cursor
+            for reading what came after it (``task_logs(run_id, after_seq=seq)``).
+        run_id: The flow run the task ran in.
+        time: When the record was logged (UTC).
+        level: The level's name: ``"DEBUG"``, ``"INFO"``, ``"WARNING"``, ``"ERROR"`` or ``"CRITICAL"``.
+        task_slug: The task's slug, unique in its flow.
+        task_name: The task's name.
+        map_index: The child's index for a mapped task's child, else None.
+        attempt: The attempt that logged it, 1-based (``aflow.context.task_run_count``).
+        message: The formatted message (with the traceback when one was logged), secrets redacted.
+    """
+
+    seq: int
+    run_id: str
+    time: datetime
+    level: str
+    task_slug: str
+    task_name: str
+    map_index: int | None
+    attempt: int
+    message: str
+
+
+class RunNotFound(LookupError):
+    """No flow run in the store has the given id (or an id starting with the given prefix)."""
+
+
+class AmbiguousRunId(LookupError):
+    """Several flow runs in the store have ids starting with the given prefix.
+
+    Attributes:
+        prefix: The prefix looked up.
+        candidates: The matching run ids (the first 20, in id order).
+    """
+
+    def __init__(self, prefix: str, candidates: list[str]) -> None:
+        shown = ", ".join(candidates)
+        super().__init__(f"run id prefix {prefix!r} matches several runs: {shown}; give more of the id")
+        self.prefix = prefix
+        self.candidates = candidates

@@ -13,6 +13,13 @@ recorder, where a ``started`` time stands for the ``Running`` state of the attem
 Timestamps are seconds since the epoch. One INSERT per batch keeps the store's cost per state
 to an append in memory and a share of one ``pickle.dumps``. The query API unpacks them; the
 batch id and the position in the batch give the recording order.
+
+Task log records are packed the same way: each row of ``task_log_batches`` holds one write's
+records of one flow run, a pickled list of ``(run_id, timestamp, level number, task_slug,
+task_name, map_index, attempt, message)`` tuples (one row per record would cost SQLite several
+µs each). A record's ``seq`` is its batch id shifted left 32 bits plus its position in the
+batch. ``flow_graphs`` keeps each run's task graph (pickled columns), recorded when the run
+starts.
 """
 
 from __future__ import annotations
@@ -23,21 +30,29 @@ __all__ = (
     "CACHE_GET",
     "CACHE_PRUNE",
     "CACHE_PUT",
+    "CREATE_LOG_TABLES",
     "CREATE_SCHEMA",
+    "FLOW_GRAPH",
     "FLOW_RUN_COLUMNS",
     "FLOW_RUN_FINISHED",
     "FLOW_RUN_STARTED",
+    "GET_GRAPH",
     "GET_RUN",
     "LIST_RUNS",
     "LIST_RUNS_BY_FLOW",
     "PRUNE_BATCHES",
     "PRUNE_DONE",
+    "PRUNE_GRAPHS",
     "PRUNE_KEEP",
+    "PRUNE_LOGS",
     "PRUNE_PICK",
     "PRUNE_PICK_FLOW",
     "PRUNE_RUNS",
+    "RUN_IDS_BY_PREFIX",
     "SCHEMA_VERSION",
     "TASK_HISTORY",
+    "TASK_LOGS",
+    "TASK_LOG_BATCH",
     "TASK_STATE_BATCH",
 )
 
@@ -76,6 +91,23 @@ CREATE TABLE IF NOT EXISTS cache (
 CREATE INDEX IF NOT EXISTS cache_by_key ON cache (cache_key, created_at);
 """
 
+# Added after version 1 without changing it (an older aflow still reads the file and ignores
+# them): created, if missing, each time a store opens a file.
+CREATE_LOG_TABLES = """
+CREATE TABLE IF NOT EXISTS task_log_batches (
+    id      INTEGER PRIMARY KEY,  -- writing order of the batches
+    run_id  TEXT NOT NULL,
+    count   INTEGER NOT NULL,     -- records in the batch
+    records BLOB NOT NULL         -- pickled records: see the module docstring
+);
+CREATE INDEX IF NOT EXISTS task_log_batches_by_run ON task_log_batches (run_id, id);
+
+CREATE TABLE IF NOT EXISTS flow_graphs (
+    run_id TEXT PRIMARY KEY,
+    graph  BLOB NOT NULL  -- pickled columns: see _logs.encode_graph
+);
+"""
+
 # -- recording (executemany) ---------------------------------------------------------------
 
 FLOW_RUN_STARTED = """
@@ -85,6 +117,10 @@ ON CONFLICT (run_id) DO UPDATE SET
     flow_name = excluded.flow_name, parameters = excluded.parameters,
     started_at = excluded.started_at, ended_at = NULL, state = 'Running', message = NULL
 """
+
+TASK_LOG_BATCH = "INSERT INTO task_log_batches (run_id, count, records) VALUES (?, ?, ?)"
+
+FLOW_GRAPH = "INSERT OR REPLACE INTO flow_graphs (run_id, graph) VALUES (?, ?)"
 
 TASK_STATE_BATCH = "INSERT INTO task_state_batches (run_id, count, states) VALUES (?, ?, ?)"
 
@@ -100,6 +136,10 @@ LIST_RUNS_BY_FLOW = (
 )
 GET_RUN = f"SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE run_id = ?"
 
+TASK_LOGS = "SELECT id, records FROM task_log_batches WHERE run_id = ? AND id >= ? ORDER BY id"
+GET_GRAPH = "SELECT graph FROM flow_graphs WHERE run_id = ?"
+RUN_IDS_BY_PREFIX = "SELECT run_id FROM flow_runs WHERE substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT 21"
+
 TASK_HISTORY = "SELECT id, states FROM task_state_batches WHERE run_id = ? ORDER BY id"
 
 # -- pruning (a temporary table of the runs to delete, so both deletes agree) ------------------
@@ -108,6 +148,8 @@ PRUNE_PICK = "CREATE TEMP TABLE prune_ids AS SELECT run_id FROM flow_runs WHERE 
 PRUNE_PICK_FLOW = "CREATE TEMP TABLE prune_ids AS SELECT run_id FROM flow_runs WHERE started_at < ? AND flow_name = ?"
 PRUNE_KEEP = "DELETE FROM prune_ids WHERE run_id = ?"
 PRUNE_BATCHES = "DELETE FROM task_state_batches WHERE run_id IN (SELECT run_id FROM prune_ids)"
+PRUNE_LOGS = "DELETE FROM task_log_batches WHERE run_id IN (SELECT run_id FROM prune_ids)"
+PRUNE_GRAPHS = "DELETE FROM flow_graphs WHERE run_id IN (SELECT run_id FROM prune_ids)"
 PRUNE_RUNS = "DELETE FROM flow_runs WHERE run_id IN (SELECT run_id FROM prune_ids)"
 PRUNE_DONE = "DROP TABLE temp.prune_ids"
 

@@ -31,6 +31,7 @@ import anyio
 from .._logging import engine_logger
 from . import _schema as sql
 from ._batches import Recorder, RunRow, TaskRow, pack_by_run, pack_run_rows, unpack_batches
+from ._logs import DECODE_IN_THREAD, LogQueries, LogRow, pack_logs, take
 from ._records import CacheEntry, FlowRunRecord, TaskStateRecord, dump_json, from_iso, to_iso
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ _R = TypeVar("_R")
 
 _BUSY_TIMEOUT = 30.0  # seconds a writer waits for another connection's lock
 
-_MISSING_AIOSQLITE = "aflow.history needs aiosqlite: pip install aflow[history]"
+_MISSING_AIOSQLITE = "aflow.history needs aiosqlite: pip install aflow-engine[history]"
 
 
 def _require_aiosqlite() -> ModuleType:
@@ -92,7 +93,7 @@ def _cache_entry(row: tuple[Any, ...]) -> CacheEntry:
     )
 
 
-class RunStore:
+class RunStore(LogQueries):
     """A run-history and result-cache store in one SQLite file.
 
     Use it as an async context manager, or call `open` and `aclose`::
@@ -114,7 +115,7 @@ class RunStore:
         flush_interval: Otherwise write a batch at most this many seconds after its first record.
 
     Raises:
-        ImportError: aiosqlite is not installed (``pip install aflow[history]``).
+        ImportError: aiosqlite is not installed (``pip install aflow-engine[history]``).
         ValueError: ``batch_size`` is below 1 or ``flush_interval`` is negative.
     """
 
@@ -138,6 +139,7 @@ class RunStore:
         self._tasks: list[TaskRow] = []
         self._recorders: list[Recorder] = []  # flow runs in progress, drained by the writer
         self._drained: list[tuple[str, list[RunRow]]] = []  # rows of finished runs' recorders
+        self._logs: list[LogRow] = []  # task log records not in a recorder
 
     def __repr__(self) -> str:
         status = "open" if self._accepting else "closed"
@@ -156,6 +158,8 @@ class RunStore:
             + len(self._tasks)
             + sum(len(r) for r in self._recorders)
             + sum(len(rows) for _, rows in self._drained)
+            + len(self._logs)
+            + sum(len(r.logs) for r in self._recorders)
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -318,18 +322,22 @@ class RunStore:
         if len(rows) == 1:
             self._wake.set()
 
-    def recorder(self, run_id: str) -> Recorder:
+    def recorder(self, run_id: str, *, log_level: int = 20) -> Recorder:
         """Start recording flow run ``run_id``'s task states through a `Recorder` (the engine's path).
 
         The caller appends to the recorder's lists; while it is active the writer drains it every
         ``flush_interval`` seconds. Call `release` when the run ends.
+
+        Args:
+            run_id: The flow run's id.
+            log_level: Task log records below this level are not kept (default INFO).
 
         Raises:
             RuntimeError: The store is not open.
         """
         if not self._accepting:
             raise RuntimeError(f"{self!r} is not open")
-        recorder = Recorder(run_id)
+        recorder = Recorder(run_id, log_level)
         self._recorders.append(recorder)
         self._wake.set()  # the writer switches to draining on a schedule
         return recorder
@@ -340,6 +348,8 @@ class RunStore:
             self._recorders.remove(recorder)
         if len(recorder):
             self._drained.append((recorder.run_id, recorder.drain()))
+        if recorder.logs:
+            self._logs += take(recorder.logs)
 
     async def flush(self) -> None:
         """Commit every record made so far; returns once they are in the file.
@@ -415,13 +425,19 @@ class RunStore:
 
     # -- queries -------------------------------------------------------------------------------
 
-    async def list_runs(self, flow_name: str | None = None, limit: int = 50) -> list[FlowRunRecord]:
+    async def list_runs(
+        self, flow_name: str | None = None, limit: int = 50, *, state: str | None = None, offset: int = 0
+    ) -> list[FlowRunRecord]:
         """Return the latest flow runs, newest (by start time) first.
 
         Args:
             flow_name: Only runs of this flow; None for every flow.
             limit: At most this many runs.
+            state: Only runs in this state (``"Running"``, ``"Success"``, ``"Failed"``...).
+            offset: Leave out this many of the newest runs first (for pages of ``limit`` runs).
         """
+        if state is not None or offset:
+            return await self._list_runs(_flow_run, flow_name, limit, state, offset)
         if flow_name is None:
             return await self._query(_flow_run, sql.LIST_RUNS, (limit,))
         return await self._query(_flow_run, sql.LIST_RUNS_BY_FLOW, (flow_name, limit))
@@ -448,7 +464,10 @@ class RunStore:
         await self.flush()
         async with self._lock:
             rows = await self._connection().execute_fetchall(sql.TASK_HISTORY, (run_id,))
-        return unpack_batches(run_id, [(int(r[0]), bytes(r[1])) for r in rows])
+        batches = [(int(r[0]), bytes(r[1])) for r in rows]
+        if sum(len(b) for _, b in batches) > DECODE_IN_THREAD:  # a big run: unpickle off the event loop
+            return await anyio.to_thread.run_sync(unpack_batches, run_id, batches)
+        return unpack_batches(run_id, batches)
 
     async def latest_task_states(self, run_id: str) -> dict[tuple[str, int | None], TaskStateRecord]:
         """Return the last state of each task run of flow run ``run_id``.
@@ -492,6 +511,8 @@ class RunStore:
                 if active:
                     await conn.executemany(sql.PRUNE_KEEP, [(run_id,) for run_id in active])
                 await conn.execute(sql.PRUNE_BATCHES)
+                await conn.execute(sql.PRUNE_LOGS)
+                await conn.execute(sql.PRUNE_GRAPHS)
                 cursor = await conn.execute(sql.PRUNE_RUNS)
                 deleted = cursor.rowcount
                 await conn.execute(sql.PRUNE_DONE)
@@ -572,11 +593,14 @@ class RunStore:
 
     async def _write_pending(self, conn: aiosqlite.Connection) -> None:
         async with self._lock:
-            runs, tasks, drained = self._runs, self._tasks, self._drained
+            runs, tasks, drained, logs = self._runs, self._tasks, self._drained, self._logs
             drained += [(r.run_id, r.drain()) for r in self._recorders if len(r)]
-            if not (runs or tasks or drained):
+            for r in self._recorders:
+                if r.logs:
+                    logs += take(r.logs)
+            if not (runs or tasks or drained or logs):
                 return
-            self._runs, self._tasks, self._drained = [], [], []
+            self._runs, self._tasks, self._drained, self._logs = [], [], [], []
             try:
                 await conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -588,6 +612,8 @@ class RunStore:
                         writes.append((sql.TASK_STATE_BATCH, pack_by_run(tasks)))
                     if drained:
                         writes.append((sql.TASK_STATE_BATCH, [pack_run_rows(*d) for d in drained]))
+                    if logs:
+                        writes.append((sql.TASK_LOG_BATCH, pack_logs(logs)))
                     # queued back to back in aiosqlite's thread, in this order: one round trip, not one each
                     queued = [conn.executemany(query, params) for query, params in writes]
                     for outcome in await asyncio.gather(*queued, return_exceptions=True):
@@ -606,6 +632,7 @@ class RunStore:
                 self._runs[:0] = runs
                 self._tasks[:0] = tasks
                 self._drained[:0] = drained
+                self._logs[:0] = logs
                 raise
 
 
@@ -629,6 +656,9 @@ async def _prepare(conn: aiosqlite.Connection) -> None:
                 if statement.strip():
                     await conn.execute(statement)
             await conn.execute(f"PRAGMA user_version = {sql.SCHEMA_VERSION}")
+        for statement in sql.CREATE_LOG_TABLES.split(";"):  # tables added since: see _schema
+            if statement.strip():
+                await conn.execute(statement)
         await conn.execute("COMMIT")
     except BaseException:
         with anyio.CancelScope(shield=True):

@@ -1,9 +1,4 @@
-"""Adjustments for a `Schedule`: functions that move an event's start time once it passed the filters.
-
-Each adjustment takes a timezone-aware datetime and returns another; they apply in order.
-
-.. versionadded:: 0.1.0
-"""
+"""Implementation of `aflow.schedules.adjustments` (documented there)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Clocks: the sources of a schedule's events (`IntervalClock`, `CronClock`, `DatesClock`)."""
+"""Implementation of `aflow.schedules.clocks` (documented there)."""
 
 from __future__ import annotations
 

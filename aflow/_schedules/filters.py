@@ -1,14 +1,4 @@
-"""Filters for a `Schedule`: predicates on an event's start time.
-
-Each filter takes a timezone-aware datetime and returns a bool; the ``*_time`` and ``*_date``
-filters read the datetime's wall clock in its own time zone (a `CronClock`'s ``tz``, an
-`IntervalClock`'s ``start_date`` zone). Functions written ``is_*`` are filters themselves;
-the others build one from their arguments::
-
-    Schedule([clock], filters=[is_weekday, between_times(time(9), time(17))])
-
-.. versionadded:: 0.1.0
-"""
+"""Implementation of `aflow.schedules.filters` (documented there)."""
 
 from __future__ import annotations
 

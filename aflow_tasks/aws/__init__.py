@@ -8,7 +8,7 @@ flow opens and closes its own. Credentials come from the ``credentials`` argumen
 fail the task with their code and message; throttling and 5xx answers are retried while the
 task has retries.
 
-Needs the ``aws`` extra: ``pip install aflow[aws]``.
+Needs the ``aws`` extra: ``pip install aflow-engine[aws]``.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def require_aiobotocore() -> None:
     try:
         import aiobotocore.session  # type: ignore[import-untyped]  # noqa: F401
     except ImportError as exc:
-        raise ImportError("aws tasks need aiobotocore: pip install aflow[aws]") from exc
+        raise ImportError("aws tasks need aiobotocore: pip install aflow-engine[aws]") from exc
 
 
 async def resolve_credentials(credentials: Any) -> dict[str, str] | None:

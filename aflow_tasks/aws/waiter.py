@@ -9,6 +9,7 @@ from aflow import defaults_from_attrs
 from aflow.signals import FAIL
 
 from ._client import AWSTask, aws_errors
+from ._waiters import shipped_waiter, shipped_waiter_names
 
 __all__ = ("AWSClientWait",)
 
@@ -19,9 +20,16 @@ class AWSClientWait(AWSTask):
     The waiter polls with aiobotocore, so the loop is never blocked. A waiter that gives up (too
     many attempts, or a failure state reached) fails the task with the waiter's reason.
 
+    Besides botocore's own waiters, the three AWS Batch waiters Prefect 1 ships are built in (give
+    them ``waiter_kwargs={"jobs": [job_id]}``): ``"JobExists"`` (the job is listed, in any status;
+    polls every 2 s, 100 attempts), ``"JobRunning"`` (RUNNING, SUCCEEDED or FAILED; every 5 s, 100
+    attempts) and ``"JobComplete"`` (SUCCEEDED, giving up at once on FAILED; every 300 s, 288
+    attempts). Their snake_case spellings (``"job_complete"``...) work too.
+
     Args:
         client: The botocore service name (``"s3"``, ``"batch"``...). Defaults to None (required).
-        waiter_name: The waiter's name (``"bucket_exists"``...). Defaults to None (required).
+        waiter_name: The waiter's name (``"bucket_exists"``, ``"JobComplete"``...). Defaults to
+            None (required).
         waiter_definition: A custom waiter model (a dict in botocore's waiter JSON format, with
             ``version`` and ``waiters``) in which ``waiter_name`` is looked up instead of the
             service's own waiters. Defaults to None.
@@ -97,10 +105,17 @@ class AWSClientWait(AWSTask):
                 if waiter_name not in model.waiter_names:
                     raise ValueError(f"waiter_definition has no waiter {waiter_name!r}: it has {model.waiter_names}")
                 waiter = create_waiter_with_client(waiter_name, model, aws)
-            else:
-                if waiter_name not in aws.waiter_names:
-                    raise ValueError(f"{client} has no waiter {waiter_name!r}: it has {sorted(aws.waiter_names)}")
+            elif waiter_name in aws.waiter_names:
                 waiter = aws.get_waiter(waiter_name)
+            elif (shipped := shipped_waiter(client, waiter_name)) is not None:
+                from aiobotocore.waiter import create_waiter_with_client
+                from botocore.waiter import WaiterModel
+
+                name, definition = shipped
+                waiter = create_waiter_with_client(name, WaiterModel(dict(definition)), aws)
+            else:
+                known = sorted([*aws.waiter_names, *shipped_waiter_names(client)])
+                raise ValueError(f"{client} has no waiter {waiter_name!r}: it has {known}")
             try:
                 await waiter.wait(**kwargs)
             except WaiterError as exc:

@@ -1,7 +1,7 @@
 """Kubernetes tasks on kubernetes-asyncio: CRUD of namespaced objects, running Jobs, pod logs, secrets.
 
 Modelled on Prefect 1's ``prefect.tasks.kubernetes``, async throughout: one event loop can run and
-watch many Jobs at once. Needs the ``kubernetes`` extra: ``pip install aflow[kubernetes]``
+watch many Jobs at once. Needs the ``kubernetes`` extra: ``pip install aflow-engine[kubernetes]``
 (importing this package does not import kubernetes-asyncio; running a task does).
 
 Every task takes the connection arguments ``kube_config`` (an explicit kubeconfig dict, kubeconfig

@@ -73,7 +73,7 @@ def require_kubernetes() -> Any:
         import kubernetes_asyncio.client
         import kubernetes_asyncio.config
     except ImportError as exc:
-        raise ImportError("kubernetes tasks need kubernetes-asyncio: pip install aflow[kubernetes]") from exc
+        raise ImportError("kubernetes tasks need kubernetes-asyncio: pip install aflow-engine[kubernetes]") from exc
     return kubernetes_asyncio
 
 

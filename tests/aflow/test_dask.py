@@ -274,7 +274,7 @@ def test_without_distributed_the_executors_import_and_the_error_names_the_extra(
     namespace: dict[str, Any] = {}
     exec("from aflow.executors import *", namespace)
     assert {"DaskExecutor", "LocalExecutor", "Executor"} <= set(namespace)
-    with pytest.raises(ImportError, match=r"DaskExecutor needs dask.distributed: pip install aflow\[dask\]"):
+    with pytest.raises(ImportError, match=r"DaskExecutor needs dask.distributed: pip install aflow-engine\[dask\]"):
         namespace["DaskExecutor"]()
     monkeypatch.undo()
     assert importlib.import_module("aflow._dask").DaskExecutor is aflow.executors.DaskExecutor

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pytest
@@ -120,9 +121,19 @@ def test_add_edge_turns_a_value_into_a_constant_task():
 def test_adding_the_same_edge_twice_keeps_one_edge():
     flow = Flow("f")
     up, down = Echo(), Add()
-    first = flow.add_edge(up, down, key="x")
-    second = flow.add_edge(up, down, key="x")
+    first = flow.add_edge(up, down)
+    second = flow.add_edge(up, down)
     assert first == second
+    assert len(flow.edges) == 1
+
+
+def test_adding_the_same_keyed_edge_twice_is_refused():
+    # Prefect 1 refuses a second assignment of a key (this was a silent no-op)
+    flow = Flow("f")
+    up, down = Echo(), Add()
+    flow.add_edge(up, down, key="x")
+    with pytest.raises(FlowValidationError, match=r"'x' of 'Add' is bound twice.*copy"):
+        flow.add_edge(up, down, key="x")
     assert len(flow.edges) == 1
 
 
@@ -215,6 +226,65 @@ def test_update_with_a_conflicting_constant_raises():
     with pytest.raises(FlowValidationError, match="'x' of 'base' is bound twice"):
         flow.update(other)
     assert flow.constants == {base: {"x": 1}}
+
+
+def test_graph_queries_about_a_task_not_in_the_flow_raise_naming_it():
+    with Flow("f") as flow:
+        bound = Add(name="adder")(1)
+    template = Add(name="template")
+    for query in (flow.upstream_tasks, flow.downstream_tasks, flow.edges_to, flow.edges_from):
+        with pytest.raises(ValueError, match="Task <Task: template> was not found in flow 'f'"):
+            query(template)
+        assert query(bound) == set()
+
+
+def test_set_dependencies_wraps_plain_downstream_values_in_constants():
+    flow = Flow("f")
+    t = Echo()
+    flow.set_dependencies(t, upstream_tasks=[1], downstream_tasks=[3])
+    (up,) = flow.upstream_tasks(t)
+    (down,) = flow.downstream_tasks(t)
+    assert isinstance(up, Constant)
+    assert isinstance(down, Constant)
+    assert (up.value, down.value) == (1, 3)
+
+
+def test_a_refused_set_dependencies_leaves_the_flow_as_it_was():
+    flow = Flow("f")
+    a, b = Echo(name="a"), Add(name="b")
+    flow.set_dependencies(b, keyword_tasks={"x": a})
+    before = (flow.tasks, flow.edges, dict(flow.constants), {t: t.slug for t in flow.tasks})
+    c = Echo(name="c")
+    with pytest.raises(FlowValidationError, match="no argument 'nope'"):
+        flow.set_dependencies(
+            c, upstream_tasks=[a, Echo(name="d")], downstream_tasks=[5], keyword_tasks={"value": 1, "nope": 2}
+        )
+    with pytest.raises(FlowValidationError, match="cycle"):
+        flow.set_dependencies(b, upstream_tasks=[Echo(name="e")], downstream_tasks=[a])
+    with pytest.raises(FlowValidationError, match="bound twice"):
+        flow.set_dependencies(b, upstream_tasks=[Echo(name="f")], keyword_tasks={"y": 2, "x": 3})
+    assert (flow.tasks, flow.edges, dict(flow.constants), {t: t.slug for t in flow.tasks}) == before
+    assert c.slug is None  # never joined
+    flow.set_dependencies(c, upstream_tasks=[a])  # the flow still works as before
+    assert flow.upstream_tasks(c) == {a}
+
+
+def test_update_with_merge_parameters_replaces_parameters_of_the_same_name():
+    with Flow("a") as a:
+        x = Parameter("x", default=1)
+        mine = Add(name="mine")(x)
+    with Flow("b") as b:
+        x2 = Parameter("x", default=10)
+        theirs = Add(name="theirs")(x2, y=5)
+    with pytest.raises(FlowValidationError, match="Parameter name 'x'"):
+        a.update(b)
+    assert a.tasks == {x, mine}  # left as it was
+    a.update(b, merge_parameters=True)
+    assert a.parameters() == {x2}
+    assert a.upstream_tasks(mine) == {x2}
+    assert a.upstream_tasks(theirs) == {x2}
+    state = a.run_sync()
+    assert (state.result[mine].result, state.result[theirs].result) == (10, 15)
 
 
 def test_update_can_merge_reference_tasks():
@@ -990,7 +1060,7 @@ async def test_a_raising_on_failure_does_not_crash_the_run():
 
 
 async def test_terminal_state_handler_sees_reference_states_and_may_replace_the_state():
-    received: list[tuple[State, dict[Task, State]]] = []
+    received: list[tuple[State, aflow.states.ReferenceStates]] = []
 
     def forgive(flow, state, reference_states):
         received.append((state, reference_states))
@@ -1005,8 +1075,87 @@ async def test_terminal_state_handler_sees_reference_states_and_may_replace_the_
     assert set(state.result) == f.flow.tasks
     ((original, reference_states),) = received
     assert isinstance(original, Failed)
-    assert set(reference_states) == {f.good, f.bad}
-    assert reference_states[f.bad].is_failed()
+    # a set of states as in Prefect 1 (was a dict of task to state); the mapping is by_task
+    assert {type(s) for s in reference_states} == {Success, Failed}
+    assert set(reference_states.by_task) == {f.good, f.bad}
+    assert reference_states.by_task[f.bad].is_failed()
+
+
+async def test_flow_state_handlers_get_flow_old_and_new_as_in_prefect1():
+    calls: list[tuple[Flow, State, State]] = []
+    d = diamond()
+    d.flow.state_handlers.append(lambda flow, old, new: calls.append((flow, old, new)))
+    await d.flow.run()
+    (f1, pending, running), (f2, old, final) = calls
+    assert f1 is f2 is d.flow
+    assert (type(pending), type(running), type(final)) == (Pending, Running, Success)
+    assert old is running  # the state the flow leaves, as Prefect 1 passes it
+
+
+async def test_a_prefect1_terminal_state_handler_works_unchanged():
+    def prefect1_handler(flow, state, reference_task_states):
+        # as written for Prefect 1: a set of States
+        assert isinstance(reference_task_states, set)
+        if any(isinstance(s, Failed) for s in reference_task_states):
+            return Failed("a reference task failed")
+        if all(s.is_successful() for s in reference_task_states):
+            return Success("all good")
+        return None
+
+    d = diamond()
+    d.flow.terminal_state_handler = prefect1_handler
+    assert (await d.flow.run()).message == "all good"
+    f = failing_leaf()
+    f.flow.terminal_state_handler = prefect1_handler
+    assert (await f.flow.run()).message == "a reference task failed"
+
+
+async def test_a_mapped_reference_task_gives_its_childrens_states_to_the_terminal_handler():
+    seen: list[Any] = []
+
+    @task
+    async def check(n):
+        if n == 2:
+            raise ValueError("two")
+        return n
+
+    with Flow("mapped-ref") as flow:
+        out = check.map([1, 2, 3])
+
+    flow.terminal_state_handler = lambda flow, state, refs: seen.append(refs)
+    await flow.run()
+    (refs,) = seen
+    assert sorted(type(s).__name__ for s in refs) == ["Failed", "Success", "Success"]
+    assert isinstance(refs.by_task[out], Mapped)
+
+
+@pytest.mark.parametrize(
+    ("signal", "expected"),
+    [(signals.FAIL, Failed), (signals.SUCCESS, Success), (signals.SKIP, Skipped)],
+)
+async def test_a_signal_raised_in_a_flow_hook_becomes_the_flows_state(signal, expected):
+    def raising(*args: Any) -> None:
+        raise signal("from the hook")
+
+    for hook in ("terminal_state_handler", "state_handler", "on_failure"):
+        f = failing_leaf()
+        if hook == "state_handler":
+            f.flow.state_handlers.append(lambda flow, old, new: raising() if new.is_finished() else None)
+        else:
+            setattr(f.flow, hook, raising)
+        state = await f.flow.run()  # never raises: the signal is trapped
+        assert type(state) is expected, hook
+        assert state.message == "from the hook"
+        assert state.result[f.bad].is_failed()  # the task states stay the result
+
+
+async def test_a_signal_raised_by_a_state_handler_as_the_flow_starts_ends_the_run():
+    f = failing_leaf()
+    f.flow.state_handlers.append(lambda flow, old, new: (_ for _ in ()).throw(signals.SKIP("not today")))
+    state = await f.flow.run()
+    assert isinstance(state, Skipped)
+    assert state.message == "not today"
+    assert f.calls == []
 
 
 async def test_terminal_state_handler_returning_none_keeps_the_state():
@@ -1114,3 +1263,70 @@ async def test_each_run_gets_a_new_run_id():
     first = await flow.run()
     second = await flow.run()
     assert first.result[r].result != second.result[r].result
+
+
+# -- errors a user can act on ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(5, "the int 5"), (None, "the NoneType None"), ("abc", "the str 'abc'"), ({"a": 1}, "the dict {'a': 1}")],
+)
+def test_mapping_over_a_literal_that_is_not_a_sequence_is_refused_at_build_time(value, shown):
+    with Flow("f"):
+        with pytest.raises(FlowValidationError) as info:
+            Add().map(value)
+        with pytest.raises(FlowValidationError, match="Cannot map 'Add' over an upstream task: it is the int 3"):
+            Add().map([1], upstream_tasks=[3])
+    assert str(info.value) == (
+        f"Cannot map 'Add' over argument 'x': it is {shown}, not a sequence; map over a list "
+        f"(e.g. [{value!r}]), or wrap the argument in unmapped() to pass it whole to every child"
+    )
+
+
+async def test_mapping_over_sequences_tasks_and_unmapped_literals_still_builds_and_runs():
+    with Flow("f") as flow:
+        xs = Add()(1)  # a task: its result is only known at run time
+        over_list = Add().map([1, 2], y=unmapped(10))
+        over_tuple = Add().map((1, 2), y=unmapped(0))
+        over_task = Add().map(Echo()([5, 6]))
+    state = await flow.run()
+    assert state.is_successful()
+    assert [s.result for s in state.result[over_list].map_states] == [11, 12]
+    assert [s.result for s in state.result[over_tuple].map_states] == [1, 2]
+    assert [s.result for s in state.result[over_task].map_states] == [5, 6]
+    assert state.result[xs].result == 1
+
+
+def test_flow_run_used_as_a_state_without_await_says_to_await_or_run_sync(recwarn):
+    flow = diamond().flow
+    call = flow.run()
+    message = (
+        "flow.run() of flow 'diamond' was not awaited, so there is no state to read 'is_successful' from: "
+        "write `state = await flow.run(...)` in async code, or `state = flow.run_sync(...)` in a script"
+    )
+    with pytest.raises(aflow.exceptions.NotAwaitedError) as info:
+        call.is_successful()  # type: ignore[attr-defined]
+    assert str(info.value) == message
+    assert isinstance(info.value, AttributeError)  # where Python's own error was one
+    assert "not a state until awaited" in repr(call)
+    del call
+    gc.collect()
+    assert not recwarn.list  # reported once, as the error: no never-awaited warning on top
+
+
+def test_flow_run_dropped_without_await_warns_that_the_flow_did_not_run():
+    flow = diamond().flow
+    with pytest.warns(
+        RuntimeWarning, match=r"flow.run\(\) of flow 'diamond' was never awaited, so the flow did not run"
+    ):
+        flow.run()  # type: ignore[unused-coroutine]
+    gc.collect()
+
+
+async def test_flow_run_is_still_an_ordinary_coroutine_when_awaited():
+    flow = diamond().flow
+    assert (await flow.run()).is_successful()
+    assert (await asyncio.create_task(flow.run())).is_successful()  # create_task takes it as a coroutine
+    states = await asyncio.gather(flow.run(), flow.run())
+    assert all(s.is_successful() for s in states)

@@ -59,7 +59,7 @@ def test_public_names() -> None:
 
 def test_missing_aiosqlite_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "aiosqlite", None)  # makes `import aiosqlite` fail
-    with pytest.raises(ImportError, match=r"pip install aflow\[history\]") as info:
+    with pytest.raises(ImportError, match=r"pip install aflow-engine\[history\]") as info:
         RunStore(tmp_path / "h.db")
     assert info.value.name == "aiosqlite"
 

@@ -257,3 +257,106 @@ async def test_a_started_run_draws_its_display_too() -> None:
 async def test_start_refuses_a_bad_progress_value_at_once() -> None:
     with pytest.raises(TypeError, match="progress must be"):
         map_flow().start(progress="yes")  # type: ignore[arg-type]
+
+
+# -- running means bodies running; a failed run ends red --------------------------------------
+
+
+async def test_running_counts_bodies_not_task_runs_waiting_for_a_slot() -> None:
+    import asyncio
+
+    release = asyncio.Event()
+    two_started = asyncio.Event()
+    started: list[int] = []
+
+    @task
+    async def nums():
+        return list(range(6))
+
+    @task
+    async def slow(x):
+        started.append(x)
+        if len(started) == 2:
+            two_started.set()
+        await release.wait()
+        return x
+
+    with Flow("limited") as flow:
+        slow.map(nums())
+
+    tracker = RunTracker(flow)
+    runner = flow._runner(None, {}, max_concurrency=2, concurrency=None)
+    runner.observer = tracker
+    run = asyncio.ensure_future(runner.run())
+    await two_started.wait()
+    for _ in range(10):  # the other four reach the semaphore
+        await asyncio.sleep(0)
+    assert (tracker.running, tracker.waiting) == (2, 4)
+    assert tracker.mapped_by_name()["slow"] == (0, 6, 2, 0)
+    assert tracker.waiting_by_name() == {"slow": 4}
+    release.set()
+    state = await run
+    assert state.is_successful()
+    assert (tracker.running, tracker.waiting, tracker.done) == (0, 0, 7)
+
+
+async def test_the_tracker_counts_attempts_and_retry_delays_as_waiting() -> None:
+    from datetime import datetime
+
+    from aflow._clock import Clock
+    from aflow.testing import FakeClock
+
+    tries: list[int] = []
+
+    @task(max_retries=2, retry_delay=5)
+    async def shaky():
+        tries.append(1)
+        if len(tries) < 3:
+            raise ValueError("again")
+        return 1
+
+    with Flow("retry") as flow:
+        shaky()
+
+    tracker = RunTracker(flow)
+    during_delays: list[tuple[int, int]] = []
+
+    fake = FakeClock()
+
+    class Watching(Clock):
+        def now(self) -> datetime:
+            return fake.now()
+
+        async def sleep(self, seconds: float) -> None:
+            during_delays.append((tracker.running, tracker.waiting))
+            await fake.sleep(seconds)
+
+    runner = flow._runner(None, {}, max_concurrency=None, concurrency=None, clock=Watching())
+    runner.observer = tracker
+    assert (await runner.run()).is_successful()
+    (stats,) = tracker.stats.values()
+    assert stats.attempts == 3
+    assert during_delays == [(0, 1), (0, 1)]  # no body runs while a retry waits
+    assert (tracker.running, tracker.waiting) == (0, 0)
+
+
+async def test_a_failed_run_ends_red_with_the_number_failed() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, force_interactive=True, width=120, color_system="standard")
+    state = await map_flow(fail=0).run(progress=console)
+    assert state.is_failed()
+    last = out.getvalue().rsplit("\r\x1b[2K", 1)[-1]  # the final frame
+    flow_line, inc_line = last.splitlines()[:2]
+    assert flow_line.startswith("\x1b[1;31m✗")  # a red cross, not the green tick
+    assert "\x1b[1;31mmapping" in flow_line  # the flow's name in red
+    assert re.search(r"mapping .* 6/6 +2 failed", plain(flow_line))
+    assert "\x1b[1;31m2 failed" in flow_line
+    assert inc_line.startswith("\x1b[1;31m✗")  # the mapped task with a failed child too
+
+
+async def test_a_successful_run_ends_with_a_tick() -> None:
+    console, out = terminal()
+    assert (await map_flow().run(progress=console)).is_successful()
+    final = plain(out.getvalue())
+    assert "✓" in final
+    assert "✗" not in final

@@ -53,6 +53,29 @@ def test_public_module_follows_the_conventions() -> None:
                 assert "Args:" in obj.__doc__, name
 
 
+def test_the_submodules_import_on_their_own_as_in_prefect_1() -> None:
+    import importlib
+
+    from aflow.schedules.adjustments import next_weekday
+    from aflow.schedules.clocks import CronClock as SubCronClock
+    from aflow.schedules.filters import is_weekday
+
+    # the same objects as the package gives: `from aflow.schedules import ...` is unchanged
+    assert is_weekday is filters.is_weekday
+    assert next_weekday is adjustments.next_weekday
+    assert SubCronClock is CronClock
+    for name in ("clocks", "filters", "adjustments"):
+        module = importlib.import_module(f"aflow.schedules.{name}")
+        assert module is getattr(aflow.schedules, name)
+        assert module.__doc__
+        assert list(module.__all__) == sorted(module.__all__)
+        for public in module.__all__:
+            assert hasattr(module, public), f"aflow.schedules.{name}.{public}"
+    # and they work: 2024-01-06 is a Saturday, moved to Monday
+    assert is_weekday(T0)
+    assert next_weekday(utc(2024, 1, 6, 9)) == utc(2024, 1, 8, 9)
+
+
 # -- ClockEvent -----------------------------------------------------------------------------------
 
 

@@ -35,6 +35,13 @@ def test_failure_signals_carry_themselves_as_result() -> None:
     assert signals.SUCCESS("x", result=7).state.result == 7
 
 
+def test_success_skip_and_loop_carry_none_unless_given_a_result() -> None:
+    # as their docstrings say (the base class's docstring said "the signal itself")
+    for signal in (signals.SUCCESS, signals.SKIP, signals.LOOP):
+        assert signal("x").state.result is None
+        assert signal("x", result=3).state.result == 3
+
+
 def test_endrun_carries_the_given_state() -> None:
     st = Skipped("as is")
     assert signals.ENDRUN(st).state is st

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import aflow
-from aflow import Constant, Edge, Flow, Task, TaskDefinitionError, flatten, mapped, tags, task, unmapped
+from aflow import Constant, Edge, Flow, FunctionTask, Task, TaskDefinitionError, flatten, mapped, tags, task, unmapped
 from aflow import context as actx
 from aflow.testing import FakeClock
 
@@ -43,7 +43,7 @@ def test_defaults_and_keyword_attributes():
         None,
         frozenset(),
         0,
-        0.0,
+        timedelta(0),  # Prefect 1's type (was 0.0)
         None,
         None,
     )
@@ -58,7 +58,7 @@ def test_defaults_and_keyword_attributes():
         timeout=timedelta(minutes=1),
     )
     assert (t.name, t.slug, t.tags) == ("adder", "a1", frozenset({"x", "y"}))
-    assert (t.max_retries, t.retry_delay, t.retry_on, t.timeout) == (2, 1.5, (KeyError,), 60.0)
+    assert (t.max_retries, t.retry_delay, t.retry_on, t.timeout) == (2, timedelta(seconds=1.5), (KeyError,), 60.0)
 
 
 def test_attributes_are_keyword_only():
@@ -95,6 +95,58 @@ def test_invalid_attributes_raise_value_error(kwargs, match):
 def test_retry_on_accepts_several_exception_types():
     t = Add(max_retries=1, retry_on=[KeyError, ValueError])
     assert t.retry_on == (KeyError, ValueError)
+
+
+def test_tags_given_to_copy_or_a_call_are_added_to_the_template_tags():
+    template = Add(tags=["db"])
+    assert template.copy(tags=["extra"]).tags == {"db", "extra"}
+    with Flow("f"):
+        called = template(1, task_args={"tags": ["etl"]})
+        with tags("block"):
+            both = template(2, task_args={"tags": ["etl"]})
+    assert called.tags == {"db", "etl"}
+    assert both.tags == {"db", "etl", "block"}
+    assert template.tags == {"db"}
+
+
+def test_retry_on_takes_exception_classes_only():
+    for bad in ({"foo"}, [ValueError("x")], [int], "ValueError", ValueError("x"), KeyboardInterrupt):
+        with pytest.raises(TypeError, match=r"Invalid retry_on value.*e\.g\. retry_on="):
+            Add(max_retries=1, retry_on=bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Invalid retry_on value"):
+        Add(max_retries=1).copy(retry_on=[int])
+    assert Add(max_retries=1, retry_on={KeyError}).retry_on == (KeyError,)
+
+
+def test_retry_on_and_retry_delay_need_max_retries():
+    with pytest.raises(ValueError, match="retry_on was given but max_retries is 0: set max_retries"):
+        Add(retry_on=[KeyError])
+    with pytest.raises(ValueError, match="retry_delay was given but max_retries is 0: set max_retries"):
+        Add(retry_delay=timedelta(seconds=5))
+    with pytest.raises(ValueError, match="retry_delay was given but max_retries is 0"):
+        Add(retry_delay=0)
+    with pytest.raises(ValueError, match="retry_on was given but max_retries is 0"):
+        Add().copy(retry_on=KeyError)
+    with pytest.raises(ValueError, match="retry_delay was given but max_retries is 0"):
+        Add().copy(retry_delay=3)
+    assert Add().copy(max_retries=1, retry_delay=3).retry_delay == timedelta(seconds=3)
+
+
+def test_delays_and_cache_for_read_back_as_timedeltas():
+    t = Add(max_retries=1, retry_delay=5, max_retry_delay=60.0, cache_for=30)
+    assert (t.retry_delay, t.max_retry_delay, t.cache_for) == (
+        timedelta(seconds=5),
+        timedelta(minutes=1),
+        timedelta(seconds=30),
+    )
+    t = Add(max_retries=1, retry_delay=timedelta(milliseconds=1500), cache_for=timedelta(hours=1))
+    assert (t.retry_delay, t.cache_for) == (timedelta(seconds=1.5), timedelta(hours=1))
+    assert (Add().retry_delay, Add().max_retry_delay, Add().cache_for) == (timedelta(0), None, None)
+    t.retry_delay = 2  # set later, as seconds or a timedelta
+    t.cache_for = timedelta(minutes=2)
+    assert (t.retry_delay, t.cache_for) == (timedelta(seconds=2), timedelta(minutes=2))
+    with pytest.raises(ValueError, match="cache_for must be a non-negative number"):
+        Add(cache_for=-1)
 
 
 def test_tags_block_merges_with_given_tags_and_nests():
@@ -345,7 +397,12 @@ def test_copy_normalizes_attributes_like_init():
         timeout=timedelta(seconds=3),
         retry_on=KeyError,
     )
-    assert (c.retry_delay, c.max_retry_delay, c.timeout, c.retry_on) == (2.0, 60.0, 3.0, (KeyError,))
+    assert (c.retry_delay, c.max_retry_delay, c.timeout, c.retry_on) == (
+        timedelta(seconds=2),
+        timedelta(minutes=1),
+        3.0,
+        (KeyError,),
+    )
     assert Add().copy(max_retries=1, retry_on=[KeyError, OSError]).retry_on == (KeyError, OSError)
     assert Add().copy(tags=["a"]).tags == {"a"}
     with pytest.raises(TypeError, match="not the string"):
@@ -692,3 +749,99 @@ async def test_task_logger_outside_a_run_has_no_context(caplog):
     Loud(name="direct").logger.info("hi")
     (rec,) = [r for r in caplog.records if r.name == "aflow.task.direct"]
     assert (rec.flow_run_id, rec.task_name, rec.map_index) == (None, None, None)
+
+
+# -- errors a user can act on, at build time ------------------------------------------------------
+
+
+class NoRun(Task):
+    pass
+
+
+def test_a_task_class_without_run_is_refused_when_bound_or_added():
+    message = r"NoRun has no run\(\) method, so it has nothing to do: define `async def run\(self, \.\.\.\)`"
+    with Flow("f") as flow, pytest.raises(TaskDefinitionError, match=message):
+        NoRun()()
+    with pytest.raises(TaskDefinitionError, match=message):
+        Flow("g").add_task(NoRun())
+    with Flow("h"), pytest.raises(TaskDefinitionError, match="NoRun has no run"):
+        NoRun().map([1, 2])
+    assert len(flow) == 0
+
+    # a base class without run stays usable as a base, and an edge placeholder needs no flow
+    class Child(NoRun):
+        async def run(self, x):
+            return x
+
+    with Flow("ok") as ok:
+        Child()(1)
+    assert len(ok) == 1
+
+
+async def fetch_page() -> int:
+    return 1
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: Add(max_retry=3),  # type: ignore[call-arg]  # mypy sees the typo too
+            "Add() got an unexpected keyword argument 'max_retry': did you mean 'max_retries'?",
+        ),
+        (
+            lambda: Task(tag=["a"]),  # type: ignore[call-arg]
+            "Task() got an unexpected keyword argument 'tag': did you mean 'tags'?",
+        ),
+        (
+            lambda: task(max_retry=3)(fetch_page),
+            "@task (for 'fetch_page') got an unexpected keyword argument 'max_retry': did you mean 'max_retries'?",
+        ),
+        (
+            lambda: FunctionTask(fetch_page, timeuot=3),
+            "@task (for 'fetch_page') got an unexpected keyword argument 'timeuot': ",
+        ),
+        (
+            lambda: Add(zzz=1),  # type: ignore[call-arg]
+            "Add() got an unexpected keyword argument 'zzz': it takes cache_for, cache_key, ",
+        ),
+    ],
+)
+def test_a_misspelled_init_keyword_names_the_class_and_the_nearest_valid_name(make, message):
+    with pytest.raises(TaskDefinitionError) as info:
+        make()
+    assert str(info.value).startswith(message)
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
+
+
+def test_a_subclass_init_keyword_typo_is_explained_but_errors_inside_init_are_left_alone():
+    class Configured(Task):
+        def __init__(self, path: str = "", **kwargs: Any) -> None:
+            if path == "bad":
+                sorted([], bogus=1)  # type: ignore[call-overload]  # a TypeError of the body's own
+            self.path = path
+            super().__init__(**kwargs)
+
+        async def run(self):
+            return self.path
+
+    with pytest.raises(
+        TaskDefinitionError, match=r"Configured\(\) got an unexpected keyword argument 'pth': did you mean 'path'"
+    ):
+        Configured(pth="x")
+    with pytest.raises(TypeError, match="'bogus'") as info:
+        Configured(path="bad")
+    assert not isinstance(info.value, TaskDefinitionError)
+
+
+async def test_awaiting_a_task_call_while_building_says_what_to_do():
+    with Flow("f"), pytest.raises(TaskDefinitionError) as info:
+        await ident(1)  # type: ignore[misc]  # mypy reports it too
+    assert isinstance(info.value, TypeError)
+    assert "Task 'ident' cannot be awaited: calling a task inside `with Flow(...)` adds it to the flow" in str(
+        info.value
+    )
+    assert "drop the `await`" in str(info.value)
+    assert "`await flow.run()`, or `flow.run_sync()` in a script" in str(info.value)
+    assert "`await ident.run(...)`" in str(info.value)

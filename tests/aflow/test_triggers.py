@@ -96,11 +96,11 @@ def test_some_failed_counts_and_fractions() -> None:
         at_most_half(ups(BAD, BAD, OK))
 
 
-def test_count_triggers_need_a_bound() -> None:
-    with pytest.raises(ValueError, match="at_least"):
-        triggers.some_successful()
-    with pytest.raises(ValueError, match="at_least"):
-        triggers.some_failed()
+def test_count_triggers_without_bounds_pass() -> None:
+    # as in Prefect 1 (was: ValueError at build)
+    assert triggers.some_successful()(ups(BAD, BAD)) is True
+    assert triggers.some_failed()(ups(OK, OK)) is True
+    assert triggers.some_successful()(ups()) is True
 
 
 def test_not_all_skipped() -> None:
@@ -183,6 +183,36 @@ async def test_any_successful_runs_with_no_upstreams() -> None:
     st, calls = await run_with(triggers.any_successful)
     assert st.is_successful()
     assert calls == [1]
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        triggers.some_successful(at_least=1),
+        triggers.some_successful(at_least=0.5, at_most=0.9),
+        triggers.some_failed(at_least=2),
+        triggers.some_failed(),
+    ],
+)
+async def test_some_triggers_run_a_task_with_no_upstreams(trigger) -> None:
+    st, calls = await run_with(trigger)
+    assert type(st) is Success  # Prefect 1: nothing to count, it runs (was TriggerFailed "0 of 0")
+    assert calls == [1]
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    [triggers.all_successful, triggers.all_failed, triggers.some_failed(at_least=2), lambda ups: False],
+    ids=["default", "all_failed", "some_failed", "returns-false"],
+)
+async def test_a_trigger_failed_states_result_is_the_triggerfail_signal(trigger) -> None:
+    upstream = bad if trigger is triggers.all_successful else ok
+    st, calls = await run_with(trigger, upstream)
+    assert type(st) is TriggerFailed
+    assert isinstance(st.result, signals.TRIGGERFAIL)  # the exception, as for every failed state
+    assert st.exception is st.result
+    assert st.result.args[0] == st.message
+    assert calls == []
 
 
 async def test_not_all_skipped_skips_when_every_upstream_skipped() -> None:

@@ -178,7 +178,7 @@ def test_images_without_the_dot_program(tmp_path: Path, monkeypatch: pytest.Monk
 def test_images_without_the_graphviz_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "graphviz", None)  # import graphviz raises ImportError
     flow = mapped_flow()
-    with pytest.raises(ImportError, match=r"pip install 'aflow\[viz\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'aflow-engine\[viz\]'"):
         flow.visualize(filename=tmp_path / "g.svg")
     assert flow.visualize()._repr_svg_() is None
 

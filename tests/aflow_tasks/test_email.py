@@ -85,7 +85,9 @@ class Server:
     port: int
 
 
-async def start(tls: ssl.SSLContext | None = None, *, implicit_tls: bool = False) -> tuple[asyncio.Server, Server]:
+async def start(
+    tls: ssl.SSLContext | None = None, *, implicit_tls: bool = False, auth_require_tls: bool = False
+) -> tuple[asyncio.Server, Server]:
     capture = Capture()
 
     def protocol() -> SMTP:
@@ -93,7 +95,7 @@ async def start(tls: ssl.SSLContext | None = None, *, implicit_tls: bool = False
             capture,
             hostname="smtp.test",  # else aiosmtpd looks up this host's name
             authenticator=capture.authenticate,
-            auth_require_tls=False,
+            auth_require_tls=auth_require_tls,  # False: a login in clear text would be accepted
             tls_context=None if implicit_tls else tls,
         )
 
@@ -128,6 +130,30 @@ def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         timeout=30,
     )
     return crt, key
+
+
+@dataclass
+class Secure:
+    """A STARTTLS server that accepts a login only after TLS, and a client context trusting it."""
+
+    server: Server
+    client: ssl.SSLContext
+
+    @property
+    def capture(self) -> Capture:
+        return self.server.capture
+
+    def send(self, **kwargs: Any) -> EmailTask:
+        return send(self.server.port, **{"smtp_type": "STARTTLS", "tls_context": self.client, **kwargs})
+
+
+@pytest.fixture
+async def secure(cert: tuple[Path, Path]) -> AsyncIterator[Secure]:
+    server_ctx, client_ctx = _contexts(cert)
+    server, info = await start(server_ctx, auth_require_tls=True)
+    yield Secure(info, client_ctx)
+    server.close()
+    await server.wait_closed()
 
 
 def send(port: int, **kwargs: Any) -> EmailTask:
@@ -181,8 +207,8 @@ def test_init_defaults_are_stored() -> None:
         ({"msg": None}, "needs a body"),
         ({"email_from": None}, "needs email_from"),
         ({"smtp_type": "TLS"}, "smtp_type must be one of"),
-        ({"username": USER}, "has a username but no password"),
-        ({"password": PASSWORD}, "has a password but no username"),
+        ({"username": USER, "smtp_type": "STARTTLS"}, "has a username but no password"),
+        ({"password": PASSWORD, "smtp_type": "STARTTLS"}, "has a password but no username"),
     ],
 )
 async def test_missing_or_invalid_values_are_clear_errors(kwargs: dict[str, Any], match: str) -> None:
@@ -261,40 +287,40 @@ async def test_call_overrides_init(smtp: Server) -> None:
 
 
 @AUTH_OK
-async def test_logs_in_with_a_lazy_secret_password_in_a_flow(smtp: Server) -> None:
+async def test_logs_in_with_a_lazy_secret_password_in_a_flow(secure: Secure) -> None:
     @task
     async def body() -> str:
         return "<p>built upstream</p>"
 
     with Flow("mail") as flow:
-        out = send(smtp.port, username=USER, password=Secret("SMTP_PASSWORD"), email_from=None)(msg=body())
+        out = secure.send(username=USER, password=Secret("SMTP_PASSWORD"), email_from=None)(msg=body())
     state = await run(flow, context={"secrets": {"SMTP_PASSWORD": PASSWORD}})
     assert isinstance(state.result[out], Success)
-    assert smtp.capture.logins == [USER.encode()]
-    assert smtp.capture.envelopes[0].mail_from == USER  # email_from defaults to the username
-    assert smtp.capture.message().get_content().strip() == "<p>built upstream</p>"
+    assert secure.capture.logins == [USER.encode()]
+    assert secure.capture.envelopes[0].mail_from == USER  # email_from defaults to the username
+    assert secure.capture.message().get_content().strip() == "<p>built upstream</p>"
 
 
 @AUTH_OK
-async def test_lazy_credentials_given_to_the_call_are_resolved(smtp: Server) -> None:
+async def test_lazy_credentials_given_to_the_call_are_resolved(secure: Secure) -> None:
     with Flow("call") as flow:
-        out = send(smtp.port)(username=Secret("U"), password=Secret("P"))
+        out = secure.send()(username=Secret("U"), password=Secret("P"))
     state = await run(flow, context={"secrets": {"U": USER, "P": PASSWORD}})
     assert isinstance(state.result[out], Success)
-    assert smtp.capture.logins == [USER.encode()]
+    assert secure.capture.logins == [USER.encode()]
 
 
 @AUTH_OK
-async def test_credentials_fall_back_to_the_email_secrets(smtp: Server) -> None:
+async def test_credentials_fall_back_to_the_email_secrets(secure: Secure) -> None:
     with Flow("fallback") as flow:
-        out = send(smtp.port)()
+        out = secure.send()()
     state = await run(flow, context={"secrets": {"EMAIL_USERNAME": USER, "EMAIL_PASSWORD": PASSWORD}})
     assert isinstance(state.result[out], Success)
-    assert smtp.capture.logins == [USER.encode()]
+    assert secure.capture.logins == [USER.encode()]
 
 
 async def test_a_password_decoded_from_json_to_a_number_is_a_clear_error() -> None:
-    t = send(1, username=USER, password=Secret("NUMERIC"))
+    t = send(1, username=USER, password=Secret("NUMERIC"), smtp_type="STARTTLS")
     with (
         aflow_context.temporary(secrets={"NUMERIC": "90210417"}),
         pytest.raises(ValueError, match="password must be a string") as info,
@@ -310,18 +336,50 @@ async def test_without_credentials_there_is_no_login(smtp: Server) -> None:
     assert len(smtp.capture.envelopes) == 1
 
 
+async def test_insecure_with_credentials_is_refused_and_nothing_is_sent(smtp: Server) -> None:
+    # the plain server would accept a login in clear text: the task must never try one
+    insecure = "Use smtp_type='SSL' or 'STARTTLS' to log in"
+    with pytest.raises(ValueError, match=r"will not log in over smtp_type='INSECURE' \(username and password given\)"):
+        EmailTask(smtp_type="insecure", username=USER, password=PASSWORD)  # caught when the task is built
+    with pytest.raises(ValueError, match=insecure) as info:
+        await send(smtp.port).run(username=USER, password=PASSWORD)
+    assert PASSWORD not in str(info.value)
+    with pytest.raises(ValueError, match=r"\(password given\)"):
+        await send(smtp.port).run(password=PASSWORD)
+
+    with Flow("insecure") as flow:  # lazy secrets given to the call: refused before they are read
+        out = send(smtp.port)(username=Secret("U"), password=Secret("P"))
+    state = await run(flow, context={"secrets": {"U": USER, "P": PASSWORD}})
+    failed = state.result[out]
+    assert isinstance(failed, Failed)
+    assert insecure in (failed.message or "")
+    assert PASSWORD not in (failed.message or "")
+    assert smtp.capture.logins == []
+    assert smtp.capture.envelopes == []
+
+
+async def test_insecure_sends_without_reading_the_email_secrets_as_prefect_1(smtp: Server) -> None:
+    with Flow("relay") as flow:
+        out = send(smtp.port)()
+    state = await run(flow, context={"secrets": {"EMAIL_USERNAME": USER, "EMAIL_PASSWORD": PASSWORD}})
+    assert isinstance(state.result[out], Success)
+    assert smtp.capture.logins == []  # no login in clear text, although the server would take one
+    assert len(smtp.capture.envelopes) == 1
+    assert secrets_mod.redact(f"x {PASSWORD}") == f"x {PASSWORD}"  # never read, so never registered
+
+
 async def test_a_refused_login_fails_without_showing_the_password(
-    smtp: Server, caplog: pytest.LogCaptureFixture
+    secure: Secure, caplog: pytest.LogCaptureFixture
 ) -> None:
     wrong = "pw-WRONG-0x77-secret"
     with pytest.raises(FAIL) as info:
-        await send(smtp.port, username=USER, password=wrong).run()
+        await secure.send(username=USER, password=wrong).run()
     assert "SMTP login as 'robot@example.test'" in str(info.value)
     assert "535" in str(info.value)
     assert wrong not in str(info.value)
 
     with Flow("badauth") as flow:
-        out = send(smtp.port, username=USER, password=Secret("SMTP_PASSWORD"))()
+        out = secure.send(username=USER, password=Secret("SMTP_PASSWORD"))()
     state = await run(flow, context={"secrets": {"SMTP_PASSWORD": wrong}})
     failed = state.result[out]
     assert isinstance(failed, Failed)
@@ -330,7 +388,7 @@ async def test_a_refused_login_fails_without_showing_the_password(
     assert wrong not in failed.message
     assert wrong not in repr(failed.result)
     assert wrong not in caplog.text
-    assert smtp.capture.envelopes == []
+    assert secure.capture.envelopes == []
     assert secrets_mod.redact(f"x {wrong}") == f"x {REDACTED}"
 
 
@@ -400,5 +458,5 @@ async def test_tls_modes_with_a_self_signed_certificate(cert: tuple[Path, Path],
 
 async def test_missing_aiosmtplib_gives_a_helpful_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "aiosmtplib", None)
-    with pytest.raises(ImportError, match=r"email tasks need aiosmtplib: pip install aflow\[email\]"):
+    with pytest.raises(ImportError, match=r"email tasks need aiosmtplib: pip install aflow-engine\[email\]"):
         await send(1).run()

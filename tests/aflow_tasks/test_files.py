@@ -299,9 +299,9 @@ async def test_write_into_a_missing_directory_fails(tmp_path):
 
 def test_missing_aiofiles_is_explained(monkeypatch):
     monkeypatch.setitem(sys.modules, "aiofiles", None)
-    with pytest.raises(ImportError, match=r"files tasks need aiofiles: pip install aflow\[files\]"):
+    with pytest.raises(ImportError, match=r"files tasks need aiofiles: pip install aflow-engine\[files\]"):
         anyio.run(ReadFile("x").run)
-    with pytest.raises(ImportError, match=r"files tasks need aiofiles: pip install aflow\[files\]"):
+    with pytest.raises(ImportError, match=r"files tasks need aiofiles: pip install aflow-engine\[files\]"):
         anyio.run(WriteFile("x", "y").run)
 
 

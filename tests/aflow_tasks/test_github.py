@@ -94,7 +94,7 @@ def test_init_stores_arguments_and_task_kwargs() -> None:
 
 def test_missing_httpx_gives_a_clear_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "httpx", None)
-    with pytest.raises(ImportError, match=r"github tasks need httpx: pip install aflow\[http\]"):
+    with pytest.raises(ImportError, match=r"github tasks need httpx: pip install aflow-engine\[http\]"):
         GetRepoInfo(repo="o/r")
 
 

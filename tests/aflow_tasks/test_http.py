@@ -202,7 +202,7 @@ def test_unknown_response_format_is_refused() -> None:
 
 def test_missing_httpx_gives_a_clear_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "httpx", None)
-    with pytest.raises(ImportError, match=r"http tasks need httpx: pip install aflow\[http\]"):
+    with pytest.raises(ImportError, match=r"http tasks need httpx: pip install aflow-engine\[http\]"):
         HttpRequest(url="http://x")
 
 

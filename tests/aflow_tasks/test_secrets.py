@@ -206,3 +206,19 @@ def test_secret_base_forces_checkpoint_false() -> None:
     with Flow("f"), pytest.raises(ValueError, match="checkpoint=None"):
         t(task_args={"checkpoint": None})  # None would let the flow's checkpoint=True apply
     assert t.checkpoint is False
+
+
+async def test_secret_base_run_returns_none_as_in_prefect_1() -> None:
+    assert SecretBase().run() is None
+
+    class NoRun(SecretBase):  # a subclass that does not override run inherits it
+        pass
+
+    with Flow("base") as flow:
+        base = SecretBase()()
+        inherited = NoRun()()
+    state = await run(flow)
+    assert isinstance(state, Success)
+    for t in (base, inherited):
+        assert isinstance(state.result[t], Success)
+        assert state.result[t].result is None

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from aflow import Flow, signals
+from aflow import Flow, TaskDefinitionError, signals
 from aflow.states import Cancelled, Failed, TimedOut
 from aflow_tasks.shell import ShellTask
 
@@ -231,7 +231,21 @@ async def test_stderr_not_logged_without_log_stderr_or_on_success(lines):
     with pytest.raises(signals.FAIL):
         await ShellTask(command="echo e1 >&2; exit 2").run()
     assert await ShellTask(command="echo e1 >&2; echo ok", log_stderr=True).run() == "ok"
-    assert [r for r in lines.records if r.levelno >= logging.ERROR] == []
+    # only Prefect 1's failure line (see the next test): no stderr, and nothing for the success
+    errors = [r.getMessage() for r in lines.records if r.levelno >= logging.ERROR]
+    assert errors == ["Command failed with exit code 2"]
+
+
+async def test_a_failure_always_logs_the_exit_code_at_error_as_prefect_1(lines):
+    with Flow("shell-fails") as flow:
+        ShellTask(command="echo out; echo e1 >&2; exit 7", name="fails")()
+        ShellTask(command="kill -9 $$", shell="sh", name="killed")()
+    state = await flow.run()
+    assert isinstance(state, Failed)
+    errors = {r.name: r.getMessage() for r in lines.records if r.levelno == logging.ERROR}
+    assert errors["aflow.task.fails"] == "Command failed with exit code 7"
+    assert errors["aflow.task.killed"] == "Command failed with exit code -9 (killed by SIGKILL)"
+    assert not any("e1" in m for m in errors.values())  # stderr only with log_stderr=True
 
 
 # -- streaming -----------------------------------------------------------------------------------
@@ -395,3 +409,14 @@ async def test_failure_in_a_flow():
     task_state = state.result[t]
     assert type(task_state) is Failed
     assert "exit code 4" in (task_state.message or "")
+
+
+def test_a_misspelled_keyword_names_shelltask_and_the_nearest_valid_name():
+    with pytest.raises(TaskDefinitionError) as info:
+        ShellTask(comand="echo hi")
+    assert str(info.value) == "ShellTask() got an unexpected keyword argument 'comand': did you mean 'command'?"
+    with pytest.raises(
+        TaskDefinitionError,
+        match=r"ShellTask\(\) got an unexpected keyword argument 'max_retry': did you mean 'max_retries'\?",
+    ):
+        ShellTask(command="true", max_retry=2)

@@ -52,7 +52,7 @@ def test_init_stores_arguments_and_task_kwargs() -> None:
 
 def test_missing_httpx_gives_a_clear_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "httpx", None)
-    with pytest.raises(ImportError, match=r"slack tasks need httpx: pip install aflow\[http\]"):
+    with pytest.raises(ImportError, match=r"slack tasks need httpx: pip install aflow-engine\[http\]"):
         SlackTask(message="hi")
 
 

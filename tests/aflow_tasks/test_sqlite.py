@@ -168,7 +168,7 @@ async def test_sqlite_tasks_in_a_flow(tmp_path: Path) -> None:
 
 async def test_missing_aiosqlite_gives_a_helpful_import_error(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "aiosqlite", None)
-    with pytest.raises(ImportError, match=r"sqlite tasks need aiosqlite: pip install aflow\[sqlite\]"):
+    with pytest.raises(ImportError, match=r"sqlite tasks need aiosqlite: pip install aflow-engine\[sqlite\]"):
         await SQLiteQuery(db=db, query="SELECT 1").run()
-    with pytest.raises(ImportError, match=r"pip install aflow\[sqlite\]"):
+    with pytest.raises(ImportError, match=r"pip install aflow-engine\[sqlite\]"):
         await SQLiteScript(db=db, script="SELECT 1;").run()

@@ -86,7 +86,7 @@ def test_missing_jinja2_is_explained(monkeypatch):
     monkeypatch.setattr(templates, "_environment", None)
     monkeypatch.setitem(sys.modules, "jinja2", None)
     monkeypatch.setitem(sys.modules, "jinja2.sandbox", None)
-    with pytest.raises(ImportError, match=r"templates tasks need jinja2: pip install aflow\[templates\]"):
+    with pytest.raises(ImportError, match=r"templates tasks need jinja2: pip install aflow-engine\[templates\]"):
         anyio.run(JinjaTemplate(template="x").run)
     # StringFormatter needs no extra
     assert anyio.run(functools.partial(StringFormatter(template="{x}").run, x=1)) == "1"

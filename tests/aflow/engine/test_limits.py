@@ -49,6 +49,23 @@ async def test_tag_limit_of_3_over_50_tasks_never_exceeds_3_and_all_finish() -> 
     assert gauge.peak == 3  # reached, never exceeded
 
 
+async def test_tags_given_to_a_call_add_to_the_template_tags_so_its_limit_holds() -> None:
+    gauge = Gauge()
+
+    @task(tags=["db"])
+    async def query(i: int) -> int:
+        await gauge.hold()
+        return i
+
+    with Flow("added-tags") as flow:
+        calls = [query(i, task_args={"tags": ["reporting"]}) for i in range(5)]
+
+    assert all(c.tags == {"db", "reporting"} for c in calls)
+    state = await flow.run(concurrency={"db": 1})
+    assert [state.result[c].result for c in calls] == list(range(5))
+    assert gauge.peak == 1  # the template's "db" limit still holds for every copy
+
+
 async def test_untagged_tasks_are_not_limited_by_tag_limits() -> None:
     gauge = Gauge()
 

@@ -346,13 +346,54 @@ async def test_flatten_a_plain_list_of_lists() -> None:
     assert state.result[m].result == [2, 4, 6]
 
 
-async def test_flatten_of_non_nested_items_fails_with_message() -> None:
+async def test_flatten_passes_scalars_through() -> None:
+    # as in Prefect 1 (was: Failed "needs a list of lists")
     with Flow("f") as flow:
-        m = double.map(flatten([1, [2]]))
+        scalars = double.map(flatten([1, 2, 3]))
+        mixed = double.map(flatten([1, [2, 3], (4,)]))
+    state = await run(flow)
+    assert state.result[scalars].result == [2, 4, 6]
+    assert state.result[mixed].result == [2, 4, 6, 8]
+
+
+async def test_flatten_of_a_value_that_is_not_a_list_fails_with_message() -> None:
+    @task
+    async def produce():
+        return 5
+
+    with Flow("f") as flow:
+        m = double.map(flatten(produce()))
     state = await run(flow)
     st = state.result[m]
     assert type(st) is Failed
-    assert "list of lists" in (st.message or "")
+    assert "flatten() over produce needs a list, got int" in (st.message or "")
+
+
+async def test_flatten_of_a_mapped_upstream_is_judged_child_by_child() -> None:
+    @task
+    async def explode(n):
+        if n == 2:
+            raise ValueError("no twos")
+        if n == 3:
+            raise signals.SKIP("no threes")
+        if n == 4:
+            return 40  # a scalar passes through as one item
+        return [n, n]
+
+    with Flow("f") as flow:
+        m = double.map(flatten(explode.map([1, 2, 3, 4, 5])))
+    state = await run(flow)
+    children = state.result[m].map_states
+    assert [type(c).__name__ for c in children] == [
+        "Success",
+        "Success",
+        "TriggerFailed",
+        "Skipped",
+        "Success",
+        "Success",
+        "Success",
+    ]
+    assert [c.result for c in children if type(c) is Success] == [2, 2, 80, 10, 10]
 
 
 @pytest.mark.parametrize("value", [5, "abc", {"a": 1}, None], ids=["int", "str", "dict", "None"])

@@ -395,7 +395,27 @@ async def test_loop_progress_survives_a_retry() -> None:
 
     _, st = await run_one(looper, clock=FakeClock())
     assert st.result == 3
-    assert log == [(1, 0), (1, 1), (1, 2), (2, 2), (2, 3)]
+    # the pass after the retried one starts again at attempt 1 (was (2, 3): one budget for all passes)
+    assert log == [(1, 0), (1, 1), (1, 2), (2, 2), (1, 3)]
+
+
+async def test_each_loop_pass_gets_its_own_retries() -> None:
+    log = []
+
+    @task(max_retries=1)
+    async def looper():
+        n = context.get("task_loop_result") or 0
+        log.append((n, context.task_run_count))
+        if n in (2, 5) and context.task_run_count == 1:
+            raise ValueError(f"transient on pass {n}")
+        if n < 6:
+            raise signals.LOOP(result=n + 1)
+        return n
+
+    _, st = await run_one(looper, clock=FakeClock())
+    assert st.is_successful(), st
+    assert st.result == 6
+    assert [c for n, c in log if n in (2, 5)] == [1, 2, 1, 2]
 
 
 # -- state handlers -----------------------------------------------------------------------------

@@ -62,9 +62,9 @@ class ClientCounter:
 def test_missing_aiobotocore_gives_a_clear_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "aiobotocore", None)
     monkeypatch.setitem(sys.modules, "aiobotocore.session", None)
-    with pytest.raises(ImportError, match=r"aws tasks need aiobotocore: pip install aflow\[aws\]"):
+    with pytest.raises(ImportError, match=r"aws tasks need aiobotocore: pip install aflow-engine\[aws\]"):
         S3Upload()
-    with pytest.raises(ImportError, match=r"pip install aflow\[aws\]"):
+    with pytest.raises(ImportError, match=r"pip install aflow-engine\[aws\]"):
         S3Result("bucket-x")
 
 

@@ -215,6 +215,49 @@ async def test_client_wait_with_a_custom_waiter(moto: Moto) -> None:
         await wait.run(waiter_kwargs={"Bucket": "custom-bucket", "Prefix": "none/"})
 
 
+async def test_batch_job_waiters_as_prefect_1_ships_them(moto: Moto) -> None:
+    queue, definition = await batch_queue(moto)
+    submit = BatchSubmit(job_definition=definition, job_queue=queue, **moto.settings)
+    job_id = await submit.run(job_name="waited-job")  # not waiting: the waiters do
+    wait = AWSClientWait(client="batch", delay=0.05, max_attempts=400, **moto.settings)
+    with anyio.fail_after(30):
+        await wait.run(waiter_name="JobExists", waiter_kwargs={"jobs": [job_id]})
+        await wait.run(waiter_name="JobRunning", waiter_kwargs={"jobs": [job_id]})
+        async with aws_client("batch", **moto.settings) as batch:
+            (job,) = (await batch.describe_jobs(jobs=[job_id]))["jobs"]
+        assert job["status"] in ("RUNNING", "SUCCEEDED")
+        await wait.run(waiter_name="JobComplete", waiter_kwargs={"jobs": [job_id]})
+        async with aws_client("batch", **moto.settings) as batch:
+            (job,) = (await batch.describe_jobs(jobs=[job_id]))["jobs"]
+        assert job["status"] == "SUCCEEDED"
+        await wait.run(waiter_name="job_complete", waiter_kwargs={"jobs": [job_id]})  # botocore's spelling
+    with pytest.raises(ValueError, match=r"batch has no waiter 'JobGone': it has \[.*'JobComplete', 'JobExists'"):
+        await wait.run(waiter_name="JobGone", waiter_kwargs={"jobs": [job_id]})
+
+
+async def test_job_complete_gives_up_when_the_job_failed(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> None:
+    queue, definition = await batch_queue(moto)
+    monkeypatch.setenv("MOTO_SIMPLE_BATCH_FAIL_AFTER", "0")  # moto (in this process) fails every job
+    job_id = await BatchSubmit(job_definition=definition, job_queue=queue, **moto.settings).run(job_name="job-bad")
+    with Flow("wait-batch") as flow:
+        done = AWSClientWait(client="batch", waiter_name="JobComplete", delay=0.05, max_attempts=400, **moto.settings)(
+            waiter_kwargs={"jobs": [job_id]}
+        )
+    with anyio.fail_after(30):
+        state = await flow.run()
+    assert not state.is_successful()
+    message = state.result[done].message or ""
+    assert message.startswith("batch waiter JobComplete gave up: Waiter JobComplete failed: ")
+    assert "terminal failure state" in message  # FAILED ends the wait at once, not after 400 attempts
+
+
+async def test_job_exists_keeps_polling_until_the_job_is_listed(moto: Moto) -> None:
+    wait = AWSClientWait(client="batch", waiter_name="JobExists", delay=0, max_attempts=3, **moto.settings)
+    # an id nobody submitted: the waiter polls all its attempts (Prefect 1's definition gives up at once)
+    with pytest.raises(signals.FAIL, match=r"^batch waiter JobExists gave up: .*Max attempts exceeded"):
+        await wait.run(waiter_kwargs={"jobs": [str(uuid.uuid4())]})
+
+
 async def test_a_timed_out_wait_stops_the_execution(moto: Moto) -> None:
     long_wait = {"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 600, "End": True}}}
     arn = await state_machine(moto, "napper", long_wait)
@@ -270,12 +313,14 @@ async def answers_held_back(moto: Moto, held: str) -> AsyncIterator[tuple[str, l
 async def test_a_start_cut_short_by_the_timeout_is_stopped_too(moto: Moto) -> None:
     long_wait = {"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 600, "End": True}}}
     arn = await state_machine(moto, "napper", long_wait)
-    async with answers_held_back(moto, "StartExecution") as (proxy, _):
+    async with answers_held_back(moto, "StartExecution") as (proxy, calls):
         settings = {**moto.settings, "endpoint_url": proxy}
         with Flow("sfn-start-timeout") as flow:
-            out = StepActivate(wait=True, timeout=1, **settings)(state_machine_arn=arn)
+            # room for the client to be made and the call to be sent on a loaded machine
+            out = StepActivate(wait=True, timeout=3, **settings)(state_machine_arn=arn)
         state = await flow.run()
     assert state.result[out].is_timed_out()
+    assert "StartExecution" in [op for op, _ in calls]  # the timeout hit while the start was in flight
     async with aws_client("stepfunctions", **moto.settings) as sfn:
         (execution,) = (await sfn.list_executions(stateMachineArn=arn))["executions"]
     assert execution["status"] == "ABORTED"  # started by the call whose answer never came, then stopped
@@ -311,7 +356,7 @@ async def test_a_batch_wait_cut_short_terminates_the_job(moto: Moto) -> None:
     async with answers_held_back(moto, "/v1/describejobs") as (proxy, calls):
         settings = {**moto.settings, "endpoint_url": proxy}
         with Flow("batch-timeout") as flow:
-            out = BatchSubmit(job_definition=definition, job_queue=queue, wait=True, timeout=1, **settings)(
+            out = BatchSubmit(job_definition=definition, job_queue=queue, wait=True, timeout=3, **settings)(
                 job_name="waits"
             )
         state = await flow.run()

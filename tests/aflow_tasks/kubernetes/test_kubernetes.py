@@ -87,7 +87,7 @@ def test_importing_the_family_does_not_import_the_client() -> None:
 async def test_missing_dependency_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     for mod in ("kubernetes_asyncio", "kubernetes_asyncio.client", "kubernetes_asyncio.config"):
         monkeypatch.setitem(sys.modules, mod, None)
-    with pytest.raises(ImportError, match=r"pip install aflow\[kubernetes\]"):
+    with pytest.raises(ImportError, match=r"pip install aflow-engine\[kubernetes\]"):
         await ReadNamespacedJob(job_name="x", kube_config={}).run()
 
 

@@ -256,3 +256,20 @@ async def test_fifty_jobs_run_concurrently_from_one_loop(
         assert log == f"done-{i} saw {n}\n"
     assert len(fake.pids) == n
     assert fake.objects_of("jobs") == {}
+
+
+async def test_pod_log_lines_are_kept_in_the_run_store(fake: FakeKube, config: dict[str, Any], tmp_path: Path) -> None:
+    from aflow.history import RunStore
+
+    with Flow("k8s-job-logs") as flow:
+        RunNamespacedJob(body=job("logged", "echo one; echo two"), kube_config=config, job_status_poll_interval=1)()
+    with anyio.fail_after(GUARD):
+        state = await flow.run(history=tmp_path / "runs.db")
+    assert isinstance(state, Success)
+    async with RunStore(tmp_path / "runs.db") as store:
+        (run,) = await store.list_runs()
+        logs = await store.task_logs(run.run_id)
+    pod_lines = [r.message.split(": ", 1)[1] for r in logs if r.message.startswith("logged-")]
+    assert pod_lines == ["one", "two"]
+    assert {r.task_name for r in logs} == {"RunNamespacedJob"}
+    assert all(r.level == "INFO" for r in logs)

@@ -21,18 +21,23 @@ A `Schedule` merges the events of one or more clocks (`IntervalClock`, `CronCloc
 All datetimes are timezone-aware; a naive datetime given anywhere is taken to be **UTC**.
 Cron expressions are evaluated with `cronsim`, in `zoneinfo` time zones and with Debian cron's
 DST behaviour.
+
+The submodules `aflow.schedules.clocks`, `aflow.schedules.filters` and
+`aflow.schedules.adjustments` import on their own too (``from aflow.schedules.filters import
+is_weekday``), as in Prefect 1.
 """
 
 from __future__ import annotations
 
-from ._schedules import adjustments as adjustments
-from ._schedules import filters as filters
-from ._schedules.clocks import ClockEvent as ClockEvent
-from ._schedules.clocks import CronClock as CronClock
-from ._schedules.clocks import DatesClock as DatesClock
-from ._schedules.clocks import IntervalClock as IntervalClock
-from ._schedules.clocks import ScheduleClock as ScheduleClock
-from ._schedules.schedule import Schedule as Schedule
+from .._schedules.schedule import Schedule as Schedule
+from . import adjustments as adjustments
+from . import clocks as clocks
+from . import filters as filters
+from .clocks import ClockEvent as ClockEvent
+from .clocks import CronClock as CronClock
+from .clocks import DatesClock as DatesClock
+from .clocks import IntervalClock as IntervalClock
+from .clocks import ScheduleClock as ScheduleClock
 
 __all__ = (
     "ClockEvent",
