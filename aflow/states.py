@@ -47,6 +47,9 @@ __all__ = (
 class State:
     """Base of all states.
 
+    Two states are equal when they have the same type and data (``result`` and the subclass's
+    fields), whatever their messages, as in Prefect 1; they hash by identity.
+
     Args:
         message: A human-readable explanation of the state.
         result: The value the state carries: a task's return value, or the exception of a failure.
@@ -66,9 +69,10 @@ class State:
         return f"<{name}>"
 
     def __eq__(self, other: object) -> bool:
+        # as in Prefect 1: type and data, not the message
         if type(self) is not type(other):
             return NotImplemented
-        return all(getattr(self, s) == getattr(other, s) for s in _slots(type(self)))
+        return all(getattr(self, s) == getattr(other, s) for s in _slots(type(self)) if s != "message")
 
     # hashed by identity, as in Prefect 1: states go in sets (a terminal_state_handler's
     # reference states); equality still compares type and fields

@@ -115,6 +115,13 @@ def test_equality_compares_type_and_fields() -> None:
     assert Looped(loop_count=2) == Looped(loop_count=2)
 
 
+def test_equality_ignores_the_message_as_in_prefect1() -> None:
+    # a Prefect 1 test's `state.result[t] == Success(result=5)` holds on a run's "Task run succeeded."
+    assert Success("Task run succeeded.", result=5) == Success(result=5)
+    assert Failed("x", result=1) != Failed("x", result=2)
+    assert Success("x", result=1) != Skipped("x", result=1)
+
+
 def test_states_hash_by_identity_and_go_in_sets() -> None:
     # as in Prefect 1 (was: unhashable): a terminal_state_handler gets a set of states
     a, b = Success("ok", result=1), Success("ok", result=1)
