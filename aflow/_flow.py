@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import _gc
 from ._builtin_tasks import Parameter, as_task, contains_task
 from ._edge import Edge, flatten, mapped, unmapped
+from ._engine._blocking import DEFAULT_WARN_BLOCKING
 from ._flow_run import FlowRun, explained_if_not_awaited
 from ._task import _NO_RUN_SPEC, Task, _require_run
 from .exceptions import FlowValidationError
@@ -707,6 +708,8 @@ class Flow:
         history: RunStore | str | os.PathLike[str] | None = None,
         executor: Executor | None = None,
         progress: bool | Console | ProgressDisplay = False,
+        cancel_grace: float | None = None,
+        warn_blocking: float | None = DEFAULT_WARN_BLOCKING,
         history_log_level: int | str | None = None,
         **parameter_values: Any,
     ) -> State:
@@ -735,6 +738,13 @@ class Flow:
             progress: Show a live display of the run (tasks done, running and failed, per
                 mapped task too) in a terminal or Jupyter; nothing is written elsewhere. True,
                 or a rich ``Console`` to draw on. Needs rich (``pip install aflow-engine[cli]``).
+            cancel_grace: Seconds a cancelled task body (the run cancelled, or a task's
+                ``timeout`` reached) gets to end before the run gives up on it, marks it
+                Cancelled (or TimedOut) with a message saying it ignored cancellation, and goes
+                on (default 10). A body is cancelled once, never again until then.
+            warn_blocking: Log a WARNING (logger ``aflow.blocking``) naming any ``async def`` task
+                whose body blocks the event loop for this many seconds or more (``time.sleep``,
+                blocking I/O), with how long it blocked (default 0.25); None turns the check off.
             history_log_level: Keep the task log records at or above this level in the run store
                 (a name such as ``"DEBUG"`` or a number; default INFO); a task's own
                 ``history_log_level`` wins.
@@ -743,6 +753,7 @@ class Flow:
         Raises:
             ParameterError: For unknown parameters or missing required ones.
             FlowValidationError: If the flow is invalid (a cycle...).
+            ValueError: If ``cancel_grace`` or ``warn_blocking`` is not a non-negative number.
         """
         runner = self._runner(
             parameters,
@@ -754,6 +765,8 @@ class Flow:
             flow_run_name=flow_run_name,
             history=history,
             executor=executor,
+            cancel_grace=cancel_grace,
+            warn_blocking=warn_blocking,
             history_log_level=history_log_level,
         )
         if progress is not False:
@@ -774,6 +787,8 @@ class Flow:
         history: RunStore | str | os.PathLike[str] | None = None,
         executor: Executor | None = None,
         progress: bool | Console | ProgressDisplay = False,
+        cancel_grace: float | None = None,
+        warn_blocking: float | None = DEFAULT_WARN_BLOCKING,
         history_log_level: int | str | None = None,
         **parameter_values: Any,
     ) -> FlowRun:
@@ -798,6 +813,8 @@ class Flow:
             flow_run_name=flow_run_name,
             history=history,
             executor=executor,
+            cancel_grace=cancel_grace,
+            warn_blocking=warn_blocking,
             history_log_level=history_log_level,
         )
         if progress is False:

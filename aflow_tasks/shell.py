@@ -1,13 +1,15 @@
 """Shell tasks: run a command through a shell in a subprocess (modelled on Prefect 1's ``ShellTask``).
 
-The shell family needs no extra: it runs on anyio's process API. Each command runs in a session
-(and so a process group) of its own, and a cancelled run (an engine ``timeout``, a cancelled flow
-run, a cancelled caller) terminates the whole group, so no background job or grandchild outlives
-the task.
+The shell family needs no extra: it forks with `subprocess.Popen` and reads the pipes and waits
+for the exit from the asyncio event loop. Each command runs in a session (and so a process group)
+of its own, and a cancelled run (an engine ``timeout``, a cancelled flow run, a cancelled caller)
+terminates the whole group, whenever the cancellation lands (also while the process starts), so
+no background job or grandchild outlives the task.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import os
@@ -19,7 +21,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 import anyio
-from anyio.abc import ByteReceiveStream, Process
 
 from aflow import Task, signals
 from aflow._defaults import defaults_from_attrs
@@ -80,15 +81,6 @@ class _Lines:
         if self._pending:
             raw, self._pending = bytes(self._pending), bytearray()
             self._on_line(raw.decode("utf-8", "replace").removesuffix("\r"))
-
-
-async def _pump(stream: ByteReceiveStream | None, lines: _Lines) -> None:
-    """Read ``stream`` to its end, feeding ``lines``."""
-    if stream is None:
-        return
-    async for chunk in stream:
-        lines.feed(chunk)
-    lines.flush()
 
 
 def _prepare(shell: str, script: str, env: Mapping[str, str], cwd: str | None, made: list[str]) -> str:
@@ -163,14 +155,145 @@ def _group_running(pgid: int) -> bool:
     return False
 
 
-async def _wait_group_gone(proc: Process, pgid: int) -> None:
-    """Poll until no process of the group runs (the caller bounds the wait)."""
+async def _wait_group_gone(proc: subprocess.Popen[bytes], pgid: int) -> None:
+    """Poll until no process of the group runs (the caller bounds the wait), then reap the shell."""
     delay = 0.005
     while await anyio.to_thread.run_sync(_group_running, pgid):
         await anyio.sleep(delay)
         delay = min(delay * 2, 0.1)
-    if proc.returncode is None:
-        await proc.wait()
+    proc.poll()
+
+
+async def _prepare_in_thread(shell: str, script: str, env: Mapping[str, str], cwd: str | None, made: list[str]) -> str:
+    """`_prepare` in a worker thread; a script file the thread writes after a cancellation is removed."""
+    job = asyncio.ensure_future(anyio.to_thread.run_sync(_prepare, shell, script, env, cwd, made))
+    try:
+        return await asyncio.shield(job)
+    except BaseException:
+        if not job.done():  # the thread goes on: clean up after it (the caller's cleanup ran already)
+
+            def remove_late(_: object) -> None:
+                if not job.cancelled():
+                    job.exception()  # retrieved: the cancellation wins
+                for path in made:
+                    _remove(path)
+
+            job.add_done_callback(remove_late)
+        raise
+
+
+def _spawn(argv: list[str], cwd: str | None, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a session (and process group) of its own.
+
+    This is deliberately a plain call, not an ``await``: the process exists once it returns, and
+    no cancellation can land between the fork and the caller holding the process, whose group
+    it then always stops. (``asyncio.create_subprocess_exec`` forks the same way on the loop, but
+    a cancellation landing while it then waits for the pipes kills the shell alone and waits for
+    the pipes that its orphaned children still hold.)
+    """
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+    )
+
+
+class _Watch:
+    """Reads a started command's stdout and stderr and waits for its exit, from the event loop.
+
+    Each pipe feeds its `_Lines` from a reader callback; the exit is seen through a pidfd (Linux)
+    or, elsewhere, by polling. `close` removes the callbacks and closes the descriptors.
+    """
+
+    __slots__ = ("_fds", "_loop", "_pidfd", "_poll", "exited", "proc", "streams")
+
+    def __init__(self, proc: subprocess.Popen[bytes], stdout_lines: _Lines, stderr_lines: _Lines) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self.proc = proc
+        self._fds: list[int] = []
+        self._pidfd: int | None = None
+        self._poll: asyncio.TimerHandle | None = None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        self.streams = [self._read(proc.stdout.fileno(), stdout_lines), self._read(proc.stderr.fileno(), stderr_lines)]
+        self.exited: asyncio.Future[int] = loop.create_future()
+        try:
+            self._pidfd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):  # not Linux, or an old kernel: poll
+            self._poll = loop.call_later(0.005, self._check_exit, 0.005)
+        else:
+            loop.add_reader(self._pidfd, self._check_exit, None)
+
+    def _read(self, fd: int, lines: _Lines) -> asyncio.Future[None]:
+        loop = self._loop
+        done: asyncio.Future[None] = loop.create_future()
+        os.set_blocking(fd, False)
+
+        def on_readable() -> None:
+            try:
+                chunk = os.read(fd, 65536)
+                if chunk:
+                    lines.feed(chunk)
+                    return
+                lines.flush()
+            except BlockingIOError:
+                return
+            except BaseException as exc:
+                loop.remove_reader(fd)
+                if not done.done():
+                    done.set_exception(exc)
+                return
+            loop.remove_reader(fd)
+            if not done.done():
+                done.set_result(None)
+
+        loop.add_reader(fd, on_readable)
+        self._fds.append(fd)
+        return done
+
+    def _check_exit(self, delay: float | None) -> None:
+        code = self.proc.poll()
+        if code is None:
+            if delay is not None:
+                delay = min(delay * 2, 0.1)
+                self._poll = self._loop.call_later(delay, self._check_exit, delay)
+            return
+        if self._pidfd is not None:
+            self._loop.remove_reader(self._pidfd)
+        if not self.exited.done():
+            self.exited.set_result(code)
+
+    async def wait(self) -> int:
+        """Wait for the end of both streams, then for the exit; return the exit code."""
+        for stream in self.streams:
+            await stream
+        return await self.exited
+
+    def close(self) -> None:
+        """Stop watching and close the pipes and the pidfd (the process itself is not touched)."""
+        loop = self._loop
+        for fd in self._fds:
+            loop.remove_reader(fd)
+        if self._pidfd is not None:
+            loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        if self._poll is not None:
+            self._poll.cancel()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        futures: list[asyncio.Future[Any]] = [*self.streams, self.exited]
+        for fut in futures:
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # retrieved
+            else:
+                fut.cancel()
 
 
 class ShellTask(Task):
@@ -186,10 +309,11 @@ class ShellTask(Task):
 
     To bound the run time, give the task a ``timeout`` (a `Task` argument): when the body is
     cancelled (timeout, flow run cancelled, caller cancelled), the whole process group gets
-    SIGTERM, then SIGKILL if anything of it still runs ``kill_grace`` seconds later; the
-    cancellation then goes on. Processes that leave the group (``setsid``, job control with
-    ``set -m``) are not followed. Background jobs still running when the command exits normally
-    are left alone (end the command with ``wait`` to wait for them). POSIX only (process groups).
+    SIGTERM, then SIGKILL if anything of it still runs ``kill_grace`` seconds later (at once
+    if the task is cancelled again meanwhile); the cancellation then goes on. Processes that
+    leave the group (``setsid``, job control with ``set -m``) are not followed. Background jobs
+    still running when the command exits normally are left alone (end the command with ``wait``
+    to wait for them). POSIX only (process groups).
 
     Example::
 
@@ -315,53 +439,50 @@ class ShellTask(Task):
         stdout_lines, stderr_lines = _Lines(on_stdout), _Lines(on_stderr)
 
         made: list[str] = []
+        proc: subprocess.Popen[bytes] | None = None
+        watch: _Watch | None = None
         try:
-            exe = await anyio.to_thread.run_sync(_prepare, self.shell, script, full_env, workdir, made)
-            # shielded: a cancel landing while the process starts is seen below, where it
-            # terminates the process group
-            with anyio.CancelScope(shield=True):
-                proc = await anyio.open_process(
-                    [exe, made[0]],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    cwd=workdir,
-                    env=full_env,
-                    start_new_session=True,
-                )
+            exe = await _prepare_in_thread(self.shell, script, full_env, workdir, made)
+            proc = _spawn([exe, made[0]], workdir, full_env)
+            # from here on, however the body ends, the group is stopped (no await came in between)
             try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(_pump, proc.stdout, stdout_lines)
-                    tg.start_soon(_pump, proc.stderr, stderr_lines)
-                returncode = await proc.wait()
-            except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await self._stop(proc, stdout_lines, stderr_lines)
+                watch = _Watch(proc, stdout_lines, stderr_lines)
+                returncode = await watch.wait()
+            except BaseException as exc:
+                await self._stop(proc, exc, watch)
                 raise
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await proc.aclose()
         finally:
-            if made:
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(_remove, made[0])
+            if watch is not None:
+                watch.close()
+            elif proc is not None:
+                for pipe in (proc.stdout, proc.stderr):
+                    if pipe is not None:
+                        pipe.close()
+            for path in made:
+                _remove(path)  # one unlink in the temporary directory: not worth a thread hand-over
 
         result: str | list[str] | None = out if isinstance(out, list) else (out[-1] if out else None)
         if returncode:
             self._fail(returncode, out, err, err_count, result)
         return result
 
-    async def _stop(self, proc: Process, stdout_lines: _Lines, stderr_lines: _Lines) -> None:
+    async def _stop(self, proc: subprocess.Popen[bytes], exc: BaseException, watch: _Watch | None) -> None:
         """Terminate the process group: SIGTERM, ``kill_grace`` seconds, SIGKILL.
 
-        The pipes are drained meanwhile, so a process writing as it shuts down is not stuck on a
-        full pipe (and streamed lines keep being logged).
+        The pipes are still read meanwhile, so a process writing as it shuts down is not stuck on
+        a full pipe (and streamed lines keep being logged). Nothing cuts the grace period short
+        but a second cancellation of the task (or the coroutine being closed): then the group
+        gets SIGKILL at once, before that goes on.
         """
         pgid = proc.pid  # start_new_session: the shell leads its own group
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_pump, proc.stdout, stdout_lines)
-            tg.start_soon(_pump, proc.stderr, stderr_lines)
-            if _signal_group(pgid, signal.SIGTERM):
+        if isinstance(exc, GeneratorExit):  # the coroutine is being closed: no await is possible
+            _signal_group(pgid, signal.SIGKILL)
+            return
+        if not _signal_group(pgid, signal.SIGTERM):
+            proc.poll()
+            return
+        try:
+            with anyio.CancelScope(shield=True):  # an anyio scope's cancellation waits for this
                 with anyio.move_on_after(self.kill_grace) as grace:
                     await _wait_group_gone(proc, pgid)
                 if grace.cancelled_caught:
@@ -372,10 +493,13 @@ class ShellTask(Task):
                     _signal_group(pgid, signal.SIGKILL)
                     with anyio.move_on_after(1.0):  # SIGKILL cannot be caught: this is quick
                         await _wait_group_gone(proc, pgid)
-            if proc.returncode is None:  # the group is gone but the shell was not reaped yet
-                proc.kill()
-                await proc.wait()
-            tg.cancel_scope.cancel()
+        except BaseException:  # cancelled again (or closed) while waiting: no more grace
+            _signal_group(pgid, signal.SIGKILL)
+            raise
+        if proc.poll() is None and watch is not None:  # the shell left its group (setsid): it goes too
+            proc.kill()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+                await asyncio.shield(watch.exited)
 
     def _fail(
         self,

@@ -94,7 +94,7 @@ async def test_the_run_page_shows_the_graph_the_timeline_and_the_logs(page: Page
     assert by_name[f"flaky {X}3"][1:3] == ["Mapped", "3 Success"]
     assert by_name["numbers"][1:3] == ["Success", "Success"]
     assert by_name["total"][1:3] == ["Success", "Success"]
-    assert by_name["n"][1:3] == ["NotRecorded", "not recorded"]  # the engine records no parameter states
+    assert by_name["n"][1:3] == ["NotRecorded", "parameter"]  # the engine records no parameter states
     green = by_name["numbers"][3]
     assert green == "rgb(46, 158, 91)"
     assert {by_name[name][3] for name in ("total", f"flaky {X}3")} == {green}

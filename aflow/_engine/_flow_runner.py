@@ -28,6 +28,8 @@ from .._run_context import FlowRunContext, flow_run_var
 from ..exceptions import AflowInternalError, ParameterError
 from ..executors import Executor, LocalExecutor
 from ..states import Cancelled, Failed, Mapped, Pending, ReferenceStates, Running, Skipped, State, Success
+from ._blocking import DEFAULT_WARN_BLOCKING, BlockWatch, check_threshold
+from ._cancel import DEFAULT_CANCEL_GRACE, check_grace, give_up, ignored_message
 from ._persist import Persistence
 from ._task_runner import UPSTREAM_SKIPPED, Runner, check_trigger, expanded, run_task, scrub
 
@@ -147,9 +149,13 @@ class FlowRunner:
         context: dict[str, Any] | None = None,
         history: Any = None,
         executor: Executor | None = None,
+        cancel_grace: float | None = None,
+        warn_blocking: float | None = DEFAULT_WARN_BLOCKING,
         history_log_level: int | str | None = None,
     ) -> None:
         self.flow = flow
+        self.warn_blocking = check_threshold(warn_blocking)
+        self.cancel_grace = DEFAULT_CANCEL_GRACE if cancel_grace is None else check_grace(cancel_grace)
         self.history = history
         self.log_level = (
             logging.INFO if history_log_level is None else level_number(history_log_level, "history_log_level")
@@ -171,7 +177,8 @@ class FlowRunner:
         self.run_name = flow_run_name or self.run_id
         self.nodes: dict[Task, _Node] = {}
         self.pending = 0
-        self.running: set[asyncio.Task[None]] = set()  # task runs in progress (cancelled if the run is)
+        # task runs in progress (cancelled if the run is), with their node and map index
+        self.running: dict[asyncio.Task[Any] | None, tuple[_Node, int | None]] = {}
         self.done: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.runner: Runner | None = None
@@ -213,6 +220,7 @@ class FlowRunner:
         runner = self.runner = Runner(
             frun, self.clock, self.max_concurrency, self.concurrency, logger if debug else None, recorder
         )
+        runner.cancel_grace = self.cancel_grace
         if hasattr(self.observer, "task_waiting"):
             runner.observer = self.observer  # type: ignore[assignment]
         if recorder is not None:
@@ -223,6 +231,7 @@ class FlowRunner:
         token = flow_run_var.set(frun)
         state: State = Pending()
         executor = self.executor
+        blocking = BlockWatch.acquire(self.warn_blocking) if self.warn_blocking is not None else None
         try:
             if executor is not None:
                 await executor.start()
@@ -253,6 +262,8 @@ class FlowRunner:
                 state = Failed(f"Flow run crashed: {exc!r}", result=exc)
             raise
         finally:
+            if blocking is not None:
+                blocking.release(self.warn_blocking)  # type: ignore[arg-type]
             flow_run_var.reset(token)
             with anyio.CancelScope(shield=True):
                 if runner.executor is not None:
@@ -321,9 +332,9 @@ class FlowRunner:
                 self.loop.call_soon(self._each, start, items)
                 return
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any, node: _Node, index: int | None = None) -> None:
         assert self.loop is not None
-        self.running.add(self.loop.create_task(coro))
+        self.running[self.loop.create_task(coro)] = (node, index)
 
     def _start(self, node: _Node) -> None:
         task = node.task
@@ -332,9 +343,9 @@ class FlowRunner:
         elif isinstance(task, Constant):
             self._finish_node(node, Success("Constant value", result=task.value))
         elif node.is_mapped:
-            self._spawn(self._guard(self._map_parent(node)))
+            self._spawn(self._guard(self._map_parent(node)), node)
         else:
-            self._spawn(self._run_single(node))
+            self._spawn(self._run_single(node), node)
 
     async def _guard(self, coro: Any) -> None:
         try:
@@ -344,7 +355,7 @@ class FlowRunner:
         except BaseException as exc:
             self._internal_error(exc)
         finally:
-            self.running.discard(asyncio.current_task())
+            self.running.pop(asyncio.current_task(), None)
 
     def _internal_error(self, exc: BaseException) -> None:
         """An engine bug: stop the run and report it."""
@@ -413,7 +424,7 @@ class FlowRunner:
         except BaseException as exc:
             self._internal_error(exc)
         finally:
-            self.running.discard(asyncio.current_task())  # freed when done
+            self.running.pop(asyncio.current_task(), None)  # freed when done
 
     # -- mapped tasks -------------------------------------------------------------------------
 
@@ -461,7 +472,7 @@ class FlowRunner:
                     if src.child_states[i] is None:
                         node.child_waiting[i] += 1
         ready = [i for i in range(width) if node.child_waiting[i] == 0]  # decided now, started in chunks
-        self._each(lambda i: self._spawn(self._run_child(node, i)), iter(ready))
+        self._each(lambda i: self._spawn(self._run_child(node, i), node, i), iter(ready))
 
     def _plan_children(self, node: _Node) -> int:
         """Fill ``node.df_getters`` (how child i gets each input) and return the width."""
@@ -532,7 +543,7 @@ class FlowRunner:
                 if i < len(down.child_waiting):
                     down.child_waiting[i] -= 1
                     if down.child_waiting[i] == 0:
-                        self._spawn(self._run_child(down, i))
+                        self._spawn(self._run_child(down, i), down, i)
             node.children_left -= 1
             if node.children_left == 0:
                 await self._finish_mapped(node)
@@ -541,7 +552,7 @@ class FlowRunner:
         except BaseException as exc:
             self._internal_error(exc)
         finally:
-            self.running.discard(asyncio.current_task())
+            self.running.pop(asyncio.current_task(), None)
 
     async def _finish_mapped(self, node: _Node) -> None:
         children: list[State] = node.child_states  # type: ignore[assignment]
@@ -626,13 +637,20 @@ class FlowRunner:
         """Cancel every running body, wait for them, and mark unfinished tasks Cancelled."""
         self.stopping = True
         with anyio.CancelScope(shield=True):
-            await self._cancel_all()
+            given_up = await self._cancel_all()
+            for node, index in given_up:
+                self._gave_up(node, index)
             for node in self.nodes.values():
                 if node.state is None:
                     node.state = Cancelled("Flow run was cancelled before the task finished.")
                     self._record_cancelled(node, node.state)
             for node in self.nodes.values():  # resource cleanups still run, if set up
-                if node.task.run_on_cancel and isinstance(node.state, Cancelled) and not node.is_mapped:
+                if (
+                    node.task.run_on_cancel
+                    and isinstance(node.state, Cancelled)
+                    and not node.is_mapped
+                    and (node, None) not in given_up
+                ):
                     assert self.loop is not None
                     node.state = await self.loop.create_task(self._run_detached(node))
 
@@ -659,11 +677,42 @@ class FlowRunner:
     def _results(self) -> dict[Task, State]:
         return {t: n.state or Pending("Task not run.") for t, n in self.nodes.items()}
 
-    async def _cancel_all(self) -> None:
-        pending = [t for t in self.running if not t.done()]
+    async def _cancel_all(self) -> list[tuple[_Node, int | None]]:
+        """Cancel every task run once and wait for them; return the nodes of those given up on.
+
+        A body gets ``cancel_grace`` seconds to stop (a sync body's thread runs to its end within
+        them): nothing outlives the run but a body that ignored its cancellation.
+        """
+        running = self.running
+        pending = [t for t in running if t is not None and not t.done()]
+        if not pending:
+            return []
         for t in pending:
             t.cancel()
-        if pending:
-            # wait for every body to stop (a sync body's thread runs to its end): nothing outlives the run
-            with anyio.CancelScope(shield=True):
-                await asyncio.gather(*pending, return_exceptions=True)
+        with anyio.CancelScope(shield=True):
+            _, stuck = await asyncio.wait(pending, timeout=self.cancel_grace)
+        for t in pending:
+            if t.done() and not t.cancelled():
+                t.exception()  # retrieved (a task run ends by raising CancelledError)
+        given_up = [running[t] for t in stuck if t in running]
+        for t in stuck:
+            give_up(t)
+        return given_up
+
+    def _gave_up(self, node: _Node, index: int | None) -> None:
+        """Mark a task run that ignored its cancellation as Cancelled, with a message saying so."""
+        task = node.task
+        name = task.name if index is None else f"{task.name}[{index}]"
+        msg = ignored_message(name, task._run_is_async, self.cancel_grace, "the flow run was cancelled")
+        if index is None:
+            if node.state is None:
+                node.state = Cancelled(msg)
+                self._record_cancelled(node, node.state)
+            return
+        if node.child_states[index] is None:
+            node.child_states[index] = Cancelled(msg)
+            if self.runner is not None:
+                self.runner.record(task, index, node.child_states[index])  # type: ignore[arg-type]
+        if node.state is None:
+            node.state = Cancelled(f"Flow run was cancelled before the task finished; {msg}")
+            self._record_cancelled(node, node.state)

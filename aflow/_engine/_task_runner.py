@@ -39,6 +39,7 @@ from ..states import (
     TimedOut,
     TriggerFailed,
 )
+from ._cancel import DEFAULT_CANCEL_GRACE, give_up, ignored_message, stop_within
 
 if TYPE_CHECKING:
     from .._clock import Clock
@@ -148,6 +149,7 @@ class Runner:
 
     __slots__ = (
         "_limits_cache",
+        "cancel_grace",
         "clock",
         "executor",
         "frun",
@@ -175,6 +177,7 @@ class Runner:
         self.persist: Persistence | None = None  # set when some task has a target, cache or checkpoint
         self.executor: Executor | None = None  # None: bodies run here (the fast path)
         self.clock = clock
+        self.cancel_grace = DEFAULT_CANCEL_GRACE  # seconds a cancelled body gets before it is given up on
         # what the run store's records read: the C function itself for the real clock
         self.timestamp: Callable[[], float] = time.time if type(clock) is SystemClock else clock.timestamp
         self.global_limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
@@ -318,13 +321,23 @@ async def _dispatch(task: Task, inputs: dict[str, Any], runner: Runner) -> Any:
 async def _timed(task: Task, inputs: dict[str, Any], runner: Runner) -> Any:
     if task.timeout is None:
         return await _dispatch(task, inputs, runner)
-    deadline = anyio.current_time() + task.timeout
-    with anyio.CancelScope(deadline=deadline) as scope:
-        result = await _dispatch(task, inputs, runner)
-    if scope.cancelled_caught or anyio.current_time() >= deadline:
-        # an async body was cancelled; a sync one (a thread cannot be interrupted) ran past it
-        raise _TimedOutError(f"Task {task.name!r} timed out after {task.timeout:g} seconds")
-    return result
+    # the body runs as a task of its own, so that one ignoring its cancellation can be given up on
+    body = asyncio.ensure_future(_dispatch(task, inputs, runner))
+    try:
+        await asyncio.wait((body,), timeout=task.timeout)
+    except _CancelledError:  # the run is cancelled: the body is, once, with the same grace
+        await stop_within(body, runner.cancel_grace)
+        raise
+    except BaseException:  # closed (the run gave up on this task): no await is possible
+        give_up(body)
+        raise
+    if body.done():
+        return body.result()
+    # an async body is cancelled; a sync one (a thread cannot be interrupted) runs to its end
+    msg = f"Task {task.name!r} timed out after {task.timeout:g} seconds"
+    if not await stop_within(body, runner.cancel_grace):
+        msg = ignored_message(task.name, task._run_is_async, runner.cancel_grace, f"its timeout of {task.timeout:g}s")
+    raise _TimedOutError(msg)
 
 
 async def run_task(

@@ -116,6 +116,7 @@ def encode_graph(flow: Flow) -> bytes:
         list(map(_KEY, edges)),
         list(map(_MAPPED, edges)),
         list(map(_SLUG, flow.reference_tasks())),
+        [parameter.slug for parameter in flow.parameters()],
     )
     packed = pickle.dumps(columns, 5)
     _GRAPHS[flow] = (key, packed)
@@ -124,12 +125,19 @@ def encode_graph(flow: Flow) -> bytes:
 
 def decode_graph(packed: bytes) -> dict[str, list[dict[str, Any]]]:
     """The public form of a graph stored by `encode_graph`."""
-    _, slugs, names, sources, targets, keys, mapped, reference = pickle.loads(packed)
+    _, slugs, names, sources, targets, keys, mapped, reference, *rest = pickle.loads(packed)
     mapped_tasks = {target for target, is_mapped in zip(targets, mapped, strict=True) if is_mapped}
     reference = set(reference)
+    parameters = set(rest[0]) if rest else set()  # graphs written before parameters were marked have none
     return {
         "nodes": [
-            {"slug": slug, "name": name, "mapped": slug in mapped_tasks, "reference": slug in reference}
+            {
+                "slug": slug,
+                "name": name,
+                "mapped": slug in mapped_tasks,
+                "reference": slug in reference,
+                "parameter": slug in parameters,
+            }
             for slug, name in zip(slugs, names, strict=True)
         ],
         "edges": [
@@ -240,7 +248,8 @@ class LogQueries:
 
         Returns:
             ``{"nodes": [...], "edges": [...]}``: a node per task (``slug``, ``name``,
-            ``mapped``: it runs mapped, ``reference``: its state decides the flow's), an edge
+            ``mapped``: it runs mapped, ``reference``: its state decides the flow's,
+            ``parameter``: it is a `Parameter`, whose value is in the run's parameters), an edge
             per dependency (``source`` and ``target`` slugs, the argument ``key`` or None for a
             plain upstream, ``mapped``). None if the run is unknown or was recorded by an aflow
             that did not record graphs.

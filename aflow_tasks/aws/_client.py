@@ -20,6 +20,7 @@ import anyio
 
 from aflow import Secret, Task, context, run_resource
 from aflow._defaults import is_lazy, resolve_lazy
+from aflow._shielded import to_the_end
 from aflow.exceptions import SecretNotFound
 from aflow.secrets import register
 from aflow.signals import FAIL, RETRY
@@ -265,12 +266,17 @@ async def cleanup(
         expected: Error codes that only mean there was nothing to clean up.
         limit: Seconds to wait for it.
     """
-    with anyio.CancelScope(shield=True), anyio.move_on_after(limit):
-        try:
-            await call()
-        except Exception as exc:
-            level = logging.DEBUG if error_code(exc) in expected else logging.WARNING
-            logger.log(level, "could not %s: %s", what, exc)
+
+    async def bounded() -> None:
+        with anyio.move_on_after(limit):
+            try:
+                await call()
+            except Exception as exc:
+                level = logging.DEBUG if error_code(exc) in expected else logging.WARNING
+                logger.log(level, "could not %s: %s", what, exc)
+
+    # a task of its own: neither anyio's nor a plain asyncio cancellation of the caller cuts it off
+    await to_the_end(bounded())
 
 
 def error_code(exc: BaseException) -> str | None:

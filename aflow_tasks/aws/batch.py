@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 
 from aflow import defaults_from_attrs
+from aflow._shielded import to_the_end
 from aflow.signals import FAIL
 
 from ._client import AWSTask, aws_errors, cleanup
@@ -94,9 +95,18 @@ class BatchSubmit(AWSTask):
                 )
         label = f"Batch job {job_name}"
         async with self._client("batch", credentials) as client, aws_errors(self, label):
-            response = await client.submit_job(
+
+            async def terminate(submitted: Mapping[str, Any]) -> None:
+                job_id = submitted["jobId"]
+                kill = functools.partial(client.terminate_job, jobId=job_id, reason="aflow task cancelled")
+                await cleanup(kill, f"terminate Batch job {job_id}", self.logger)
+
+            # the job's id comes with the answer: a cancellation landing meanwhile waits for it,
+            # then terminates the job, so none is left running unknown
+            submit = client.submit_job(
                 jobName=job_name, jobDefinition=job_definition, jobQueue=job_queue, **dict(batch_kwargs or {})
             )
+            response = await to_the_end(submit, terminate)
             job_id = str(response["jobId"])
             if not wait:
                 return job_id
@@ -111,8 +121,7 @@ class BatchSubmit(AWSTask):
                     await anyio.sleep(self.poll_interval)
             except anyio.get_cancelled_exc_class():
                 # cancelled or timed out while waiting: terminate the job, leave nothing running
-                terminate = functools.partial(client.terminate_job, jobId=job_id, reason="aflow task cancelled")
-                await cleanup(terminate, f"terminate Batch job {job_id}", self.logger)
+                await terminate(response)
                 raise
         if job["status"] == "FAILED":
             reason = job.get("statusReason") or "no reason given"

@@ -14,6 +14,7 @@ from typing import Any, final
 import anyio
 
 from aflow import defaults_from_attrs
+from aflow._shielded import to_the_end
 from aflow.results import Result, Serializer
 
 from ._client import AWSTask, aws_client, aws_errors, cleanup, error_code, require_aiobotocore
@@ -151,7 +152,7 @@ class S3Upload(AWSTask):
 
     async def _upload_file(self, client: Any, bucket: str, key: str, path: str, extra: dict[str, Any]) -> None:
         size = (await anyio.Path(path).stat()).st_size
-        async with await anyio.open_file(path, "rb") as file:
+        async with await _open(path, "rb") as file:
             if size <= self.multipart_threshold:
                 await client.put_object(Bucket=bucket, Key=key, Body=await file.read(), **extra)
                 return
@@ -175,7 +176,17 @@ class S3Upload(AWSTask):
                 f"{size} bytes need more than {_MAX_PARTS} parts of {self.multipart_chunksize} bytes: "
                 "raise multipart_chunksize"
             )
-        upload_id = (await client.create_multipart_upload(Bucket=bucket, Key=key, **extra))["UploadId"]
+
+        async def abort_upload(created: Mapping[str, Any]) -> None:
+            abort = functools.partial(
+                client.abort_multipart_upload, Bucket=bucket, Key=key, UploadId=created["UploadId"]
+            )
+            await cleanup(abort, f"abort the multipart upload of s3://{bucket}/{key}", self.logger)
+
+        # the upload's id comes with the answer: a cancellation landing meanwhile waits for it, then
+        # aborts the upload, so no unfinished upload (whose parts are billed) is left unknown
+        created = await to_the_end(client.create_multipart_upload(Bucket=bucket, Key=key, **extra), abort_upload)
+        upload_id = created["UploadId"]
         etags: dict[int, str] = {}
         errors: list[Exception] = []
         slots = anyio.Semaphore(self.max_concurrency)
@@ -210,10 +221,18 @@ class S3Upload(AWSTask):
                 Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
         except BaseException:
-            abort = functools.partial(client.abort_multipart_upload, Bucket=bucket, Key=key, UploadId=upload_id)
-            await cleanup(abort, f"abort the multipart upload of s3://{bucket}/{key}", self.logger)
+            await abort_upload(created)
             raise
         self.logger.debug("uploaded s3://%s/%s in %d parts", bucket, key, len(parts))
+
+
+async def _open(path: str | anyio.Path, mode: str) -> anyio.AsyncFile[bytes]:
+    """``anyio.open_file``, whose file is closed if a cancellation lands while a thread opens it."""
+
+    async def close(file: anyio.AsyncFile[bytes]) -> None:
+        await file.aclose()
+
+    return await to_the_end(anyio.open_file(path, mode), close)  # type: ignore[call-overload]
 
 
 async def _maybe_in_thread(fn: Callable[[bytes], bytes], data: bytes) -> bytes:
@@ -298,7 +317,7 @@ async def _stream_to_file(body: Any, path: str, compression: str | None) -> str:
     await target.parent.mkdir(parents=True, exist_ok=True)
     decompressor = zlib.decompressobj(wbits=31) if compression == "gzip" else None
     try:
-        async with await anyio.open_file(target, "wb") as file:
+        async with await _open(target, "wb") as file:
             while chunk := await body.read(_DOWNLOAD_CHUNK):
                 if decompressor is not None:
                     chunk = decompressor.decompress(chunk)
@@ -306,8 +325,7 @@ async def _stream_to_file(body: Any, path: str, compression: str | None) -> str:
             if decompressor is not None:
                 await file.write(decompressor.flush())
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            await target.unlink(missing_ok=True)
+        await to_the_end(target.unlink(missing_ok=True))
         raise
     return path
 

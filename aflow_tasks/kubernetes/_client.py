@@ -27,6 +27,7 @@ import anyio
 
 from aflow import run_resource
 from aflow._defaults import is_lazy, resolve_lazy
+from aflow._shielded import to_the_end
 from aflow.exceptions import SecretNotFound
 from aflow.secrets import Secret, register
 from aflow.signals import FAIL
@@ -272,8 +273,7 @@ async def _open_client(kube_config: Any, context: str | None, api_key: str | Non
     try:
         yield api
     finally:
-        with anyio.CancelScope(shield=True):
-            await api.close()
+        await to_the_end(api.close())  # not cut off by a cancellation of the caller
 
 
 def _config_key(kube_config: Any) -> Any:

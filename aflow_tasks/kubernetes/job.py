@@ -21,6 +21,7 @@ from anyio.abc import TaskGroup
 
 from aflow import Task, defaults_from_attrs
 from aflow._defaults import is_lazy, resolve_lazy
+from aflow._shielded import to_the_end
 
 from ._client import (
     CONNECTION_ARGS,
@@ -307,23 +308,26 @@ class _JobRun:
         With ``check`` an API error fails the task; otherwise it is logged (the task is failing
         or being cancelled already). A Job already gone is fine.
         """
+        # a task of its own: neither anyio's nor a plain asyncio cancellation of the caller cuts it off
+        await to_the_end(self._delete(name, policy, why, check=check), limit=_CLEANUP_SECONDS)
+
+    async def _delete(self, name: str, policy: str | None, why: str, *, check: bool) -> None:
         k8s = self.k8s
         options = k8s.client.V1DeleteOptions(propagation_policy=policy) if policy else None
-        with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(_CLEANUP_SECONDS) as scope:
-                try:
-                    with api_errors(f"deleting {self._where(name)}"):
-                        await self.batch.delete_namespaced_job(name, self.namespace, body=options)
-                except KubernetesFail as exc:
-                    if exc.status == 404:
-                        return
-                    if check:
-                        raise
-                    self.logger.error("%s", exc)
+        with anyio.move_on_after(_CLEANUP_SECONDS) as scope:
+            try:
+                with api_errors(f"deleting {self._where(name)}"):
+                    await self.batch.delete_namespaced_job(name, self.namespace, body=options)
+            except KubernetesFail as exc:
+                if exc.status == 404:
                     return
-                self.logger.info("%s deleted (%s)", self._where(name), why)
-            if scope.cancelled_caught:
-                self.logger.error("Deleting %s took over %g seconds: gave up", self._where(name), _CLEANUP_SECONDS)
+                if check:
+                    raise
+                self.logger.error("%s", exc)
+                return
+            self.logger.info("%s deleted (%s)", self._where(name), why)
+        if scope.cancelled_caught:
+            self.logger.error("Deleting %s took over %g seconds: gave up", self._where(name), _CLEANUP_SECONDS)
 
 
 class RunNamespacedJob(Task):
@@ -466,9 +470,16 @@ class RunNamespacedJob(Task):
         async with connect as api:
             job_run = _JobRun(self, api, namespace, poll, level)
             shown = meta.get("name") or meta.get("generateName")
-            # shielded: a cancel landing mid-request is seen just below, where the Job is deleted
-            with anyio.CancelScope(shield=True), api_errors(f"creating Job {shown!r} in namespace {namespace!r}"):
-                created = await job_run.batch.create_namespaced_job(namespace, body, **kube_kwargs)
+            why = "cancelled"
+
+            async def undo(made: Any) -> None:
+                await job_run.delete(made.metadata.name, self.propagation_policy, why, check=False)
+
+            # the Job's name (generateName) comes with the answer: a cancellation landing meanwhile
+            # waits for it, then deletes the Job, so none is left running unknown
+            with api_errors(f"creating Job {shown!r} in namespace {namespace!r}"):
+                create = job_run.batch.create_namespaced_job(namespace, body, **kube_kwargs)
+                created = await to_the_end(create, undo, limit=_CLEANUP_SECONDS)
             name: str = created.metadata.name
             try:
                 self.logger.info("Job %r created in namespace %r", name, namespace)

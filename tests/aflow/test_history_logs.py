@@ -147,6 +147,8 @@ async def test_run_graph_of_an_engine_run(tmp_path: Path) -> None:
     assert nodes["total"]["mapped"] is False
     assert nodes["total"]["reference"] is True
     assert nodes["inc"]["reference"] is False
+    assert nodes["n"]["parameter"] is True
+    assert nodes["inc"]["parameter"] is False
     assert nodes["total"]["slug"] == t.slug
     by_slug = {node["slug"]: node["name"] for node in graph["nodes"]}
     edges = {(by_slug[e["source"]], by_slug[e["target"]], e["key"], e["mapped"]) for e in graph["edges"]}

@@ -154,7 +154,7 @@ function drawGraph(graph, onPick) {
     g.append(svg("text", { x: 10, y: 20, class: "name" }, n.mapped ? `${n.name} ×${total}` : n.name));
     const detail = n.mapped
       ? Object.entries(counts).map(([s, c]) => `${c} ${s}`).join(" · ") || "no children yet"
-      : n.state === "NotRecorded" ? "not recorded" : n.state || "Pending";
+      : n.parameter ? "parameter" : n.state === "NotRecorded" ? "not recorded" : n.state || "Pending";
     g.append(svg("text", { x: 10, y: 38, class: "counts" }, detail));
     if (n.mapped && total) {
       let x = 0;

@@ -571,6 +571,9 @@ async def test_cancelling_the_run_cancels_bodies_and_leaves_nothing_behind() -> 
         after(blocked())
 
     await anyio.to_thread.run_sync(lambda: None)  # a worker thread now exists and sits idle
+    with Flow("warm-up") as warm_up:
+        task(lambda: None)()
+    await warm_up.run()  # the process's blocking watcher now runs too (it outlives runs by design)
     tasks_before = asyncio.all_tasks()
     threads_before = threading.active_count()
 

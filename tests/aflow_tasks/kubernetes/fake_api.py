@@ -121,6 +121,7 @@ class FakeKube:
         self.deleted: list[tuple[str, str]] = []  # (plural, name)
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path?query, Authorization)
         self.closing = False
+        self.answer_delay = 0.0  # seconds a create waits, after creating, before it answers
         self._changed: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -279,7 +280,10 @@ class FakeKube:
                 return web.json_response(self._list(plural, ns, query))
             if method == "POST":
                 body = await request.json()
-                return web.json_response(self._create(plural, ns, body), status=201)
+                created = self._create(plural, ns, body)
+                if self.answer_delay:  # created, but the client hears of it only later
+                    await asyncio.sleep(self.answer_delay)
+                return web.json_response(created, status=201)
         elif sub == "log" and plural == "pods" and method == "GET":
             return await self._log(request, ns, name)
         elif sub in (None, "status"):

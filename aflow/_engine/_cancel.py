@@ -1,0 +1,78 @@
+"""Cancelling task bodies with a bound: one cancellation, a grace period, then giving up.
+
+A body that swallows `asyncio.CancelledError` must not hold a run for ever, nor make the engine
+spin re-delivering cancellations (an anyio cancel scope re-delivers at every await). The engine
+cancels a body once; if it has not ended ``grace`` seconds later, it gives up on it: the body's
+coroutine is closed (`GeneratorExit` at its await, so its ``finally`` blocks run) and its task
+is woken once more so that it ends, and the run goes on without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import anyio
+
+__all__ = ("DEFAULT_CANCEL_GRACE", "check_grace", "give_up", "ignored_message", "stop_within")
+
+DEFAULT_CANCEL_GRACE = 10.0  # seconds a cancelled body gets to end before the run gives up on it
+
+
+def check_grace(value: Any) -> float:
+    """``value`` as a grace period in seconds, or a ValueError saying what is wrong."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"cancel_grace must be a non-negative number of seconds, got {value!r}")
+    return float(value)
+
+
+def _retrieve(t: asyncio.Future[Any]) -> None:
+    if not t.cancelled():
+        t.exception()  # retrieved: a given-up body's end is of no interest
+
+
+def give_up(t: asyncio.Task[Any]) -> None:
+    """Stop waiting for ``t``: close its coroutine and wake it, so that it ends without a result.
+
+    Closing raises `GeneratorExit` where the coroutine waits (``except Exception`` and
+    ``except CancelledError`` do not catch it; ``finally`` blocks run). A coroutine that awaits
+    again while closing cannot be stopped: it gets one more cancellation and is left alone.
+    """
+    if t.done():
+        return
+    t.add_done_callback(_retrieve)
+    try:
+        t.get_coro().close()
+    except RuntimeError:  # "coroutine ignored GeneratorExit": it awaits again
+        pass
+    t.cancel()  # wakes it: a closed coroutine ends its task at once
+
+
+async def stop_within(t: asyncio.Task[Any], grace: float) -> bool:
+    """Cancel ``t`` once and wait up to ``grace`` seconds for it to end.
+
+    Returns:
+        True if it ended; False if it ignored the cancellation and was given up on.
+    """
+    t.cancel()
+    try:
+        with anyio.CancelScope(shield=True):  # an anyio scope cancelling the caller waits too
+            await asyncio.wait((t,), timeout=grace)
+    except BaseException:  # cancelled (or closed) while waiting: no more patience
+        give_up(t)
+        raise
+    if t.done():
+        _retrieve(t)
+        return True
+    give_up(t)
+    return False
+
+
+def ignored_message(name: str, is_async: bool, grace: float, what: str) -> str:
+    """The message of a task given up on: it names the task and says that it ignored cancellation."""
+    how = (
+        "it ignored cancellation (it caught CancelledError without re-raising it)"
+        if is_async
+        else "it ignored cancellation (its body runs in a worker thread, which cannot be interrupted)"
+    )
+    return f"Task {name!r} was still running {grace:g}s after {what}: {how}; the run gave up on it"
