@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,56 +23,12 @@ from aflow.states import Cancelled
 from aflow_tasks.aws import BatchSubmit, S3Upload, aws_client
 
 from .conftest import Moto
+from .proxy import late_answers
 from .test_s3 import BUCKET, MiB, make_bucket
-from .test_stepfunctions_batch import batch_queue, operation
+from .test_stepfunctions_batch import batch_queue
 
 GUARD = 60
 POINTS = [("iterations", n) for n in (0, 1, 3, 8, 20, 40)] + [("seconds", d) for d in (0.0, 0.05, 0.2, 0.4, 0.8)]
-
-Delay = Callable[[str, str, Any], float]  # (method, operation, query) -> seconds to hold the answer
-
-
-@asynccontextmanager
-async def late_answers(moto: Moto, delay: Delay) -> AsyncIterator[tuple[str, list[tuple[str, bytes, bytes]]]]:
-    """A proxy forwarding every call to moto, recording ``(operation, body, answer)``, answering late.
-
-    Calls whose answer the client gave up on are recorded too (moto did the work).
-    """
-    from aiohttp import ClientSession, web
-
-    calls: list[tuple[str, bytes, bytes]] = []
-    async with ClientSession() as session:
-
-        async def forward(request: web.Request) -> web.Response:
-            body = await request.read()
-            op = operation(request.path, request.headers.get("X-Amz-Target", ""))
-            headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-            async with session.request(request.method, moto.url + request.path_qs, data=body, headers=headers) as r:
-                answer = await r.read()
-                kept = {
-                    k: v
-                    for k, v in r.headers.items()
-                    if k.lower() not in ("content-length", "content-type", "transfer-encoding", "content-encoding")
-                }
-                response = web.Response(status=r.status, body=answer, content_type=r.content_type, headers=kept)
-            calls.append((op, body, answer))
-            wait = delay(request.method, op, request.query)
-            if wait == math.inf:
-                await anyio.sleep_forever()
-            await asyncio.sleep(wait)
-            return response
-
-        app = web.Application(client_max_size=64 * MiB)  # multipart parts go through
-        app.router.add_route("*", "/{tail:.*}", forward)
-        runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            yield f"http://127.0.0.1:{port}", calls
-        finally:
-            await runner.cleanup()
 
 
 async def cancel_at(flow: Flow, point: tuple[str, float], how: str) -> None:

@@ -4,8 +4,6 @@ import functools
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -16,6 +14,7 @@ from aflow import Flow, signals
 from aflow_tasks.aws import AWSClientWait, BatchSubmit, StepActivate, aws_client
 
 from .conftest import Moto
+from .proxy import answers_held_back
 
 ASSUME = json.dumps(
     {
@@ -270,46 +269,6 @@ async def test_a_timed_out_wait_stops_the_execution(moto: Moto) -> None:
     assert execution["status"] == "ABORTED"  # stopped, not left running for ten minutes
 
 
-def operation(path: str, target: str) -> str:
-    """The API call a request makes: its X-Amz-Target operation (JSON APIs) or its path (REST APIs)."""
-    return target.rpartition(".")[2] if target else path
-
-
-@asynccontextmanager
-async def answers_held_back(moto: Moto, held: str) -> AsyncIterator[tuple[str, list[tuple[str, bytes]]]]:
-    """A proxy in front of moto: forwards every call and records it, but never answers ``held`` ones.
-
-    Yields the proxy's URL and the ``(operation, body)`` of every call, in order (see `operation`).
-    """
-    from aiohttp import ClientSession, web
-
-    calls: list[tuple[str, bytes]] = []
-    async with ClientSession() as session:
-
-        async def forward(request: web.Request) -> web.Response:
-            body = await request.read()
-            op = operation(request.path, request.headers.get("X-Amz-Target", ""))
-            calls.append((op, body))
-            headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-            async with session.request(request.method, moto.url + request.path_qs, data=body, headers=headers) as r:
-                answer = web.Response(status=r.status, body=await r.read(), content_type=r.content_type)
-            if op == held:
-                await anyio.sleep_forever()  # moto did the work; the caller never hears back
-            return answer
-
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", forward)
-        runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            yield f"http://127.0.0.1:{port}", calls
-        finally:
-            await runner.cleanup()
-
-
 async def test_a_start_cut_short_by_the_timeout_is_stopped_too(moto: Moto) -> None:
     long_wait = {"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 600, "End": True}}}
     arn = await state_machine(moto, "napper", long_wait)
@@ -320,7 +279,7 @@ async def test_a_start_cut_short_by_the_timeout_is_stopped_too(moto: Moto) -> No
             out = StepActivate(wait=True, timeout=3, **settings)(state_machine_arn=arn)
         state = await flow.run()
     assert state.result[out].is_timed_out()
-    assert "StartExecution" in [op for op, _ in calls]  # the timeout hit while the start was in flight
+    assert "StartExecution" in [op for op, *_ in calls]  # the timeout hit while the start was in flight
     async with aws_client("stepfunctions", **moto.settings) as sfn:
         (execution,) = (await sfn.list_executions(stateMachineArn=arn))["executions"]
     assert execution["status"] == "ABORTED"  # started by the call whose answer never came, then stopped
@@ -361,7 +320,7 @@ async def test_a_batch_wait_cut_short_terminates_the_job(moto: Moto) -> None:
             )
         state = await flow.run()
     assert state.result[out].is_timed_out()
-    ops = [op for op, _ in calls]
+    ops = [op for op, *_ in calls]
     assert ops == ["/v1/submitjob", "/v1/describejobs", "/v1/terminatejob"]
     async with aws_client("batch", **moto.settings) as batch:
         (job,) = (await batch.list_jobs(jobQueue=queue, jobStatus="SUCCEEDED"))["jobSummaryList"]
