@@ -68,13 +68,18 @@ def chromium() -> Iterator[str]:
             time.sleep(0.05)
         yield f"http://127.0.0.1:{port_file.read_text().split()[0]}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """End a child process: SIGTERM, then SIGKILL if it is still there after 10 s; reap it."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class Page:

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .cdp import stop
+
 FLOWS = textwrap.dedent(
     """
     import asyncio
@@ -125,12 +127,7 @@ def aflow_ui(*args: str, env: dict[str, str] | None = None) -> Iterator[str]:
         assert proc.returncode == 0, err
         assert "Traceback" not in err, err
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         if proc.stdout:
             proc.stdout.close()
         if proc.stderr:
