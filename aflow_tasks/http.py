@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
 
 from aflow import Secret, Task, context, defaults_from_attrs, run_resource
-from aflow._defaults import is_lazy, resolve_lazy
 from aflow.exceptions import SecretNotFound
+from aflow.integration import is_lazy, resolve_lazy
 from aflow.secrets import REDACTED, register
 from aflow.signals import FAIL, RETRY
 

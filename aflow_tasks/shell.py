@@ -22,8 +22,7 @@ from typing import Any, NoReturn
 
 import anyio
 
-from aflow import Task, signals
-from aflow._defaults import defaults_from_attrs
+from aflow import Task, defaults_from_attrs, signals
 
 __all__ = ("ShellTask",)
 

@@ -19,9 +19,8 @@ from typing import Any
 import anyio
 
 from aflow import Secret, Task, context, run_resource
-from aflow._defaults import is_lazy, resolve_lazy
-from aflow._shielded import to_the_end
 from aflow.exceptions import SecretNotFound
+from aflow.integration import is_lazy, resolve_lazy, to_the_end
 from aflow.secrets import register
 from aflow.signals import FAIL, RETRY
 

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 
 from aflow import defaults_from_attrs
-from aflow._shielded import to_the_end
+from aflow.integration import to_the_end
 from aflow.signals import FAIL
 
 from ._client import AWSTask, aws_errors, cleanup

@@ -14,7 +14,7 @@ from typing import Any, final
 import anyio
 
 from aflow import defaults_from_attrs
-from aflow._shielded import to_the_end
+from aflow.integration import to_the_end
 from aflow.results import Result, Serializer
 
 from ._client import AWSTask, aws_client, aws_errors, cleanup, error_code, require_aiobotocore

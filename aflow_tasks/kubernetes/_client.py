@@ -26,9 +26,8 @@ from typing import Any
 import anyio
 
 from aflow import run_resource
-from aflow._defaults import is_lazy, resolve_lazy
-from aflow._shielded import to_the_end
 from aflow.exceptions import SecretNotFound
+from aflow.integration import is_lazy, resolve_lazy, to_the_end
 from aflow.secrets import Secret, register
 from aflow.signals import FAIL
 

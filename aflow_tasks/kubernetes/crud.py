@@ -19,7 +19,7 @@ import inspect
 from typing import Any, ClassVar, NamedTuple
 
 from aflow import Task, defaults_from_attrs
-from aflow._defaults import is_lazy, resolve_lazy
+from aflow.integration import is_lazy, resolve_lazy
 
 from ._client import CONNECTION_ARGS, CONNECTION_DOC, api_errors, deep_merge, kube_client, require_kubernetes
 

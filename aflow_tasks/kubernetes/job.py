@@ -20,8 +20,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from aflow import Task, defaults_from_attrs
-from aflow._defaults import is_lazy, resolve_lazy
-from aflow._shielded import to_the_end
+from aflow.integration import is_lazy, resolve_lazy, to_the_end
 
 from ._client import (
     CONNECTION_ARGS,
