@@ -57,8 +57,7 @@ def _keep(recorder: Recorder, trun: TaskRunContext, level: int, msg: Any, args: 
             exc_info = sys.exc_info()
         if exc_info[0] is not None:
             message = f"{message}\n{_FORMATTER.formatException(exc_info)}"
-    if secrets._pattern is not None:
-        message = secrets.redact(message)
+    message = secrets.redact(message)
     task = trun.task
     recorder.logs.append(
         (

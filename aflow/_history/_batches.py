@@ -16,15 +16,29 @@ from __future__ import annotations
 
 import pickle
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._logs import LogRow
+import anyio
+
 from ._records import TaskStateRecord
 
-__all__ = ("RUNNING_MESSAGE", "Recorder", "RunRow", "TaskRow", "pack_by_run", "pack_run_rows", "unpack_batches")
+if TYPE_CHECKING:
+    from ._logs import LogRow
+
+__all__ = (
+    "BATCH_SHIFT",
+    "RUNNING_MESSAGE",
+    "Recorder",
+    "RunRow",
+    "TaskRow",
+    "decode",
+    "pack_by_run",
+    "pack_run_rows",
+    "unpack_batches",
+)
 
 RUNNING_MESSAGE = "Starting task run."
 
@@ -34,8 +48,10 @@ TaskRow = tuple[str, str, str, int | None, str, str | None, float]
 RunRow = tuple[str | None, str, int | None, str, str | None, float, float | None]  # slug: set in a flow
 
 _STARTED = itemgetter(6)
+_T = TypeVar("_T")
+DECODE_IN_THREAD = 256 * 1024  # pickled bytes above which a query unpickles in a worker thread
 _RUN_ROWS = 2  # the format tag of a Recorder's batches
-_BATCH_SHIFT = 32  # seq = batch id << 32 | position in the batch: recording order
+BATCH_SHIFT = 32  # seq = batch id << 32 | position in the batch: recording order
 
 
 class Recorder:
@@ -85,11 +101,11 @@ class Recorder:
         return rows
 
 
-def pack_by_run(rows: list[TaskRow]) -> list[tuple[str, int, bytes]]:
-    """One ``(run_id, count, pickled rows)`` batch per flow run, in recording order."""
+def pack_by_run(rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, int, bytes]]:
+    """One ``(run_id, count, pickled rows)`` batch per flow run, in recording order (rows start with their run id)."""
     if rows[0][0] == rows[-1][0] and all(row[0] == rows[0][0] for row in rows):  # the usual case
         return [(rows[0][0], len(rows), pickle.dumps(rows, 5))]
-    by_run: dict[str, list[TaskRow]] = {}
+    by_run: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
         by_run.setdefault(row[0], []).append(row)
     return [(run_id, len(group), pickle.dumps(group, 5)) for run_id, group in by_run.items()]
@@ -105,7 +121,7 @@ def unpack_batches(run_id: str, batches: Iterable[tuple[int, bytes]]) -> list[Ta
     """The task states of ``(batch id, packed states)`` rows of one run, in recording order."""
     out: list[TaskStateRecord] = []
     for batch_id, packed in batches:
-        seq = batch_id << _BATCH_SHIFT
+        seq = batch_id << BATCH_SHIFT
         data = pickle.loads(packed)
         if isinstance(data, tuple) and data and data[0] == _RUN_ROWS:
             for slug, name, map_index, state, message, at, started in data[1]:
@@ -134,3 +150,13 @@ def _record(
         message=message,
         timestamp=datetime.fromtimestamp(at, UTC),
     )
+
+
+async def decode(unpack: Callable[..., _T], batches: list[tuple[int, bytes]], *args: Any) -> _T:
+    """Return ``unpack(*args)`` for a query's pickled ``batches``, in a worker thread when they are big.
+
+    A run with many states or log records is unpickled off the event loop, so a reader never stalls it.
+    """
+    if sum(len(packed) for _, packed in batches) > DECODE_IN_THREAD:
+        return await anyio.to_thread.run_sync(unpack, *args)
+    return unpack(*args)

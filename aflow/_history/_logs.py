@@ -17,15 +17,14 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 from weakref import WeakKeyDictionary
 
-import anyio
-
 from . import _schema as sql
-from ._records import AmbiguousRunId, FlowRunRecord, RunNotFound, TaskLogRecord
+from ._batches import BATCH_SHIFT, decode
+from ._records import AmbiguousRunId, FlowRunRecord, RunNotFound, TaskLogRecord, epoch
 
 if TYPE_CHECKING:
     from .._flow import Flow
 
-__all__ = ("DECODE_IN_THREAD", "LogQueries", "LogRow", "encode_graph", "pack_logs", "take", "unpack_logs")
+__all__ = ("LogQueries", "LogRow", "encode_graph", "take", "unpack_logs")
 
 # run_id, time (seconds since the epoch), level number, slug, name, map_index, attempt, message
 LogRow = tuple[str, float, int, str, str, int | None, int, str]
@@ -33,9 +32,6 @@ LogRow = tuple[str, float, int, str, str, int | None, int, str]
 _R = TypeVar("_R")
 _LEVEL_NAMES = {n: logging.getLevelName(n) for n in (10, 20, 30, 40, 50)}
 _MAX_CANDIDATES = 20
-_BATCH_SHIFT = 32  # seq = batch id << 32 | position in the batch
-DECODE_IN_THREAD = 256 * 1024
-"""Pickled bytes above which a query unpickles its rows in a worker thread, not on the event loop."""
 
 
 def take(rows: list[LogRow]) -> list[LogRow]:
@@ -43,17 +39,6 @@ def take(rows: list[LogRow]) -> list[LogRow]:
     taken = rows.copy()
     del rows[: len(taken)]  # what was appended since the copy stays
     return taken
-
-
-def pack_logs(rows: list[LogRow]) -> list[tuple[str, int, bytes]]:
-    """One ``(run_id, count, pickled rows)`` batch per flow run, in recording order."""
-    first = rows[0][0]
-    if rows[-1][0] == first and all(row[0] == first for row in rows):  # the usual case
-        return [(first, len(rows), pickle.dumps(rows, 5))]
-    by_run: dict[str, list[LogRow]] = {}
-    for row in rows:
-        by_run.setdefault(row[0], []).append(row)
-    return [(run_id, len(group), pickle.dumps(group, 5)) for run_id, group in by_run.items()]
 
 
 def unpack_logs(
@@ -64,7 +49,7 @@ def unpack_logs(
     if limit is not None and limit <= 0:
         return out
     for batch_id, packed in batches:
-        seq = batch_id << _BATCH_SHIFT
+        seq = batch_id << BATCH_SHIFT
         for run_id, at, level, slug, name, map_index, attempt, message in pickle.loads(packed):
             if (after_seq is None or seq > after_seq) and (task_name is None or name == task_name):
                 out.append(
@@ -190,15 +175,8 @@ class LogQueries:
         """
         if not self._accepting:
             raise RuntimeError(f"{self!r} is not open")
-        at = (
-            at
-            if isinstance(at, float)
-            else at.timestamp()
-            if at.tzinfo is not None
-            else at.replace(tzinfo=UTC).timestamp()
-        )
         rows = self._logs
-        rows.append((run_id, float(at), level, task_slug, task_name, map_index, attempt, message))
+        rows.append((run_id, epoch(at), level, task_slug, task_name, map_index, attempt, message))
         n = len(rows)
         if n == 1 or n >= self._batch_size:
             self._wake.set()
@@ -237,11 +215,9 @@ class LogQueries:
                 progress: pass the last ``seq`` read).
             limit: At most this many records (the first ones); None for all.
         """
-        first_batch = 0 if after_seq is None else after_seq >> _BATCH_SHIFT
+        first_batch = 0 if after_seq is None else after_seq >> BATCH_SHIFT
         batches = await self._query(lambda row: (int(row[0]), bytes(row[1])), sql.TASK_LOGS, (run_id, first_batch))
-        if sum(len(b) for _, b in batches) > DECODE_IN_THREAD:  # many records: unpickle off the event loop
-            return await anyio.to_thread.run_sync(unpack_logs, batches, task_name, after_seq, limit)
-        return unpack_logs(batches, task_name, after_seq, limit)
+        return await decode(unpack_logs, batches, batches, task_name, after_seq, limit)
 
     async def run_graph(self, run_id: str) -> dict[str, list[dict[str, Any]]] | None:
         """Return the task graph of flow run ``run_id``, as recorded when it started.

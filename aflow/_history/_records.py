@@ -35,6 +35,15 @@ def to_iso(dt: datetime) -> str:
     return dt.isoformat(timespec="microseconds")
 
 
+def epoch(at: datetime | float) -> float:
+    """Seconds since the epoch of a time given as a datetime (naive meaning UTC) or as seconds."""
+    if isinstance(at, datetime):
+        return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).timestamp()
+    if isinstance(at, (int, float)) and not isinstance(at, bool):
+        return float(at)
+    raise TypeError(f"a recorded time must be a datetime or seconds since the epoch, not {at!r}")
+
+
 def from_iso(text: str) -> datetime:
     """Decode a timestamp written by `to_iso` into a timezone-aware UTC datetime."""
     return datetime.fromisoformat(text).astimezone(UTC)

@@ -31,10 +31,10 @@ from .._logging import engine_logger
 from ..exceptions import RunStoreError
 from . import _file
 from . import _schema as sql
-from ._batches import Recorder, RunRow, TaskRow, pack_by_run, pack_run_rows, unpack_batches
+from ._batches import Recorder, RunRow, TaskRow, decode, pack_by_run, pack_run_rows, unpack_batches
 from ._file import check_path, commit, connect_writer, describe_error, prepare, stopped
-from ._logs import DECODE_IN_THREAD, LogQueries, LogRow, pack_logs, take
-from ._records import CacheEntry, FlowRunRecord, TaskStateRecord, dump_json, from_iso, to_iso
+from ._logs import LogQueries, LogRow, take
+from ._records import CacheEntry, FlowRunRecord, TaskStateRecord, dump_json, epoch, from_iso, to_iso
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -58,14 +58,6 @@ def _require_aiosqlite() -> ModuleType:
     except ImportError as exc:
         raise ImportError(_MISSING_AIOSQLITE, name="aiosqlite") from exc
     return aiosqlite
-
-
-def _epoch(at: datetime | float) -> float:
-    if isinstance(at, datetime):
-        return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).timestamp()
-    if isinstance(at, (int, float)) and not isinstance(at, bool):
-        return float(at)
-    raise TypeError(f"a task state's time must be a datetime or seconds since the epoch, not {at!r}")
 
 
 def _flow_run(row: tuple[Any, ...]) -> FlowRunRecord:
@@ -156,10 +148,9 @@ class RunStore(LogQueries):
         return (
             len(self._runs)
             + len(self._tasks)
-            + sum(len(r) for r in self._recorders)
+            + sum(len(r) + len(r.logs) for r in self._recorders)
             + sum(len(rows) for _, rows in self._drained)
             + len(self._logs)
-            + sum(len(r.logs) for r in self._recorders)
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -295,7 +286,7 @@ class RunStore(LogQueries):
         if not self._accepting:
             raise RuntimeError(f"{self!r} is not open")
         if not isinstance(at, float):
-            at = _epoch(at)
+            at = epoch(at)
         self.record(run_id, task_slug, task_name, map_index, type(state).__name__, state.message, at)
 
     def record(
@@ -486,9 +477,7 @@ class RunStore(LogQueries):
         async with self._lock:
             rows = await self._connection().execute_fetchall(sql.TASK_HISTORY, (run_id,))
         batches = [(int(r[0]), bytes(r[1])) for r in rows]
-        if sum(len(b) for _, b in batches) > DECODE_IN_THREAD:  # a big run: unpickle off the event loop
-            return await anyio.to_thread.run_sync(unpack_batches, run_id, batches)
-        return unpack_batches(run_id, batches)
+        return await decode(unpack_batches, batches, run_id, batches)
 
     async def latest_task_states(self, run_id: str) -> dict[tuple[str, int | None], TaskStateRecord]:
         """Return the last state of each task run of flow run ``run_id``.
@@ -618,8 +607,9 @@ class RunStore(LogQueries):
     async def _write_pending(self, writer_conn: sqlite3.Connection) -> None:
         async with self._lock:  # queries wait for the write (see flush)
             runs, tasks, drained, logs = self._runs, self._tasks, self._drained, self._logs
-            drained += [(r.run_id, r.drain()) for r in self._recorders if len(r)]
             for r in self._recorders:
+                if len(r):
+                    drained.append((r.run_id, r.drain()))
                 if r.logs:
                     logs += take(r.logs)
             if not (runs or tasks or drained or logs):
@@ -633,7 +623,7 @@ class RunStore(LogQueries):
                 if drained:
                     writes.append((sql.TASK_STATE_BATCH, [pack_run_rows(*d) for d in drained]))
                 if logs:
-                    writes.append((sql.TASK_LOG_BATCH, pack_logs(logs)))
+                    writes.append((sql.TASK_LOG_BATCH, pack_by_run(logs)))
                 # a worker thread runs the whole transaction (the caller cannot interrupt it)
                 await anyio.to_thread.run_sync(commit, writer_conn, writes)
             except sqlite3.OperationalError:
