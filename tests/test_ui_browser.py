@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.cdp import CHROMIUM_NAMES, Page, chromium
-from tests.ui_support import aflow_ui, start_flow, write_store
+from tests.ui_support import FLOWS, aflow_ui, run_flow, start_flow, write_store
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -177,3 +177,32 @@ async def test_a_run_in_progress_updates_live_and_ends_in_its_final_states(
         go.touch()
         if flow.returncode is None:
             flow.communicate(timeout=60)
+
+
+async def test_more_log_lines_load_once_however_often_the_run_was_redrawn(page: Page, tmp_path: Path) -> None:
+    (tmp_path / "flows.py").write_text(FLOWS)
+    db = tmp_path / "chatty.db"
+    done = run_flow(tmp_path, "talkative", db)
+    assert done.returncode == 0, done.stderr
+    with aflow_ui("--history", str(db)) as ui:
+        (run,) = (await api(ui, "/api/runs"))["runs"]
+        await page.goto(f"{ui}/runs/{run['id']}")
+        assert await page.wait_for("document.querySelectorAll('#logs .log').length") == 1000  # the first page
+        for _ in range(3):  # redraw the run (a filter change), waiting for each redraw
+            await page.eval(
+                "window.shown = document.getElementById('tasks-info').firstChild;"
+                "document.getElementById('task-state-filter').dispatchEvent(new Event('change'))"
+            )
+            await page.wait_for("document.getElementById('tasks-info').firstChild !== window.shown")
+        listeners = await page.send(
+            "Runtime.evaluate",
+            expression="getEventListeners(document.getElementById('logs-more')).click.length",
+            includeCommandLineAPI=True,
+            returnByValue=True,
+        )
+        assert listeners["result"]["value"] == 1  # one handler, not one per redraw
+        await page.eval("document.getElementById('logs-more').click()")
+        await page.wait_for("document.getElementById('logs-more').hidden")
+        await page.wait_for("document.getElementById('logs-info').textContent === '1500 lines'")
+        messages = await page.text("#logs .log .message")
+    assert messages == [f"line {i}" for i in range(1500)]  # each line once, in order

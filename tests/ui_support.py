@@ -65,6 +65,14 @@ FLOWS = textwrap.dedent(
 
     with Flow("ui-live") as live:
         after(wait_for_go(Parameter("go")))
+
+    @task
+    def chatty():
+        for i in range(1500):
+            context.get("logger").info("line %d", i)
+
+    with Flow("ui-chatty") as talkative:
+        chatty()
     """
 )
 

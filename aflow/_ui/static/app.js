@@ -249,8 +249,7 @@ async function runPage() {
     const last = Math.min(run.offset + run.tasks.length, run.tasks_total);
     document.getElementById("tasks-info").textContent =
       run.tasks_total ? `task runs ${run.offset + 1}–${last} of ${run.tasks_total}` : "no task runs";
-    document.getElementById("logs-more").addEventListener("click", () => loadLogs(false).catch((e) => showError(e.message)));
-  document.getElementById("tasks-prev").disabled = run.offset === 0;
+    document.getElementById("tasks-prev").disabled = run.offset === 0;
     document.getElementById("tasks-next").disabled = last >= run.tasks_total;
     return run;
   }
@@ -296,6 +295,7 @@ async function runPage() {
   logFilter.addEventListener("change", () => { view.logTask = logFilter.value; loadLogs(true).catch((e) => showError(e.message)); });
   document.getElementById("tasks-prev").addEventListener("click", () => { view.offset = Math.max(0, view.offset - view.limit); reload(); });
   document.getElementById("tasks-next").addEventListener("click", () => { view.offset += view.limit; reload(); });
+  document.getElementById("logs-more").addEventListener("click", () => loadLogs(false).catch((e) => showError(e.message)));
   await tick();
 }
 
