@@ -22,7 +22,7 @@ import asyncio
 import sys
 import threading
 import time
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import Any
 
 from .._logging import engine_logger
@@ -55,34 +55,35 @@ def check_threshold(value: Any) -> float | None:
 def _engine_codes() -> frozenset[Any]:
     global _codes
     if not _codes:
-        from . import _task_runner
-
-        _codes = frozenset(
-            f.__code__
-            for f in (
-                _task_runner.run_task,
-                _task_runner.invoke,
-                _task_runner._dispatch,
-                _task_runner._timed,
-                _task_runner._logged,
-                _task_runner._call,
-            )
-        )
+        runner = _task_runner()
+        # the frames a body can run under, innermost first: each has the task as local ``task``
+        _codes = frozenset(f.__code__ for f in (runner.run_task, runner.invoke, runner._dispatch))
     return _codes
 
 
+def _task_runner() -> ModuleType:
+    from . import _task_runner
+
+    return _task_runner
+
+
 def _task_on(frame: FrameType | None, codes: frozenset[Any]) -> str:
-    """The name (``name`` or ``name[i]``) of the task whose body runs in ``frame``'s stack."""
-    while frame is not None:
-        if frame.f_code in codes:
-            local = frame.f_locals
-            task = local.get("task")
-            if task is not None:
-                index = local.get("map_index")
-                name = str(getattr(task, "name", task))
-                return name if index is None else f"{name}[{index}]"
+    """The name (``name`` or ``name[i]``) of the task whose body runs in ``frame``'s stack.
+
+    The innermost engine frame names the task; the map index is a local of ``run_task``, further
+    out (absent when a body with a timeout runs as an asyncio task of its own).
+    """
+    while frame is not None and frame.f_code not in codes:
         frame = frame.f_back
-    return _OUTSIDE
+    if frame is None:
+        return _OUTSIDE
+    task = frame.f_locals.get("task")
+    name = str(getattr(task, "name", task))
+    run_task = _task_runner().run_task.__code__
+    while frame is not None and frame.f_code is not run_task:
+        frame = frame.f_back
+    index = None if frame is None else frame.f_locals.get("map_index")
+    return name if index is None else f"{name}[{index}]"
 
 
 class BlockWatch:

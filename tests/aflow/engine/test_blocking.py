@@ -67,6 +67,23 @@ async def test_each_blocking_task_of_a_mapped_task_is_named_with_its_index(caplo
     assert [w.split(" blocked")[0] for w in warnings] == ["Task 'm[1]'"]
 
 
+async def test_a_blocking_mapped_child_under_a_concurrency_limit_is_named_with_its_index(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    @task(name="m")
+    async def m(i: int) -> int:
+        if i == 1:
+            time.sleep(THRESHOLD * 4)  # noqa: ASYNC251
+        return i
+
+    with Flow("blocks-mapped-limited") as flow:
+        m.map([0, 1, 2])
+    with caplog.at_level(logging.WARNING, logger="aflow.blocking"):
+        await flow.run(warn_blocking=THRESHOLD, max_concurrency=2)  # the body runs under a slot
+    warnings = blocking_warnings(caplog)
+    assert [w.split(" blocked")[0] for w in warnings] == ["Task 'm[1]'"]
+
+
 async def test_a_blocking_task_with_a_timeout_is_named_too(caplog: pytest.LogCaptureFixture) -> None:
     @task(name="timed-blocker", timeout=60)
     async def timed() -> None:
