@@ -35,6 +35,7 @@ import anyio
 import anyio.to_thread
 
 from aflow import Task, defaults_from_attrs
+from aflow.integration import to_the_end
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -649,7 +650,6 @@ class WriteFile(Task):
                 await anyio.to_thread.run_sync(shutil.copymode, target, tmp)
             await anyio.to_thread.run_sync(os.replace, tmp, target)
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await tmp.unlink(missing_ok=True)
+            await to_the_end(tmp.unlink(missing_ok=True))  # a second cancellation cannot leave it behind
             raise
         return Path(target)
