@@ -10,11 +10,12 @@ is woken once more so that it ends, and the run goes on without it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from typing import Any
 
 import anyio
 
-__all__ = ("DEFAULT_CANCEL_GRACE", "check_grace", "give_up", "ignored_message", "stop_within")
+__all__ = ("DEFAULT_CANCEL_GRACE", "check_grace", "give_up", "ignored_message", "stop_all", "stop_within")
 
 DEFAULT_CANCEL_GRACE = 10.0  # seconds a cancelled body gets to end before the run gives up on it
 
@@ -48,24 +49,36 @@ def give_up(t: asyncio.Task[Any]) -> None:
     t.cancel()  # wakes it: a closed coroutine ends its task at once
 
 
+async def stop_all(tasks: Collection[asyncio.Task[Any]], grace: float) -> set[asyncio.Task[Any]]:
+    """Cancel each of ``tasks`` once and wait up to ``grace`` seconds for them all to end.
+
+    Returns:
+        The tasks that ignored the cancellation and were given up on (empty when all ended).
+    """
+    for t in tasks:
+        t.cancel()
+    try:
+        with anyio.CancelScope(shield=True):  # an anyio scope cancelling the caller waits too
+            _, stuck = await asyncio.wait(tasks, timeout=grace)
+    except BaseException:  # cancelled (or closed) while waiting: no more patience
+        for t in tasks:
+            give_up(t)
+        raise
+    for t in tasks:
+        if t.done():
+            _retrieve(t)
+    for t in stuck:
+        give_up(t)
+    return stuck
+
+
 async def stop_within(t: asyncio.Task[Any], grace: float) -> bool:
     """Cancel ``t`` once and wait up to ``grace`` seconds for it to end.
 
     Returns:
         True if it ended; False if it ignored the cancellation and was given up on.
     """
-    t.cancel()
-    try:
-        with anyio.CancelScope(shield=True):  # an anyio scope cancelling the caller waits too
-            await asyncio.wait((t,), timeout=grace)
-    except BaseException:  # cancelled (or closed) while waiting: no more patience
-        give_up(t)
-        raise
-    if t.done():
-        _retrieve(t)
-        return True
-    give_up(t)
-    return False
+    return not await stop_all((t,), grace)
 
 
 def ignored_message(name: str, is_async: bool, grace: float, what: str) -> str:

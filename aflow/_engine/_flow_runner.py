@@ -29,7 +29,7 @@ from ..exceptions import AflowInternalError, ParameterError
 from ..executors import Executor, LocalExecutor
 from ..states import Cancelled, Failed, Mapped, Pending, ReferenceStates, Running, Skipped, State, Success
 from ._blocking import DEFAULT_WARN_BLOCKING, BlockWatch, check_threshold
-from ._cancel import DEFAULT_CANCEL_GRACE, check_grace, give_up, ignored_message
+from ._cancel import DEFAULT_CANCEL_GRACE, check_grace, ignored_message, stop_all
 from ._persist import Persistence
 from ._task_runner import UPSTREAM_SKIPPED, Runner, check_trigger, expanded, run_task, scrub
 
@@ -640,6 +640,7 @@ class FlowRunner:
             given_up = await self._cancel_all()
             for node, index in given_up:
                 self._gave_up(node, index)
+            nodes_given_up = {node for node, index in given_up if index is None}
             for node in self.nodes.values():
                 if node.state is None:
                     node.state = Cancelled("Flow run was cancelled before the task finished.")
@@ -649,7 +650,7 @@ class FlowRunner:
                     node.task.run_on_cancel
                     and isinstance(node.state, Cancelled)
                     and not node.is_mapped
-                    and (node, None) not in given_up
+                    and node not in nodes_given_up
                 ):
                     assert self.loop is not None
                     node.state = await self.loop.create_task(self._run_detached(node))
@@ -687,17 +688,7 @@ class FlowRunner:
         pending = [t for t in running if t is not None and not t.done()]
         if not pending:
             return []
-        for t in pending:
-            t.cancel()
-        with anyio.CancelScope(shield=True):
-            _, stuck = await asyncio.wait(pending, timeout=self.cancel_grace)
-        for t in pending:
-            if t.done() and not t.cancelled():
-                t.exception()  # retrieved (a task run ends by raising CancelledError)
-        given_up = [running[t] for t in stuck if t in running]
-        for t in stuck:
-            give_up(t)
-        return given_up
+        return [running[t] for t in await stop_all(pending, self.cancel_grace) if t in running]
 
     def _gave_up(self, node: _Node, index: int | None) -> None:
         """Mark a task run that ignored its cancellation as Cancelled, with a message saying so."""
