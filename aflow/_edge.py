@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+from collections.abc import Sized
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 if TYPE_CHECKING:
     from ._task import Task
 
-__all__ = ("Edge", "flatten", "mapped", "unmapped")
+__all__ = ("Edge", "flatten", "is_mappable", "mapped", "unmapped")
 
 T = TypeVar("T")
+
+
+def is_mappable(value: Any) -> bool:
+    """Whether the engine maps over ``value``: a sized value other than a string, bytes or a dict."""
+    return isinstance(value, Sized) and not isinstance(value, (str, bytes, dict))
 
 
 @final

@@ -6,13 +6,13 @@ import copy as _copy
 import itertools
 import os
 import reprlib
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sized
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _gc
 from ._builtin_tasks import Parameter, as_task, contains_task
-from ._edge import Edge, flatten, mapped, unmapped
+from ._edge import Edge, flatten, is_mappable, mapped, unmapped
 from ._engine._blocking import DEFAULT_WARN_BLOCKING
 from ._flow_run import FlowRun, explained_if_not_awaited
 from ._task import _NO_RUN_SPEC, Task, _require_run
@@ -898,7 +898,7 @@ def _check_mappable(task: Task, key: str | None, value: Any) -> None:
     Raises:
         FlowValidationError: Naming the task, the argument and what to pass instead.
     """
-    if isinstance(value, Task) or (isinstance(value, Sized) and not isinstance(value, (str, bytes, dict))):
+    if isinstance(value, Task) or is_mappable(value):
         return
     what = f"argument {key!r}" if key is not None else "an upstream task"
     shown = reprlib.repr(value)

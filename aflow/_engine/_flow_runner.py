@@ -13,7 +13,7 @@ import copy
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -21,6 +21,7 @@ import anyio
 from .. import signals
 from .._builtin_tasks import Constant, Parameter
 from .._clock import SYSTEM_CLOCK, Clock
+from .._edge import is_mappable
 from .._gc import relaxed_gc
 from .._logging import engine_logger, level_number
 from .._resources import RunResources
@@ -493,13 +494,13 @@ class FlowRunner:
                 value = state.result
                 if e.flattened:
                     value = _flatten(value, up.task.name)
-                if not isinstance(value, Sized) or isinstance(value, (str, bytes, dict)):
+                if not is_mappable(value):
                     raise TypeError(
                         f"argument {e.key or '(upstream)'!r} comes from {up.task.name!r} whose result "
                         f"{type(value).__name__} cannot be mapped over: map over a list "
                         "(or wrap the argument in unmapped())"
                     )
-                seq = list(value)  # type: ignore[call-overload]
+                seq = list(value)
                 getters.append(("seq", e, (seq, state)))
                 widths.append(len(seq))
             else:
