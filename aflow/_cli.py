@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = ("main",)
 
-_HISTORY_ENV = "AFLOW_HISTORY"  # aflow._cli_runs.HISTORY_ENV
-
 
 def _fail(message: str, code: int = 2) -> NoReturn:
     sys.stderr.write(f"aflow: error: {message}\n")
@@ -43,6 +41,7 @@ def _cli() -> click.Group:
 
     from . import __version__
     from ._cli_output import LEVELS
+    from ._cli_runs import HISTORY_ENV
     from ._cli_support import BadInput
 
     class _Group(click.Group):
@@ -67,8 +66,8 @@ def _cli() -> click.Group:
     @click.option(
         "--history",
         type=click.Path(dir_okay=False),
-        envvar=_HISTORY_ENV,
-        help=f"Record the run in this SQLite run store (default: ${_HISTORY_ENV}).",
+        envvar=HISTORY_ENV,
+        help=f"Record the run in this SQLite run store (default: ${HISTORY_ENV}).",
     )
     @click.option("--progress/--no-progress", default=None, help="Live progress display (default: on a terminal).")
     @click.option(

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from .history import RunStore
 
-__all__ = ("HISTORY_ENV", "add_runs_group", "history_option", "resolve_run", "with_store")
+__all__ = ("HISTORY_ENV", "add_runs_group", "history_option", "require_store", "resolve_run", "with_store")
 
 HISTORY_ENV = "AFLOW_HISTORY"
 FOLLOW_INTERVAL = 0.25  # seconds between reads of a followed run's new log records
@@ -38,6 +38,25 @@ def history_option(click: Any) -> Callable[[Any], Any]:
     return option
 
 
+def require_store(history: str | None, how: str) -> str:
+    """The run store's path, checked to be a file.
+
+    Args:
+        history: The ``--history`` value (None when neither given nor in ``$AFLOW_HISTORY``).
+        how: How to pass one, for the message (``"--history PATH"``).
+
+    Raises:
+        BadInput: No store was given, or there is no such file.
+    """
+    from pathlib import Path
+
+    if history is None:
+        raise BadInput(f"no run store: pass {how} (or set ${HISTORY_ENV})")
+    if not Path(history).is_file():
+        raise BadInput(f"no run store at {history}: run a flow with --history {history} first")
+    return history
+
+
 def with_store(history: str | None, query: Callable[[RunStore], Awaitable[list[str]]]) -> list[str]:
     """Open the run store ``history``, run ``query`` on it in a new event loop, return its lines.
 
@@ -46,14 +65,10 @@ def with_store(history: str | None, query: Callable[[RunStore], Awaitable[list[s
         SystemExit: The store cannot be read (code 1, one line on stderr).
     """
     import asyncio
-    from pathlib import Path
 
     from ._cli import _fail, _one_line
 
-    if history is None:
-        raise BadInput(f"no run store: pass --db PATH or --history PATH (or set ${HISTORY_ENV})")
-    if not Path(history).is_file():
-        raise BadInput(f"no run store at {history}")
+    history = require_store(history, "--db PATH or --history PATH")
 
     async def main() -> list[str]:
         from .history import RunStore
