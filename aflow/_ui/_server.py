@@ -104,7 +104,10 @@ class _Views:
                 self._kept.move_to_end(run.run_id)
                 return kept
             # `run` was read before the history: if it had ended then, this history is complete
-            graph = kept.graph if kept is not None else await self._store.run_graph(run.run_id)
+            # a graph is recorded just after its run starts: one not there yet is read again
+            graph = kept.graph if kept is not None else None
+            if graph is None:
+                graph = await self._store.run_graph(run.run_id)
             history = await self._store.task_history(run.run_id)
             view = await anyio.to_thread.run_sync(RunView.build, history, graph, run.ended_at is not None)
             cost = asyncio.get_running_loop().time() - now
