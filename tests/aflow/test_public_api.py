@@ -25,6 +25,7 @@ PUBLIC_MODULES = (
     "aflow.exceptions",
     "aflow.cache_validators",
     "aflow.history",
+    "aflow.integration",
     "aflow.results",
     "aflow.schedules",
     "aflow.secrets",
