@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 import time
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,10 @@ async def test_a_blocking_async_task_is_named_with_how_long_it_blocked(caplog: p
     assert "time.sleep" in match.group(2)
 
 
-async def test_each_blocking_task_of_a_mapped_task_is_named_with_its_index(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("options", [{}, {"max_concurrency": 2}], ids=["fast-path", "under-a-slot"])
+async def test_each_blocking_task_of_a_mapped_task_is_named_with_its_index(
+    caplog: pytest.LogCaptureFixture, options: dict[str, Any]
+) -> None:
     @task(name="m")
     async def m(i: int) -> int:
         if i == 1:
@@ -62,24 +66,7 @@ async def test_each_blocking_task_of_a_mapped_task_is_named_with_its_index(caplo
     with Flow("blocks-mapped") as flow:
         m.map([0, 1, 2])
     with caplog.at_level(logging.WARNING, logger="aflow.blocking"):
-        await flow.run(warn_blocking=THRESHOLD)
-    warnings = blocking_warnings(caplog)
-    assert [w.split(" blocked")[0] for w in warnings] == ["Task 'm[1]'"]
-
-
-async def test_a_blocking_mapped_child_under_a_concurrency_limit_is_named_with_its_index(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    @task(name="m")
-    async def m(i: int) -> int:
-        if i == 1:
-            time.sleep(THRESHOLD * 4)  # noqa: ASYNC251
-        return i
-
-    with Flow("blocks-mapped-limited") as flow:
-        m.map([0, 1, 2])
-    with caplog.at_level(logging.WARNING, logger="aflow.blocking"):
-        await flow.run(warn_blocking=THRESHOLD, max_concurrency=2)  # the body runs under a slot
+        await flow.run(warn_blocking=THRESHOLD, **options)
     warnings = blocking_warnings(caplog)
     assert [w.split(" blocked")[0] for w in warnings] == ["Task 'm[1]'"]
 
