@@ -5,7 +5,7 @@
 - `retry_or_fail`: the one policy for a transient failure (throttling, a 5xx, a service briefly
   away): `aflow.signals.RETRY` while the task has retries left (after the service's
   ``Retry-After``, capped by the task's ``max_retry_delay``), else `aflow.signals.FAIL` with the
-  service's message.
+  service's message; `retry_after_seconds` reads a ``Retry-After`` header.
 - `map_errors` with `Failure`: turn a client library's exceptions into task failures at one
   boundary, in the manner of httpx's ``map_httpcore_exceptions``: a classifier says what an
   error means (its message, whether it is transient), the kit raises the signal.
@@ -36,6 +36,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterat
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
 
@@ -59,6 +61,7 @@ __all__ = (
     "is_lazy",
     "map_errors",
     "resolve_lazy",
+    "retry_after_seconds",
     "retry_or_fail",
     "to_the_end",
 )
@@ -114,6 +117,38 @@ def retry_or_fail(
     if task.max_retries:
         problem = f"{problem} (no retries left after {run_count} attempts)"
     return fail(problem)
+
+
+def _http_date(value: str) -> datetime | None:
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def retry_after_seconds(value: str | None, *, date: str | None = None) -> float | None:
+    """The delay a ``Retry-After`` header asks for, in seconds (None when absent or unreadable).
+
+    The header holds seconds or an HTTP-date; a date is measured from the response's ``Date``
+    header when given (both come from the service's clock), else from the local clock.
+
+    Args:
+        value: The header's value.
+        date: The response's ``Date`` header, if any.
+    """
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    when = _http_date(value)
+    if when is None:
+        return None
+    now = (_http_date(date) if date else None) or datetime.now(UTC)
+    return max((when - now).total_seconds(), 0.0)
 
 
 @dataclass(frozen=True, slots=True)
