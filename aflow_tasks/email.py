@@ -221,15 +221,7 @@ class EmailTask(Task):
             _addresses(email_to_cc, "email_to_cc"),
             _addresses(email_to_bcc, "email_to_bcc"),
         )
-        if not to:
-            raise ValueError("EmailTask needs email_to: give EmailTask(email_to=...) or pass email_to= to the call")
-        if msg is None and msg_plain is None:
-            raise ValueError("EmailTask needs a body: give msg= (HTML) or msg_plain= (plain text)")
-        if not smtp_server or smtp_port is None:
-            raise ValueError("EmailTask needs smtp_server and smtp_port")
-        mode = (smtp_type or "").upper()
-        if mode not in SMTP_TYPES:
-            raise ValueError(f"EmailTask smtp_type must be one of {sorted(SMTP_TYPES)}, got {smtp_type!r}")
+        mode = _checked(to, msg, msg_plain, smtp_server, smtp_port, smtp_type)
         username, password = await _credentials(mode, username, password)
         email_from = email_from or username
         if not email_from:
@@ -258,6 +250,22 @@ class EmailTask(Task):
                 "The server refused some recipients: %s",
                 ", ".join(f"{rcpt} ({response.code} {response.message})" for rcpt, response in refused.items()),
             )
+
+
+def _checked(
+    to: list[str], msg: str | None, msg_plain: str | None, server: str | None, port: int | None, smtp_type: str | None
+) -> str:
+    """Check the send's settings (ValueError naming the fix); return the SMTP type, upper-case."""
+    if not to:
+        raise ValueError("EmailTask needs email_to: give EmailTask(email_to=...) or pass email_to= to the call")
+    if msg is None and msg_plain is None:
+        raise ValueError("EmailTask needs a body: give msg= (HTML) or msg_plain= (plain text)")
+    if not server or port is None:
+        raise ValueError("EmailTask needs smtp_server and smtp_port")
+    mode = (smtp_type or "").upper()
+    if mode not in SMTP_TYPES:
+        raise ValueError(f"EmailTask smtp_type must be one of {sorted(SMTP_TYPES)}, got {smtp_type!r}")
+    return mode
 
 
 def _smtp_errors(where: str) -> map_errors:

@@ -329,6 +329,25 @@ class _JobRun:
             self.logger.error("Deleting %s took over %g seconds: gave up", self._where(name), _CLEANUP_SECONDS)
 
 
+def _checked_job(
+    body: dict[str, Any], namespace: str | None, job_status_poll_interval: float | None
+) -> tuple[dict[str, Any], dict[str, Any], str, float]:
+    """The Job's body, its metadata, the namespace and the poll interval, checked (ValueError naming the fix)."""
+    if not body:
+        raise ValueError(
+            "RunNamespacedJob needs body (a dict of the Job): pass body= to RunNamespacedJob(...) or to the call"
+        )
+    meta = body.get("metadata") or {}
+    if not (meta.get("name") or meta.get("generateName")):
+        raise ValueError("RunNamespacedJob: the Job's body needs metadata.name or metadata.generateName")
+    if not namespace:
+        raise ValueError("RunNamespacedJob needs a namespace: pass namespace= to the task or the call")
+    poll = float(job_status_poll_interval if job_status_poll_interval is not None else 5.0)
+    if poll <= 0:
+        raise ValueError(f"job_status_poll_interval must be positive, got {job_status_poll_interval!r}")
+    return body, meta, namespace, poll
+
+
 class RunNamespacedJob(Task):
     """Run a Kubernetes Job to completion, streaming its pods' logs to the task logger.
 
@@ -449,19 +468,7 @@ class RunNamespacedJob(Task):
         init_body = self.body
         if init_body is not None and is_lazy(init_body):
             init_body = await resolve_lazy(init_body)
-        body = deep_merge(init_body, body)
-        if not body:
-            raise ValueError(
-                "RunNamespacedJob needs body (a dict of the Job): pass body= to RunNamespacedJob(...) or to the call"
-            )
-        meta = body.get("metadata") or {}
-        if not (meta.get("name") or meta.get("generateName")):
-            raise ValueError("RunNamespacedJob: the Job's body needs metadata.name or metadata.generateName")
-        if not namespace:
-            raise ValueError("RunNamespacedJob needs a namespace: pass namespace= to the task or the call")
-        poll = float(job_status_poll_interval if job_status_poll_interval is not None else 5.0)
-        if poll <= 0:
-            raise ValueError(f"job_status_poll_interval must be positive, got {job_status_poll_interval!r}")
+        body, meta, namespace, poll = _checked_job(deep_merge(init_body, body), namespace, job_status_poll_interval)
         level = log_level_number(log_level)
         kube_kwargs = {**(self.kube_kwargs or {}), **(kube_kwargs or {})}
 
