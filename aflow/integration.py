@@ -49,7 +49,7 @@ from ._defaults import resolve_lazy as resolve_lazy
 from ._resources import run_resource
 from ._run_context import task_run_var
 from ._shielded import to_the_end as to_the_end
-from .signals import FAIL, RETRY, AflowSignal
+from .signals import FAIL, RETRY
 
 if TYPE_CHECKING:
     from ._task import Task
@@ -218,9 +218,8 @@ class map_errors:  # a function to its users: ``with map_errors(...)``
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> Literal[False]:
-        if exc is None or isinstance(exc, (AflowSignal, anyio.get_cancelled_exc_class())):
-            return False
-        if not isinstance(exc, self._errors):
+        # cancellation, aflow's signals, KeyboardInterrupt... are BaseExceptions: never mapped
+        if not isinstance(exc, Exception) or not isinstance(exc, self._errors):
             return False
         failure = self._classify(exc)
         if failure is None:
