@@ -8,8 +8,8 @@
 
 from __future__ import annotations
 
-from ._defaults import is_lazy as is_lazy
-from ._defaults import resolve_lazy as resolve_lazy
-from ._shielded import to_the_end as to_the_end
+from ._model._defaults import is_lazy as is_lazy
+from ._model._defaults import resolve_lazy as resolve_lazy
+from ._runtime._shielded import to_the_end as to_the_end
 
 __all__ = ("is_lazy", "resolve_lazy", "to_the_end")

@@ -136,16 +136,24 @@ def _owned_private_names(tree: ast.Module) -> set[str]:
                             owned.add(target.id)
                 elif isinstance(item, ast.Constant) and isinstance(item.value, str) and item.value.startswith("_"):
                     owned.add(item.value)  # __slots__ entries
-        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
-            if isinstance(node.value, ast.Name) and node.value.id in {"self", "cls", "obj", "new"}:
-                owned.add(node.attr)
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ast.Store)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in {"self", "cls", "obj", "new"}
+        ):
+            owned.add(node.attr)
     return owned
 
 
 def _private_reads(path: Path, tree: ast.Module, modules: set[str]) -> Iterator[str]:
     owned = _owned_private_names(tree)
-    aliases = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom | ast.Import)
-               for alias in node.names}
+    aliases = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom | ast.Import)
+        for alias in node.names
+    }
     for node in ast.walk(tree):
         if not isinstance(node, ast.Attribute) or not node.attr.startswith("_") or node.attr.startswith("__"):
             continue
@@ -202,30 +210,34 @@ def measure() -> Metrics:
     return metrics
 
 
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+
+
 def main() -> None:
     """Print the measures."""
     metrics = measure()
     if "--json" in sys.argv:
-        print(json.dumps(metrics.__dict__, indent=2))
+        _say(json.dumps(metrics.__dict__, indent=2))
         return
-    print(f"import cycles (runtime, incl. function-level): {len(metrics.cycles)}")
+    _say(f"import cycles (runtime, incl. function-level): {len(metrics.cycles)}")
     for cycle in metrics.cycles:
-        print(f"  {len(cycle)} modules: {' '.join(cycle)}")
-    print(f"import cycles only through TYPE_CHECKING imports: {len(metrics.type_only_cycles)}")
+        _say(f"  {len(cycle)} modules: {' '.join(cycle)}")
+    _say(f"import cycles only through TYPE_CHECKING imports: {len(metrics.type_only_cycles)}")
     for cycle in metrics.type_only_cycles:
-        print(f"  {len(cycle)} modules: {' '.join(cycle)}")
-    print(f"aflow._* imports from aflow_tasks: {len(metrics.private_imports)}")
+        _say(f"  {len(cycle)} modules: {' '.join(cycle)}")
+    _say(f"aflow._* imports from aflow_tasks: {len(metrics.private_imports)}")
     for line in metrics.private_imports:
-        print(f"  {line}")
-    print(f"cross-module private attribute reads in aflow/: {len(metrics.private_reads)}")
+        _say(f"  {line}")
+    _say(f"cross-module private attribute reads in aflow/: {len(metrics.private_reads)}")
     for line in metrics.private_reads:
-        print(f"  {line}")
-    print(f"modules over {MAX_MODULE_LINES} lines: {len(metrics.long_modules)}")
+        _say(f"  {line}")
+    _say(f"modules over {MAX_MODULE_LINES} lines: {len(metrics.long_modules)}")
     for line in metrics.long_modules:
-        print(f"  {line}")
-    print(f"functions over {MAX_FUNCTION_LINES} lines: {len(metrics.long_functions)}")
+        _say(f"  {line}")
+    _say(f"functions over {MAX_FUNCTION_LINES} lines: {len(metrics.long_functions)}")
     for line in metrics.long_functions:
-        print(f"  {line}")
+        _say(f"  {line}")
 
 
 if __name__ == "__main__":

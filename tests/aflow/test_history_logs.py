@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 from aflow import Flow, Parameter, context, task, unmapped
-from aflow._history import _batches, _logs, _store
+from aflow._persist._history import _batches, _logs, _store
 from aflow.history import AmbiguousRunId, RunNotFound, RunStore, TaskLogRecord
 from aflow.states import Failed, Success
 
