@@ -19,7 +19,7 @@ from weakref import WeakKeyDictionary
 
 from . import _schema as sql
 from ._batches import BATCH_SHIFT, decode
-from ._records import AmbiguousRunId, FlowRunRecord, RunNotFound, TaskLogRecord, epoch
+from ._records import AmbiguousRunId, RunNotFound, TaskLogRecord, epoch
 
 if TYPE_CHECKING:
     from ..._model._flow import Flow
@@ -253,20 +253,3 @@ class LogQueries:
         if len(found) > 1:
             raise AmbiguousRunId(prefix, found[:_MAX_CANDIDATES])
         return found[0]
-
-    async def _list_runs(
-        self, make: Callable[[Any], FlowRunRecord], flow_name: str | None, limit: int, state: str | None, offset: int
-    ) -> list[FlowRunRecord]:
-        where: list[str] = []
-        params: list[Any] = []
-        if flow_name is not None:
-            where.append("flow_name = ?")
-            params.append(flow_name)
-        if state is not None:
-            where.append("state = ?")
-            params.append(state)
-        query = f"SELECT {sql.FLOW_RUN_COLUMNS} FROM flow_runs"
-        if where:
-            query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY started_at DESC, rowid DESC LIMIT ? OFFSET ?"
-        return await self._query(make, query, (*params, limit, max(offset, 0)))
