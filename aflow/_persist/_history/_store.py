@@ -34,9 +34,9 @@ from ..._runtime._logging import engine_logger
 from ...exceptions import RunStoreError
 from . import _file
 from . import _schema as sql
-from ._batches import Recorder, RunRow, TaskRow, pack_by_run, pack_run_rows
+from ._batches import LogRow, Recorder, RunRow, TaskRow, pack_by_run, pack_run_rows
 from ._file import check_path, commit, connect_writer, describe_error, prepare, stopped
-from ._logs import LogQueries, LogRow, take
+from ._logs import LogQueries, take
 from ._queries import RunQueries
 from ._records import dump_json, epoch, to_iso
 
