@@ -1,6 +1,6 @@
 """The ``aflow`` command's entry point (``[project.scripts]`` and ``python -m aflow._cli``).
 
-The commands themselves live in `aflow._surface._cli`.
+The commands themselves live in the `aflow._surface._cli` package.
 """
 
 from __future__ import annotations

@@ -74,6 +74,13 @@ async def serve(
 
     .. versionadded:: 0.1.0
     """
+    schedule = _checked_schedule(flow, schedule, overlap, max_runs)
+    server = _Server(flow, overlap, dict(parameters or {}), clock or SYSTEM_CLOCK, max_runs, on_run)
+    return await server.serve(schedule)
+
+
+def _checked_schedule(flow: Flow, schedule: Schedule | None, overlap: Overlap, max_runs: int | None) -> Schedule:
+    """The schedule to serve (``flow.schedule`` when None), once `serve`'s arguments are checked."""
     if schedule is None:
         schedule = getattr(flow, "schedule", None)
         if schedule is None:
@@ -84,54 +91,81 @@ async def serve(
         raise ValueError(f"overlap must be one of {', '.join(map(repr, _OVERLAPS))}, got {overlap!r}")
     if max_runs is not None and (isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 1):
         raise ValueError(f"max_runs must be a positive int or None, got {max_runs!r}")
-    clock = clock or SYSTEM_CLOCK
-    params = dict(parameters or {})
-    states: list[State | None] = []
-    errors: list[Exception] = []
-    running = 0
+    return schedule
 
-    async def run_one(index: int, event: ClockEvent, tg: TaskGroup) -> None:
-        nonlocal running
+
+class _Server:
+    """One call of `serve`: the runs it started (their states, by start order) and how many are going."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        overlap: Overlap,
+        params: dict[str, Any],
+        clock: Clock,
+        max_runs: int | None,
+        on_run: Callable[[ClockEvent, State], Any] | None,
+    ) -> None:
+        self.flow = flow
+        self.overlap = overlap
+        self.params = params
+        self.clock = clock
+        self.max_runs = max_runs
+        self.on_run = on_run
+        self.states: list[State | None] = []  # None: still running
+        self.errors: list[Exception] = []  # the first one stops serving
+        self.running = 0
+
+    async def serve(self, schedule: Schedule) -> list[State]:
+        """Start a run at each event of ``schedule`` until it ends, ``max_runs`` or an error; wait for the runs."""
+        async with anyio.create_task_group() as tg:
+            try:
+                with closing(schedule.events(after=self.clock.now())) as events:
+                    for event in events:
+                        if not await self._on_event(event, tg):
+                            break
+            except Exception as exc:  # from a filter, adjustment or clock of the schedule
+                self._stop(exc, tg)
+        if self.errors:
+            raise self.errors[0]
+        return [s for s in self.states if s is not None]
+
+    async def _on_event(self, event: ClockEvent, tg: TaskGroup) -> bool:
+        """Sleep until ``event``, then start its run (or skip it); False once serving stops."""
+        delay = (utc(event.start_time) - utc(self.clock.now())).total_seconds()
+        if delay > 0:
+            await self.clock.sleep(delay)
+        if self.overlap == "skip" and self.running:
+            logger.info("Flow %r: skipped the run at %s (one is going)", self.flow.name, event.start_time)
+            return True
+        index = len(self.states)
+        self.states.append(None)
+        self.running += 1
+        if self.overlap == "queue":
+            await self._run(index, event, tg)
+        else:
+            tg.start_soon(self._run, index, event, tg)
+        return not (self.errors or (self.max_runs is not None and len(self.states) >= self.max_runs))
+
+    async def _run(self, index: int, event: ClockEvent, tg: TaskGroup) -> None:
+        """Run the flow for ``event``, keep its state as run ``index``, then call ``on_run``."""
         try:
             try:
-                state = await flow.run(
-                    {**event.parameter_defaults, **params},
-                    clock=clock,
+                state = await self.flow.run(
+                    {**event.parameter_defaults, **self.params},
+                    clock=self.clock,
                     context={"scheduled_start_time": event.start_time},
                 )
             finally:
-                running -= 1
-            states[index] = state
-            if on_run is not None:
-                out = on_run(event, state)
+                self.running -= 1
+            self.states[index] = state
+            if self.on_run is not None:
+                out = self.on_run(event, state)
                 if inspect.isawaitable(out):
                     await out
         except Exception as exc:  # cancellation is a BaseException: it goes through
-            errors.append(exc)
-            tg.cancel_scope.cancel()
+            self._stop(exc, tg)
 
-    async with anyio.create_task_group() as tg:
-        try:
-            with closing(schedule.events(after=clock.now())) as events:
-                for event in events:
-                    delay = (utc(event.start_time) - utc(clock.now())).total_seconds()
-                    if delay > 0:
-                        await clock.sleep(delay)
-                    if overlap == "skip" and running:
-                        logger.info("Flow %r: skipped the run at %s (one is going)", flow.name, event.start_time)
-                        continue
-                    index = len(states)
-                    states.append(None)
-                    running += 1
-                    if overlap == "queue":
-                        await run_one(index, event, tg)
-                    else:
-                        tg.start_soon(run_one, index, event, tg)
-                    if errors or (max_runs is not None and len(states) >= max_runs):
-                        break
-        except Exception as exc:  # from a filter, adjustment or clock of the schedule
-            errors.append(exc)
-            tg.cancel_scope.cancel()
-    if errors:
-        raise errors[0]
-    return [s for s in states if s is not None]
+    def _stop(self, exc: Exception, tg: TaskGroup) -> None:
+        self.errors.append(exc)
+        tg.cancel_scope.cancel()

@@ -19,18 +19,16 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 
 from ._records import TaskStateRecord
 
-if TYPE_CHECKING:
-    from ._logs import LogRow
-
 __all__ = (
     "BATCH_SHIFT",
     "RUNNING_MESSAGE",
+    "LogRow",
     "Recorder",
     "RunRow",
     "TaskRow",
@@ -46,6 +44,9 @@ RUNNING_MESSAGE = "Starting task run."
 TaskRow = tuple[str, str, str, int | None, str, str | None, float]
 # recorded by a Recorder: slug, name, map_index, state name, message, timestamp, attempt start or None
 RunRow = tuple[str | None, str, int | None, str, str | None, float, float | None]  # slug: set in a flow
+# a task log record (packed by ``_logs``): run_id, time (seconds since the epoch), level number, slug, name,
+# map_index, attempt, message
+LogRow = tuple[str, float, int, str, str, int | None, int, str]
 
 _STARTED = itemgetter(6)
 _T = TypeVar("_T")
@@ -60,7 +61,7 @@ class Recorder:
     Attributes:
         run_id: The flow run's id.
         rows: Finished transitions, in recording order.
-        logs: Task log records waiting for the writer (see ``_logs.LogRow``), appended to by
+        logs: Task log records waiting for the writer (see `LogRow`), appended to by
             the task loggers, also from worker threads: take them with ``_logs.take``.
         log_level: Task log records below this level are not kept (a task's own ``log_level``
             overrides it).

@@ -1,9 +1,9 @@
 """Task log records and flow graphs in the run store: their row formats and `RunStore`'s queries.
 
-A task log record waits in memory as a `LogRow` (in the flow run's `Recorder`, or in the store
-for records made through `RunStore.log`) until the writer packs it into ``task_log_batches``
-with the run's task states. A run's graph is recorded once, when the run starts, as compact JSON in
-``flow_graphs`` (pickled columns) and expanded to dicts when read.
+A task log record waits in memory as a `LogRow` (defined in ``_batches``), in the flow run's
+`Recorder` or, for records made through `RunStore.log`, in the store, until the writer packs it
+into ``task_log_batches`` with the run's task states. A run's graph is recorded once, when the
+run starts, as compact JSON in ``flow_graphs`` (pickled columns) and expanded to dicts when read.
 """
 
 from __future__ import annotations
@@ -18,16 +18,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from weakref import WeakKeyDictionary
 
 from . import _schema as sql
-from ._batches import BATCH_SHIFT, decode
-from ._records import AmbiguousRunId, FlowRunRecord, RunNotFound, TaskLogRecord, epoch
+from ._batches import BATCH_SHIFT, LogRow, decode
+from ._records import AmbiguousRunId, RunNotFound, TaskLogRecord, epoch
 
 if TYPE_CHECKING:
     from ..._model._flow import Flow
 
-__all__ = ("LogQueries", "LogRow", "encode_graph", "take", "unpack_logs")
-
-# run_id, time (seconds since the epoch), level number, slug, name, map_index, attempt, message
-LogRow = tuple[str, float, int, str, str, int | None, int, str]
+__all__ = ("LogQueries", "encode_graph", "take", "unpack_logs")
 
 _R = TypeVar("_R")
 _LEVEL_NAMES = {n: logging.getLevelName(n) for n in (10, 20, 30, 40, 50)}
@@ -253,20 +250,3 @@ class LogQueries:
         if len(found) > 1:
             raise AmbiguousRunId(prefix, found[:_MAX_CANDIDATES])
         return found[0]
-
-    async def _list_runs(
-        self, make: Callable[[Any], FlowRunRecord], flow_name: str | None, limit: int, state: str | None, offset: int
-    ) -> list[FlowRunRecord]:
-        where: list[str] = []
-        params: list[Any] = []
-        if flow_name is not None:
-            where.append("flow_name = ?")
-            params.append(flow_name)
-        if state is not None:
-            where.append("state = ?")
-            params.append(state)
-        query = f"SELECT {sql.FLOW_RUN_COLUMNS} FROM flow_runs"
-        if where:
-            query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY started_at DESC, rowid DESC LIMIT ? OFFSET ?"
-        return await self._query(make, query, (*params, limit, max(offset, 0)))

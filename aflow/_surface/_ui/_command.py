@@ -12,8 +12,8 @@ def ui_command() -> Any:
     """Build the click command ``aflow ui``."""
     import click
 
-    from .._cli import _fail
-    from .._cli_runs import history_option, require_store
+    from .._cli._errors import fail
+    from .._cli._run_store import history_option, require_store
 
     @click.command("ui")
     @history_option(click)
@@ -29,7 +29,7 @@ def ui_command() -> Any:
         try:
             from ._server import serve
         except ImportError as exc:
-            _fail(f"aflow ui needs aiohttp and aiosqlite: pip install 'aflow-engine[ui]' ({exc})", 1)
+            fail(f"aflow ui needs aiohttp and aiosqlite: pip install 'aflow-engine[ui]' ({exc})", 1)
 
         def ready(url: str) -> None:
             click.echo(f"aflow ui: serving {store} at {url} (read-only; Ctrl+C stops)")
@@ -40,6 +40,6 @@ def ui_command() -> Any:
         except KeyboardInterrupt:
             pass
         except OSError as exc:
-            _fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}", 1)
+            fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}", 1)
 
     return ui

@@ -1,8 +1,8 @@
-"""What ``aflow run`` prints besides its summary table: live log lines, the flow's result, JSON.
+"""What ``aflow run`` prints: the summary table, live log lines, the flow's result, JSON.
 
 Task log lines go to stderr as they are logged, through a handler on the root logger (a plain
 script's warnings would otherwise reach Python's last-resort handler, unformatted); the summary
-and the result (or the ``--json`` document) go to stdout.
+and the result (or the ``--json`` document) go to stdout. No click here.
 """
 
 from __future__ import annotations
@@ -11,45 +11,87 @@ import json
 import logging
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ._text import abridge, counts, duration, log_line, table, task_label
+
 if TYPE_CHECKING:
-    from .._model._flow import Flow
-    from .._model._task import Task
-    from ..states import State
-    from ._run_tracker import RunTracker
+    from ..._model._flow import Flow
+    from ..._model._task import Task
+    from ...states import State
+    from .._run_tracker import RunTracker
 
 __all__ = (
     "LEVELS",
     "RunLogHandler",
-    "abridge",
-    "log_line",
+    "format_summary",
     "result_lines",
     "run_document",
     "setup_run_logging",
-    "task_label",
 )
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_MAX_VALUE = 200  # characters of a value shown in a summary (results, parameters)
-_COLOURS = {"WARNING": "yellow", "ERROR": "red", "CRITICAL": "red"}
+_MAX_FAILURES = 10  # failure lines shown per task (a wide map can fail thousands of times)
 
 
-def task_label(name: str, map_index: int | None, attempt: int | None = None) -> str:
-    """``name``, ``name[3]``, with `` (attempt 2)`` after a first attempt."""
-    label = name if map_index is None else f"{name}[{map_index}]"
-    return label if attempt is None or attempt <= 1 else f"{label} (attempt {attempt})"
+# -- the summary table ----------------------------------------------------------------------
 
 
-def log_line(when: str, level: str, source: str, message: str, *, colour: bool = False) -> str:
-    """One log line: ``when LEVEL source: message``; a message's further lines are indented."""
-    shown = f"{level:<8}"
-    if colour and level in _COLOURS:
-        import click
+def format_summary(flow: Flow, state: State, tracker: RunTracker | None = None) -> list[str]:
+    """Lines describing a finished run: each task's final state and duration, then failures.
 
-        shown = click.style(shown, fg=_COLOURS[level], bold=level != "WARNING")
-    return f"{when} {shown}{source}: " + message.replace("\n", "\n    ")
+    A retried task's state says how many attempts it took (``Success after 3 attempts``).
+    """
+    from ..._model._builtin_tasks import Constant
+    from ...states import Mapped
+    from .._run_tracker import TIMES
+
+    elapsed = f" in {duration(tracker.elapsed)}" if tracker is not None else ""
+    lines = [f"Flow {flow.name!r}: {type(state).__name__}{elapsed}" + (f": {state.message}" if state.message else "")]
+    results: dict[Any, State] = state.result if isinstance(state.result, dict) else {}
+    rows: list[tuple[str, ...]] = []
+    failures: list[str] = []
+    tasks = [t for t in flow.sorted_tasks() if not isinstance(t, Constant)]
+    names = Counter(t.name for t in tasks)
+    for task in tasks:
+        s = results.get(task)
+        stats = tracker.stats.get(task) if tracker is not None else None
+        took = duration(stats.duration if stats is not None else None)
+        label = task.name if names[task.name] == 1 else (task.slug or task.name)
+        if s is None:
+            rows.append((label, "-", took))
+            continue
+        attempts = stats.attempts if stats is not None else 0
+        if isinstance(s, Mapped):
+            children = list(s.map_states)
+            retried = f"; {attempts} attempts" if attempts > len(children) else ""
+            rows.append(
+                (
+                    f"{label} {TIMES}{len(children)}",
+                    f"Mapped: {counts(type(c).__name__ for c in children)}{retried}",
+                    took,
+                )
+            )
+            failed = [(i, c) for i, c in enumerate(children) if c.is_failed()]
+            for i, c in failed[:_MAX_FAILURES]:
+                failures.append(f"  {label}[{i}]: {type(c).__name__}: {c.message}")
+            if len(failed) > _MAX_FAILURES:
+                failures.append(f"  {label}: ... and {len(failed) - _MAX_FAILURES} more failed children")
+        else:
+            retried = f" after {attempts} attempts" if attempts > 1 else ""
+            rows.append((label, type(s).__name__ + retried, took))
+            if s.is_failed():
+                failures.append(f"  {label}: {type(s).__name__}: {s.message}")
+    if rows:
+        lines += ["", *table(rows, ("TASK", "STATE", "DURATION"))]
+    if failures:
+        lines += ["", "Failures:", *failures]
+    return lines
+
+
+# -- live log lines ---------------------------------------------------------------------------
 
 
 class RunLogHandler(logging.Handler):
@@ -107,30 +149,15 @@ def setup_run_logging(level: int) -> RunLogHandler | None:
 # -- the flow's result ------------------------------------------------------------------------
 
 
-def abridge(value: Any, limit: int = _MAX_VALUE) -> str:
-    """``value`` as JSON when it is, else its repr, cut to ``limit`` characters.
-
-    A cut value ends with its size: a collection's items, and the characters of the whole.
-    """
-    try:
-        text = json.dumps(value, sort_keys=True, default=repr)
-    except (TypeError, ValueError):
-        text = repr(value)
-    if len(text) <= limit:
-        return text
-    size = f"{len(value)} items, " if isinstance(value, (list, tuple, dict, set)) else ""
-    return f"{text[: limit - 1]}\N{HORIZONTAL ELLIPSIS} ({size}{len(text)} characters)"
-
-
 def _result_tasks(flow: Flow) -> list[Task]:
-    from .._model._builtin_tasks import Constant
+    from ..._model._builtin_tasks import Constant
 
     reference = flow.reference_tasks()
     return [t for t in flow.sorted_tasks() if t in reference and not isinstance(t, Constant)]
 
 
 def _value(state: State) -> Any:
-    from ..states import Mapped
+    from ...states import Mapped
 
     if isinstance(state, Mapped):
         return [child.result for child in state.map_states]
@@ -158,8 +185,8 @@ def _jsonable(value: Any) -> Any:
 
 def run_document(flow: Flow, state: State, tracker: RunTracker | None, run_id: str | None) -> str:
     """The ``--json`` document of a finished run: state, tasks (with attempts), result."""
-    from .._model._builtin_tasks import Constant
-    from ..states import Mapped
+    from ..._model._builtin_tasks import Constant
+    from ...states import Mapped
 
     results: dict[Any, State] = state.result if isinstance(state.result, dict) else {}
     tasks = []
