@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
-from ._hashing import stable_hash as stable_hash
-from ._run_context import flow_run_var
+from ._persist._hashing import stable_hash as stable_hash
+from ._runtime._run_context import flow_run_var
 from .states import Cached
 
 __all__ = (

@@ -27,7 +27,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Any
 
-from ._run_context import FlowRunContext, flow_run_var, task_run_var
+from ._runtime._run_context import FlowRunContext, flow_run_var, task_run_var
 
 __all__ = ("get", "temporary", "to_dict")
 

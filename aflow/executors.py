@@ -18,8 +18,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, final
 
 if TYPE_CHECKING:
-    from ._dask import DaskExecutor as DaskExecutor
-    from ._task import Task
+    from ._engine._dask import DaskExecutor as DaskExecutor
+    from ._model._task import Task
 
 __all__ = ("LOCAL_TAG", "BodyCall", "DaskExecutor", "Executor", "LocalExecutor")
 
@@ -96,7 +96,7 @@ class LocalExecutor(Executor):
 def __getattr__(name: str) -> Any:
     # DaskExecutor lives in a private module that imports dask.distributed: load it on first use
     if name == "DaskExecutor":
-        from ._dask import DaskExecutor
+        from ._engine._dask import DaskExecutor
 
         return DaskExecutor
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

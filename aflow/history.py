@@ -27,13 +27,13 @@ Importing this module does not need aiosqlite; creating a `RunStore` does.
 
 from __future__ import annotations
 
-from ._history._records import AmbiguousRunId as AmbiguousRunId
-from ._history._records import CacheEntry as CacheEntry
-from ._history._records import FlowRunRecord as FlowRunRecord
-from ._history._records import RunNotFound as RunNotFound
-from ._history._records import TaskLogRecord as TaskLogRecord
-from ._history._records import TaskStateRecord as TaskStateRecord
-from ._history._store import RunStore as RunStore
+from ._persist._history._records import AmbiguousRunId as AmbiguousRunId
+from ._persist._history._records import CacheEntry as CacheEntry
+from ._persist._history._records import FlowRunRecord as FlowRunRecord
+from ._persist._history._records import RunNotFound as RunNotFound
+from ._persist._history._records import TaskLogRecord as TaskLogRecord
+from ._persist._history._records import TaskStateRecord as TaskStateRecord
+from ._persist._history._store import RunStore as RunStore
 
 __all__ = (
     "AmbiguousRunId",

@@ -44,15 +44,15 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
 import anyio
 
 from . import context
-from ._defaults import is_lazy as is_lazy
-from ._defaults import resolve_lazy as resolve_lazy
-from ._resources import run_resource
-from ._run_context import task_run_var
-from ._shielded import to_the_end as to_the_end
+from ._model._defaults import is_lazy as is_lazy
+from ._model._defaults import resolve_lazy as resolve_lazy
+from ._runtime._run_context import task_run_var
+from ._runtime._run_resources import run_resource
+from ._runtime._shielded import to_the_end as to_the_end
 from .signals import FAIL, RETRY
 
 if TYPE_CHECKING:
-    from ._task import Task
+    from ._model._task import Task
 
 __all__ = (
     "ClientFactory",

@@ -19,14 +19,14 @@ Serializers: `PickleSerializer` (cloudpickle, the default) and `JSONSerializer`.
 
 from __future__ import annotations
 
-from ._results._local import LocalResult as LocalResult
-from ._results._result import DEFAULT_LOCATION as DEFAULT_LOCATION
-from ._results._result import MemoryResult as MemoryResult
-from ._results._result import Result as Result
-from ._results._result import format_location as format_location
-from ._results._serializers import JSONSerializer as JSONSerializer
-from ._results._serializers import PickleSerializer as PickleSerializer
-from ._results._serializers import Serializer as Serializer
+from ._persist._results._local import LocalResult as LocalResult
+from ._persist._results._result import DEFAULT_LOCATION as DEFAULT_LOCATION
+from ._persist._results._result import MemoryResult as MemoryResult
+from ._persist._results._result import Result as Result
+from ._persist._results._result import format_location as format_location
+from ._persist._results._serializers import JSONSerializer as JSONSerializer
+from ._persist._results._serializers import PickleSerializer as PickleSerializer
+from ._persist._results._serializers import Serializer as Serializer
 
 __all__ = (
     "DEFAULT_LOCATION",

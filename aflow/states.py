@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._task import Task
+    from ._model._task import Task
 
 __all__ = (
     "Cached",

@@ -8,7 +8,7 @@ from typing import final
 import anyio
 import anyio.lowlevel
 
-from ._clock import Clock
+from ._runtime._clock import Clock
 
 __all__ = ("FakeClock",)
 

@@ -16,7 +16,7 @@ from . import signals
 from .states import Mapped, State
 
 if TYPE_CHECKING:
-    from ._edge import Edge
+    from ._model._edge import Edge
 
 __all__ = (
     "Trigger",

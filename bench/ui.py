@@ -28,7 +28,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aflow._ui._server import build_app
+from aflow._surface._ui._server import build_app
 from aflow.history import RunStore
 from aflow.states import Failed, Success
 

@@ -38,17 +38,17 @@ class Metrics:
     long_functions: list[str] = field(default_factory=list)
 
 
-def module_name(path: Path) -> str:
-    """The dotted name of the module at *path* (relative to the repository root)."""
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def module_name(path: Path, root: Path) -> str:
+    """The dotted name of the module at *path* (relative to the repository *root*)."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def sources(package: str) -> Iterator[Path]:
-    """Every ``.py`` file of *package*, sorted."""
-    yield from sorted((ROOT / package).rglob("*.py"))
+def sources(root: Path, package: str) -> Iterator[Path]:
+    """Every ``.py`` file of *package* under *root*, sorted."""
+    yield from sorted((root / package).rglob("*.py"))
 
 
 def _type_checking_lines(tree: ast.Module) -> set[int]:
@@ -62,9 +62,9 @@ def _type_checking_lines(tree: ast.Module) -> set[int]:
     return lines
 
 
-def _imports(path: Path, tree: ast.Module, modules: set[str]) -> Iterator[tuple[str, bool]]:
+def _imports(path: Path, root: Path, tree: ast.Module, modules: set[str]) -> Iterator[tuple[str, bool]]:
     """(imported aflow module, type-checking only) for every import in *tree*."""
-    name = module_name(path)
+    name = module_name(path, root)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     type_only = _type_checking_lines(tree)
     for node in ast.walk(tree):
@@ -136,27 +136,37 @@ def _owned_private_names(tree: ast.Module) -> set[str]:
                             owned.add(target.id)
                 elif isinstance(item, ast.Constant) and isinstance(item.value, str) and item.value.startswith("_"):
                     owned.add(item.value)  # __slots__ entries
-        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
-            if isinstance(node.value, ast.Name) and node.value.id in {"self", "cls", "obj", "new"}:
-                owned.add(node.attr)
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ast.Store)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in {"self", "cls", "obj", "new"}
+        ):
+            owned.add(node.attr)
     return owned
 
 
-def _private_reads(path: Path, tree: ast.Module, modules: set[str]) -> Iterator[str]:
+def _private_reads(path: Path, root: Path, tree: ast.Module) -> Iterator[str]:
     owned = _owned_private_names(tree)
-    aliases = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom | ast.Import)
-               for alias in node.names}
+    # names bound by imports: a private name read through one of aflow's modules counts, one read
+    # through a third-party or standard module (``sys._getframe``) does not
+    outside: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            outside.update((a.asname or a.name).split(".")[0] for a in node.names if not a.name.startswith("aflow"))
+        elif isinstance(node, ast.ImportFrom) and not node.level and not (node.module or "").startswith("aflow"):
+            outside.update(a.asname or a.name for a in node.names)
     for node in ast.walk(tree):
         if not isinstance(node, ast.Attribute) or not node.attr.startswith("_") or node.attr.startswith("__"):
             continue
         base = node.value
-        if isinstance(base, ast.Name) and (base.id in {"self", "cls"} or base.id in aliases):
-            continue  # own attributes, or a module's name reached through the module
+        if isinstance(base, ast.Name) and (base.id in {"self", "cls"} or base.id in outside):
+            continue  # own attributes, or a name of a third-party or standard module
         if node.attr in owned:
             continue
         line = path.read_text().splitlines()[node.lineno - 1].strip()
         justified = "# private-read:" in line or "# private-read:" in _previous_line(path, node.lineno)
-        yield f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node)}{'' if justified else ' (no comment)'}"
+        yield f"{path.relative_to(root)}:{node.lineno} {ast.unparse(node)}{'' if justified else ' (no comment)'}"
 
 
 def _previous_line(path: Path, lineno: int) -> str:
@@ -164,23 +174,23 @@ def _previous_line(path: Path, lineno: int) -> str:
     return lines[lineno - 2] if lineno >= 2 else ""
 
 
-def measure() -> Metrics:
-    """Measure the tree."""
+def measure(root: Path = ROOT) -> Metrics:
+    """Measure the tree of the repository at *root*."""
     metrics = Metrics()
-    files = {module_name(p): p for p in sources("aflow")}
+    files = {module_name(p, root): p for p in sources(root, "aflow")}
     modules = set(files)
     graph: dict[str, set[str]] = {m: set() for m in modules}
     full: dict[str, set[str]] = {m: set() for m in modules}
     for name, path in files.items():
         tree = ast.parse(path.read_text(), str(path))
-        for target, type_only in _imports(path, tree, modules):
+        for target, type_only in _imports(path, root, tree, modules):
             full[name].add(target)
             if not type_only:
                 graph[name].add(target)
-        metrics.private_reads.extend(_private_reads(path, tree, modules))
+        metrics.private_reads.extend(_private_reads(path, root, tree))
     metrics.cycles = _cycles(graph)
     metrics.type_only_cycles = [c for c in _cycles(full) if c not in metrics.cycles]
-    for path in sources("aflow_tasks"):
+    for path in sources(root, "aflow_tasks"):
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
             names: list[str] = []
@@ -189,43 +199,47 @@ def measure() -> Metrics:
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
             if any(n.startswith("aflow.") and any(p.startswith("_") for p in n.split(".")[1:]) for n in names):
-                metrics.private_imports.append(f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node)}")
-    for path in [*sources("aflow"), *sources("aflow_tasks")]:
+                metrics.private_imports.append(f"{path.relative_to(root)}:{node.lineno} {ast.unparse(node)}")
+    for path in [*sources(root, "aflow"), *sources(root, "aflow_tasks")]:
         text = path.read_text()
         if (count := len(text.splitlines())) > MAX_MODULE_LINES:
-            metrics.long_modules.append(f"{path.relative_to(ROOT)} {count}")
+            metrics.long_modules.append(f"{path.relative_to(root)} {count}")
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 length = (node.end_lineno or node.lineno) - node.lineno + 1
                 if length > MAX_FUNCTION_LINES:
-                    metrics.long_functions.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} {length}")
+                    metrics.long_functions.append(f"{path.relative_to(root)}:{node.lineno} {node.name} {length}")
     return metrics
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
 
 
 def main() -> None:
     """Print the measures."""
     metrics = measure()
     if "--json" in sys.argv:
-        print(json.dumps(metrics.__dict__, indent=2))
+        _say(json.dumps(metrics.__dict__, indent=2))
         return
-    print(f"import cycles (runtime, incl. function-level): {len(metrics.cycles)}")
+    _say(f"import cycles (runtime, incl. function-level): {len(metrics.cycles)}")
     for cycle in metrics.cycles:
-        print(f"  {len(cycle)} modules: {' '.join(cycle)}")
-    print(f"import cycles only through TYPE_CHECKING imports: {len(metrics.type_only_cycles)}")
+        _say(f"  {len(cycle)} modules: {' '.join(cycle)}")
+    _say(f"import cycles only through TYPE_CHECKING imports: {len(metrics.type_only_cycles)}")
     for cycle in metrics.type_only_cycles:
-        print(f"  {len(cycle)} modules: {' '.join(cycle)}")
-    print(f"aflow._* imports from aflow_tasks: {len(metrics.private_imports)}")
+        _say(f"  {len(cycle)} modules: {' '.join(cycle)}")
+    _say(f"aflow._* imports from aflow_tasks: {len(metrics.private_imports)}")
     for line in metrics.private_imports:
-        print(f"  {line}")
-    print(f"cross-module private attribute reads in aflow/: {len(metrics.private_reads)}")
+        _say(f"  {line}")
+    _say(f"cross-module private attribute reads in aflow/: {len(metrics.private_reads)}")
     for line in metrics.private_reads:
-        print(f"  {line}")
-    print(f"modules over {MAX_MODULE_LINES} lines: {len(metrics.long_modules)}")
+        _say(f"  {line}")
+    _say(f"modules over {MAX_MODULE_LINES} lines: {len(metrics.long_modules)}")
     for line in metrics.long_modules:
-        print(f"  {line}")
-    print(f"functions over {MAX_FUNCTION_LINES} lines: {len(metrics.long_functions)}")
+        _say(f"  {line}")
+    _say(f"functions over {MAX_FUNCTION_LINES} lines: {len(metrics.long_functions)}")
     for line in metrics.long_functions:
-        print(f"  {line}")
+        _say(f"  {line}")
 
 
 if __name__ == "__main__":

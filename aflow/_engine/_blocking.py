@@ -25,7 +25,7 @@ import time
 from types import FrameType, ModuleType
 from typing import Any
 
-from .._logging import engine_logger
+from .._runtime._logging import engine_logger
 
 __all__ = ("DEFAULT_WARN_BLOCKING", "BlockWatch", "check_threshold")
 

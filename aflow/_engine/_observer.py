@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from .._task import Task
+    from .._model._task import Task
     from ..states import State
 
 __all__ = ("RunObserver", "SlotObserver")

@@ -20,10 +20,10 @@ import anyio
 import anyio.to_thread
 
 from .. import secrets, signals, triggers
-from .._clock import SystemClock
-from .._defaults import resolve_defaults
-from .._logging import routed_stdout
-from .._run_context import FlowRunContext, TaskRunContext, task_run_var
+from .._model._defaults import resolve_defaults
+from .._runtime._clock import SystemClock
+from .._runtime._logging import routed_stdout
+from .._runtime._run_context import FlowRunContext, TaskRunContext, task_run_var
 from ..executors import LOCAL_TAG, BodyCall
 from ..states import (
     Failed,
@@ -42,13 +42,13 @@ from ..states import (
 from ._cancel import DEFAULT_CANCEL_GRACE, give_up, ignored_message, stop_within
 
 if TYPE_CHECKING:
-    from .._clock import Clock
-    from .._edge import Edge
-    from .._history._batches import Recorder
-    from .._task import Task
+    from .._model._edge import Edge
+    from .._model._task import Task
+    from .._persist._history._batches import Recorder
+    from .._runtime._clock import Clock
     from ..executors import Executor
+    from ._checkpoints import Persistence
     from ._observer import SlotObserver
-    from ._persist import Persistence
 
 __all__ = ("UPSTREAM_SKIPPED", "Runner", "check_trigger", "expanded", "run_task", "scrub", "set_state")
 

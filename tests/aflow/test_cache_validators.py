@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from aflow import Flow, cache_validators, task
-from aflow._resources import RunResources
-from aflow._run_context import FlowRunContext, flow_run_var
+from aflow._runtime._run_context import FlowRunContext, flow_run_var
+from aflow._runtime._run_resources import RunResources
 from aflow.cache_validators import (
     all_inputs,
     all_parameters,

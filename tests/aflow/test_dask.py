@@ -27,7 +27,7 @@ from aflow.testing import FakeClock
 from . import dask_tasks as T
 
 distributed = pytest.importorskip("distributed")
-from aflow._dask import dask_resources  # noqa: E402  (after the importorskip)
+from aflow._engine._dask import dask_resources  # noqa: E402  (after the importorskip)
 
 QUIET: dict[str, Any] = {"dashboard_address": "127.0.0.1:0", "silence_logs": logging.CRITICAL}
 
@@ -269,7 +269,7 @@ def test_without_distributed_the_executors_import_and_the_error_names_the_extra(
 ) -> None:
     import aflow.executors
 
-    monkeypatch.delitem(sys.modules, "aflow._dask")  # imported afresh below, without distributed
+    monkeypatch.delitem(sys.modules, "aflow._engine._dask")  # imported afresh below, without distributed
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
     namespace: dict[str, Any] = {}
     exec("from aflow.executors import *", namespace)
@@ -277,4 +277,4 @@ def test_without_distributed_the_executors_import_and_the_error_names_the_extra(
     with pytest.raises(ImportError, match=r"DaskExecutor needs dask.distributed: pip install aflow-engine\[dask\]"):
         namespace["DaskExecutor"]()
     monkeypatch.undo()
-    assert importlib.import_module("aflow._dask").DaskExecutor is aflow.executors.DaskExecutor
+    assert importlib.import_module("aflow._engine._dask").DaskExecutor is aflow.executors.DaskExecutor

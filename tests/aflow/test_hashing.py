@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from aflow import cache_validators
-from aflow._hashing import stable_hash
+from aflow._persist._hashing import stable_hash
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -93,7 +93,7 @@ def build_samples() -> dict[str, Any]:
 def digests_in_subprocess(hash_seed: str) -> dict[str, str]:
     code = (
         "import json\n"
-        "from aflow._hashing import stable_hash\n"
+        "from aflow._persist._hashing import stable_hash\n"
         'namespace = {"__name__": "samples"}\n'
         f"exec({SAMPLES_CODE!r}, namespace)\n"
         'print(json.dumps({name: stable_hash(value) for name, value in namespace["SAMPLES"].items()}))\n'

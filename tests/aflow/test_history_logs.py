@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 from aflow import Flow, Parameter, context, task, unmapped
-from aflow._history import _batches, _logs, _store
+from aflow._persist._history import _batches, _logs, _queries
 from aflow.history import AmbiguousRunId, RunNotFound, RunStore, TaskLogRecord
 from aflow.states import Failed, Success
 
@@ -78,7 +78,7 @@ async def test_a_big_runs_states_and_logs_are_decoded_off_the_event_loop(tmp_pat
             return original_logs(*args)
 
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(_store, "unpack_batches", states)
+            patch.setattr(_queries, "unpack_batches", states)
             patch.setattr(_logs, "unpack_logs", logs)
             history = await store.task_history("r1")
             records = await store.task_logs("r1", "a")

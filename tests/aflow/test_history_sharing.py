@@ -25,7 +25,7 @@ import pytest
 
 import aflow
 from aflow import Flow, task
-from aflow._history import _file
+from aflow._persist._history import _file
 from aflow.exceptions import AflowError, RunStoreError
 from aflow.history import RunStore
 from aflow.states import Running, Success

@@ -10,9 +10,9 @@ import pytest
 from rich.console import Console
 
 from aflow import Flow, Task, task
-from aflow._engine._flow_runner import FlowRunner
-from aflow._progress import ProgressDisplay
-from aflow._run_tracker import RunTracker
+from aflow._engine._scheduler import FlowRunner
+from aflow._surface._progress import ProgressDisplay
+from aflow._surface._run_tracker import RunTracker
 from aflow.states import State
 
 X = "\N{MULTIPLICATION SIGN}"
@@ -303,7 +303,7 @@ async def test_running_counts_bodies_not_task_runs_waiting_for_a_slot() -> None:
 async def test_the_tracker_counts_attempts_and_retry_delays_as_waiting() -> None:
     from datetime import datetime
 
-    from aflow._clock import Clock
+    from aflow._runtime._clock import Clock
     from aflow.testing import FakeClock
 
     tries: list[int] = []

@@ -10,8 +10,8 @@ import anyio.lowlevel
 import pytest
 
 from aflow import Flow, Parameter, ParameterError, context, task
-from aflow._clock import Clock
-from aflow._serve import Overlap, serve
+from aflow._runtime._clock import Clock
+from aflow._schedules._serve import Overlap, serve
 from aflow.schedules import ClockEvent, DatesClock, IntervalClock, Schedule
 from aflow.states import Failed, State, Success
 from aflow.testing import FakeClock

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from aflow._ui._model import RunView
+from aflow._surface._ui._model import RunView
 from aflow.history import TaskStateRecord
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

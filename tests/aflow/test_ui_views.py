@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aflow import Flow, task
-from aflow._ui import _server
+from aflow._surface._ui import _server
 from aflow.history import RunStore
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aflow import Flow, Parameter, task, unmapped
-from aflow._visualize import STATE_COLORS, FlowGraph, state_color
+from aflow._surface._visualize import STATE_COLORS, FlowGraph, state_color
 from aflow.states import Failed, Mapped, State, Success
 
 X = "\N{MULTIPLICATION SIGN}"

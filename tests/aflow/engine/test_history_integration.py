@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from aflow import Flow, Parameter, Task, context, signals, task
-from aflow._engine._persist import clear_process_cache
+from aflow._engine._checkpoints import clear_process_cache
 from aflow.history import RunStore, TaskStateRecord
 from aflow.results import LocalResult
 from aflow.states import Cancelled, State

@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from aflow import Flow, Parameter, cache_validators, task
-from aflow._engine._persist import clear_process_cache
+from aflow._engine._checkpoints import clear_process_cache
 from aflow.history import RunStore
 from aflow.results import JSONSerializer, LocalResult, MemoryResult
 from aflow.states import Cached, Failed, Mapped, State, Success, TriggerFailed

@@ -16,7 +16,7 @@ import pytest
 
 import aflow
 from aflow import Flow, Parameter, Task, context, signals, task
-from aflow._clock import Clock
+from aflow._runtime._clock import Clock
 from aflow.states import Failed, Looped, Retrying, Skipped, State, Success, TimedOut
 from aflow.testing import FakeClock
 

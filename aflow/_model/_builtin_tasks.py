@@ -1,0 +1,175 @@
+"""Tasks aflow creates for you: parameters, constants, item access and collections."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, final
+
+from .._runtime._run_context import flow_run_var
+from ._edge import flatten, mapped, unmapped
+from ._task import Task
+
+if TYPE_CHECKING:
+    from ._flow import Flow
+
+__all__ = ("Constant", "Dict", "GetItem", "List", "Parameter", "Set", "Tuple", "as_task")
+
+
+class _NoDefault:
+    def __repr__(self) -> str:
+        return "<no default>"
+
+
+NO_DEFAULT: Any = _NoDefault()
+
+
+@final
+class Parameter(Task):
+    """A flow input, given to ``flow.run(name=value)``.
+
+    Args:
+        name: The parameter's name, unique within a flow (also its slug).
+        default: The value when the run does not give one.
+        required: Whether a run must give it; by default, when there is no ``default``.
+        tags: Tags, as for any task.
+    """
+
+    def __init__(self, name: str, default: Any = NO_DEFAULT, required: bool | None = None, tags: Any = None) -> None:
+        if required is None:
+            required = default is NO_DEFAULT
+        self.default = None if default is NO_DEFAULT else default
+        self.required = required
+        super().__init__(name=name, slug=name, tags=tags)
+
+    def __repr__(self) -> str:
+        return f"<Parameter: {self.name}>"
+
+    def copy(self, **task_args: Any) -> Task:
+        """Parameters are not copied by calls: a copy must get a new ``name``."""
+        if "name" not in task_args:
+            raise AttributeError("A Parameter copy needs a new name: p.copy(name='other')")
+        task_args.setdefault("slug", task_args["name"])
+        return super().copy(**task_args)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Task:
+        """Parameters take no arguments; calling one adds it (only ordering edges) to the flow."""
+        if args or set(kwargs) - {"flow", "upstream_tasks"}:
+            raise TypeError(f"Parameter {self.name!r} takes no arguments")
+        return self.bind(**kwargs)
+
+    async def run(self) -> Any:
+        """Return the run's value for this parameter (or the default)."""
+        frun = flow_run_var.get()
+        params = frun.parameters if frun is not None else {}
+        return params.get(self.name, self.default)
+
+
+@final
+class Constant(Task):
+    """A task that returns ``value`` (made for mapped or flattened constant arguments)."""
+
+    auto_generated = True
+
+    def __init__(self, value: Any, name: str | None = None, **kwargs: Any) -> None:
+        self.value = value
+        if name is None:
+            text = repr(value)
+            name = text if len(text) <= 8 else f"Constant[{type(value).__name__}]"
+        super().__init__(name=name, **kwargs)
+
+    async def run(self) -> Any:
+        """Return the value."""
+        return self.value
+
+
+@final
+class GetItem(Task):
+    """Return ``task_result[key]`` (made by ``task[key]`` and tuple unpacking)."""
+
+    auto_generated = True
+
+    async def run(self, task_result: Any, key: Any) -> Any:
+        """Index the upstream result."""
+        return task_result[key]
+
+
+def _positional(kwargs: dict[str, Any]) -> list[Any]:
+    return [kwargs[f"arg_{i}"] for i in range(len(kwargs))]
+
+
+@final
+class List(Task):
+    """Collect ``arg_0 ... arg_n`` into a list (made for a list holding tasks)."""
+
+    auto_generated = True
+
+    async def run(self, **kwargs: Any) -> list[Any]:
+        """Return the list."""
+        return _positional(kwargs)
+
+
+@final
+class Tuple(Task):
+    """Collect ``arg_0 ... arg_n`` into a tuple."""
+
+    auto_generated = True
+
+    async def run(self, **kwargs: Any) -> tuple[Any, ...]:
+        """Return the tuple."""
+        return tuple(_positional(kwargs))
+
+
+@final
+class Set(Task):
+    """Collect ``arg_0 ... arg_n`` into a set."""
+
+    auto_generated = True
+
+    async def run(self, **kwargs: Any) -> set[Any]:
+        """Return the set."""
+        return set(_positional(kwargs))
+
+
+@final
+class Dict(Task):
+    """Build a dict from a list of keys and a list of values."""
+
+    auto_generated = True
+
+    async def run(self, keys: list[Any], values: list[Any]) -> dict[Any, Any]:
+        """Return ``dict(zip(keys, values))``."""
+        return dict(zip(keys, values, strict=True))
+
+
+_ANNOTATIONS = (unmapped, mapped, flatten)
+_COLLECTIONS: dict[type, type[Task]] = {list: List, tuple: Tuple, set: Set, frozenset: Set}
+
+
+def contains_task(value: Any) -> bool:
+    """Whether ``value`` is a task or a collection holding one (at any depth)."""
+    if isinstance(value, Task):
+        return True
+    if isinstance(value, _ANNOTATIONS):
+        return contains_task(value.value)
+    if isinstance(value, dict):
+        return any(contains_task(k) or contains_task(v) for k, v in value.items())
+    if type(value) in _COLLECTIONS:
+        return any(contains_task(v) for v in value)
+    return False
+
+
+def as_task(value: Any, flow: Flow | None = None) -> Task:
+    """Return ``value`` as a task.
+
+    A task is returned as is, a collection holding tasks becomes a collection task (bound in
+    ``flow``), anything else a `Constant`.
+    """
+    while isinstance(value, _ANNOTATIONS):
+        value = value.value
+    if isinstance(value, Task):
+        return value
+    if not contains_task(value):
+        return Constant(value)
+    if isinstance(value, dict):
+        return Dict().bind(keys=list(value), values=list(value.values()), flow=flow)
+    cls = _COLLECTIONS[type(value)]
+    return cls().bind(flow=flow, **{f"arg_{i}": v for i, v in enumerate(value)})
