@@ -74,6 +74,7 @@ async def test_a_transient_failure_retries_after_what_the_service_asked() -> Non
     assert state.is_successful()
     assert state.result[t].result == "ok"
     assert clock.sleeps == [7, 3]
+    assert isinstance(t, Flaky)
     assert t.attempts == 3
 
 
