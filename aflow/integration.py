@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, final
 
 import anyio
 
@@ -151,6 +151,7 @@ def retry_after_seconds(value: str | None, *, date: str | None = None) -> float 
     return max((when - now).total_seconds(), 0.0)
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Failure:
     """What a client library's error means for the task: the answer of a `map_errors` classifier.
@@ -179,6 +180,7 @@ class Failure:
         return self.fail(self.message)
 
 
+@final
 class map_errors:  # a function to its users: ``with map_errors(...)``
     """Turn a client library's errors raised in the block into task failures (`RETRY`/`FAIL`).
 
@@ -238,6 +240,7 @@ class map_errors:  # a function to its users: ``with map_errors(...)``
         return self.__exit__(exc_type, exc, tb)
 
 
+@final
 class ClientFactory(Generic[P, C]):
     """One client per configuration per flow run, and the public seam to inject another in tests.
 

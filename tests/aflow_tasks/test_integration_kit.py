@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import socket
 from pathlib import Path
 
 import aflow_tasks
@@ -62,13 +63,16 @@ async def test_http_clients_override_injects_a_transport_for_the_block_only() ->
     def mock_client(transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.MockTransport(answer))
 
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/item"  # nothing listens there once closed
     with Flow("seam") as flow:
-        r = HttpRequest(url="http://service.invalid/item")()
+        r = HttpRequest(url=url)()
     with clients.override(mock_client):
         state = await flow.run()
     assert state.result[r].result == {"from": "mock"}
-    assert seen == ["http://service.invalid/item"]
-    state = await flow.run()  # the override ended: the real client cannot resolve the host
+    assert seen == [url]
+    state = await flow.run()  # the override ended: the real client finds nothing listening
     assert state.result[r].is_failed()
     assert "could not connect" in str(state.result[r].message)
 
