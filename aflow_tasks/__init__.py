@@ -1,7 +1,9 @@
 """aflow_tasks: aflow's integration library, async end to end.
 
 Each family is a module that imports its optional dependency only when a task runs; install
-the family's extra to use it. Importing ``aflow_tasks`` imports none of them.
+the family's extra to use it. Importing ``aflow_tasks`` imports none of them. Families are
+written with the integration kit, `aflow.integration` (per-run clients with a test seam, one
+error boundary, one transient-error policy); ``aflow new-task FAMILY CLASS`` starts a new one.
 
 | module | tasks | extra |
 |---|---|---|

@@ -25,8 +25,9 @@ from typing import Any, TypeAlias
 
 import anyio
 
-from aflow import LazyDefault, Task, defaults_from_attrs
+from aflow import Task, defaults_from_attrs
 from aflow.exceptions import SecretNotFound
+from aflow.integration import Failure, is_lazy, map_errors, resolve_lazy
 from aflow.secrets import Secret, register
 from aflow.signals import FAIL
 
@@ -220,64 +221,14 @@ class EmailTask(Task):
             _addresses(email_to_cc, "email_to_cc"),
             _addresses(email_to_bcc, "email_to_bcc"),
         )
-        if not to:
-            raise ValueError("EmailTask needs email_to: give EmailTask(email_to=...) or pass email_to= to the call")
-        if msg is None and msg_plain is None:
-            raise ValueError("EmailTask needs a body: give msg= (HTML) or msg_plain= (plain text)")
-        if not smtp_server or smtp_port is None:
-            raise ValueError("EmailTask needs smtp_server and smtp_port")
-        mode = (smtp_type or "").upper()
-        if mode not in SMTP_TYPES:
-            raise ValueError(f"EmailTask smtp_type must be one of {sorted(SMTP_TYPES)}, got {smtp_type!r}")
-        _refuse_insecure_login(mode, username, password)  # before a lazy secret is even read
-        if isinstance(username, LazyDefault):  # a lazy secret given to the call
-            username = await username.resolve()
-        if isinstance(password, LazyDefault):
-            password = await password.resolve()
-        if mode != "INSECURE":  # as Prefect 1: the fallback secrets are not read for an INSECURE send
-            if username is None:
-                username = _fallback_secret("EMAIL_USERNAME")
-            if password is None:
-                password = _fallback_secret("EMAIL_PASSWORD")
-        if password is not None:
-            register(password)
-            if not isinstance(password, str):  # never show the value: only its type
-                raise ValueError(
-                    f"EmailTask password must be a string, got a {type(password).__name__}: a secret that "
-                    "parses as JSON (digits only, for instance) is decoded; store it as a JSON string instead"
-                )
-        if (username is None) != (password is None):
-            missing = "password" if password is None else "username"
-            raise ValueError(
-                f"EmailTask has a {'username' if password is None else 'password'} but no {missing}: give "
-                f"{missing}= (a lazy aflow.Secret works) or set the secret EMAIL_{missing.upper()}"
-            )
+        mode = _checked(to, msg, msg_plain, smtp_server, smtp_port, smtp_type)
+        username, password = await _credentials(mode, username, password)
         email_from = email_from or username
         if not email_from:
             raise ValueError(
                 "EmailTask needs email_from: give EmailTask(email_from=...) or pass email_from= to the call"
             )
-
-        message = EmailMessage()
-        if subject is not None:
-            message["Subject"] = subject
-        message["From"] = email_from
-        message["To"] = ", ".join(to)
-        if cc:
-            message["Cc"] = ", ".join(cc)
-        message["Date"] = formatdate(localtime=True)
-        # an explicit domain: make_msgid() would otherwise look up this host's name (blocking)
-        message["Message-ID"] = make_msgid(domain=parseaddr(email_from)[1].rpartition("@")[2] or "localhost")
-        if msg_plain is not None:
-            message.set_content(msg_plain)
-            if msg is not None:
-                message.add_alternative(msg, subtype="html")
-        else:
-            message.set_content(msg or "", subtype="html")
-        for path in attachments or ():
-            data, maintype, subtype, filename = await _attachment(path)
-            message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
-
+        message = await _message(subject, email_from, to, cc, msg, msg_plain, attachments)
         aiosmtplib = _aiosmtplib()
         where = f"{smtp_server}:{smtp_port}"
         smtp = aiosmtplib.SMTP(
@@ -287,20 +238,101 @@ class EmailTask(Task):
             start_tls=mode == "STARTTLS",
             tls_context=tls_context,
         )
-        try:
-            async with smtp:
-                if username is not None and mode != "INSECURE":  # never a login in clear text
-                    try:
-                        await smtp.login(username, password)
-                    except aiosmtplib.SMTPAuthenticationError as exc:
-                        raise FAIL(
-                            f"SMTP login as {username!r} at {where} was refused: {exc.code} {exc.message}"
-                        ) from None
-                refused, _ = await smtp.send_message(message, sender=email_from, recipients=[*to, *cc, *bcc])
-        except (aiosmtplib.SMTPException, OSError) as exc:  # OSError: TLS and socket errors
-            raise FAIL(f"Could not send the email through {where}: {type(exc).__name__}: {exc}") from exc
+        async with _smtp_errors(where), smtp:
+            if username is not None and mode != "INSECURE":  # never a login in clear text
+                try:
+                    await smtp.login(username, password)
+                except aiosmtplib.SMTPAuthenticationError as exc:
+                    raise FAIL(f"SMTP login as {username!r} at {where} was refused: {exc.code} {exc.message}") from None
+            refused, _ = await smtp.send_message(message, sender=email_from, recipients=[*to, *cc, *bcc])
         if refused:  # the others got it: failing (and retrying) would send it to them again
             self.logger.warning(
                 "The server refused some recipients: %s",
                 ", ".join(f"{rcpt} ({response.code} {response.message})" for rcpt, response in refused.items()),
             )
+
+
+def _checked(
+    to: list[str], msg: str | None, msg_plain: str | None, server: str | None, port: int | None, smtp_type: str | None
+) -> str:
+    """Check the send's settings (ValueError naming the fix); return the SMTP type, upper-case."""
+    if not to:
+        raise ValueError("EmailTask needs email_to: give EmailTask(email_to=...) or pass email_to= to the call")
+    if msg is None and msg_plain is None:
+        raise ValueError("EmailTask needs a body: give msg= (HTML) or msg_plain= (plain text)")
+    if not server or port is None:
+        raise ValueError("EmailTask needs smtp_server and smtp_port")
+    mode = (smtp_type or "").upper()
+    if mode not in SMTP_TYPES:
+        raise ValueError(f"EmailTask smtp_type must be one of {sorted(SMTP_TYPES)}, got {smtp_type!r}")
+    return mode
+
+
+def _smtp_errors(where: str) -> map_errors:
+    """Turn aiosmtplib's errors (and TLS and socket errors) into `FAIL`."""
+    aiosmtplib = _aiosmtplib()
+
+    def classify(exc: Exception) -> Failure:
+        return Failure(f"Could not send the email through {where}: {type(exc).__name__}: {exc}")
+
+    return map_errors((aiosmtplib.SMTPException, OSError), classify)
+
+
+async def _credentials(mode: str, username: Any, password: Any) -> tuple[Any, Any]:
+    """The login (lazy values read, the fallback secrets looked up), checked: both or neither."""
+    _refuse_insecure_login(mode, username, password)  # before a lazy secret is even read
+    if is_lazy(username):  # a lazy secret given to the call
+        username = await resolve_lazy(username)
+    if is_lazy(password):
+        password = await resolve_lazy(password)
+    if mode != "INSECURE":  # as Prefect 1: the fallback secrets are not read for an INSECURE send
+        if username is None:
+            username = _fallback_secret("EMAIL_USERNAME")
+        if password is None:
+            password = _fallback_secret("EMAIL_PASSWORD")
+    if password is not None:
+        register(password)
+        if not isinstance(password, str):  # never show the value: only its type
+            raise ValueError(
+                f"EmailTask password must be a string, got a {type(password).__name__}: a secret that "
+                "parses as JSON (digits only, for instance) is decoded; store it as a JSON string instead"
+            )
+    if (username is None) != (password is None):
+        missing = "password" if password is None else "username"
+        raise ValueError(
+            f"EmailTask has a {'username' if password is None else 'password'} but no {missing}: give "
+            f"{missing}= (a lazy aflow.Secret works) or set the secret EMAIL_{missing.upper()}"
+        )
+    return username, password
+
+
+async def _message(
+    subject: str | None,
+    email_from: str,
+    to: list[str],
+    cc: list[str],
+    msg: str | None,
+    msg_plain: str | None,
+    attachments: Iterable[str | os.PathLike[str]] | None,
+) -> EmailMessage:
+    """The message: headers (never ``Bcc``), the HTML and/or plain-text body, the attachments."""
+    message = EmailMessage()
+    if subject is not None:
+        message["Subject"] = subject
+    message["From"] = email_from
+    message["To"] = ", ".join(to)
+    if cc:
+        message["Cc"] = ", ".join(cc)
+    message["Date"] = formatdate(localtime=True)
+    # an explicit domain: make_msgid() would otherwise look up this host's name (blocking)
+    message["Message-ID"] = make_msgid(domain=parseaddr(email_from)[1].rpartition("@")[2] or "localhost")
+    if msg_plain is not None:
+        message.set_content(msg_plain)
+        if msg is not None:
+            message.add_alternative(msg, subtype="html")
+    else:
+        message.set_content(msg or "", subtype="html")
+    for path in attachments or ():
+        data, maintype, subtype, filename = await _attachment(path)
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return message

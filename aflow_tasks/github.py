@@ -7,7 +7,8 @@ to the call; when it is None, the task reads the secret named by ``token_secret`
 (``GITHUB_ACCESS_TOKEN``): from the run context's ``secrets``, else the environment variable
 ``AFLOW__CONTEXT__SECRETS__GITHUB_ACCESS_TOKEN`` (see `aflow.Secret`). The token never appears in
 a message or a log line. An error answer from the API fails the task with its status and GitHub's
-message; a 429 or 5xx is retried while ``max_retries`` allows.
+message; a 429 or 5xx is retried while ``max_retries`` allows (`aflow.integration.retry_or_fail`).
+Tests inject a client through `aflow_tasks.http.clients`.
 
 Needs the ``http`` extra: ``pip install aflow-engine[http]``.
 """

@@ -18,32 +18,40 @@ Needs the ``http`` extra: ``pip install aflow-engine[http]``.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
 
-from aflow import Secret, Task, context, defaults_from_attrs, run_resource
+from aflow import Secret, Task, defaults_from_attrs
 from aflow.exceptions import SecretNotFound
-from aflow.integration import is_lazy, resolve_lazy
+from aflow.integration import (
+    ClientFactory,
+    Failure,
+    is_lazy,
+    map_errors,
+    resolve_lazy,
+    retry_after_seconds,
+    retry_or_fail,
+)
 from aflow.secrets import REDACTED, register
 from aflow.signals import FAIL, RETRY
 
 if TYPE_CHECKING:
     import httpx
 
-    ClientFactory: TypeAlias = Callable[["httpx.AsyncBaseTransport | None"], "httpx.AsyncClient"]
+    ClientMaker: TypeAlias = Callable[["httpx.AsyncBaseTransport | None"], "httpx.AsyncClient"]
 
 __all__ = (
     "DEFAULT_TIMEOUT",
     "RESPONSE_FORMATS",
     "HttpRequest",
     "HttpStatusFail",
+    "clients",
     "decode_response",
     "http_client",
     "lookup_secret",
@@ -61,7 +69,7 @@ RESPONSE_FORMATS = frozenset({"json", "text", "bytes", "auto"})
 """The values of ``response_format``."""
 
 _EXCERPT_CHARS = 300
-_client_factory: ClientFactory | None = None
+_client_factory: ClientMaker | None = None
 _hidden_var: ContextVar[tuple[str, ...]] = ContextVar("aflow_tasks_http_hidden", default=())
 
 
@@ -106,7 +114,7 @@ def require_httpx(family: str = "http") -> None:
         raise ImportError(f"{family} tasks need httpx: pip install aflow-engine[http]") from exc
 
 
-def set_client_factory(factory: ClientFactory | None) -> ClientFactory | None:
+def set_client_factory(factory: ClientMaker | None) -> ClientMaker | None:
     """Replace how HTTP tasks make their shared client; returns the factory it replaces.
 
     The factory takes the task's ``transport`` (None for httpx's default) and returns a new
@@ -130,6 +138,20 @@ def _default_factory(transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncC
     return httpx.AsyncClient(transport=transport, follow_redirects=True)
 
 
+def _open_client(transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+    """Make a new client for ``transport`` (the default opener of `clients`)."""
+    return (_client_factory or _default_factory)(transport)
+
+
+clients: ClientFactory[[httpx.AsyncBaseTransport | None], httpx.AsyncClient] = ClientFactory(
+    "aflow_tasks.http", _open_client
+)
+"""The HTTP tasks' client factory: one ``httpx.AsyncClient`` per transport per flow run (the SaaS
+families share it). Its opener takes the task's ``transport``; tests inject a client with
+``clients.override(lambda transport: httpx.AsyncClient(transport=httpx.MockTransport(handler)))``
+or ``clients.use(client)`` (see `aflow.integration.ClientFactory`)."""
+
+
 def http_client(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AbstractAsyncContextManager[httpx.AsyncClient]:
@@ -147,8 +169,7 @@ def http_client(
         transport: An ``httpx.AsyncBaseTransport`` to send requests through (tests inject one).
     """
     require_httpx()
-    factory = _client_factory or _default_factory
-    return run_resource(("aflow_tasks.http", factory, transport), lambda: factory(transport))
+    return clients.client((_client_factory, transport), transport)
 
 
 async def lookup_secret(name: str | None) -> Any:
@@ -219,34 +240,9 @@ def _excerpt(response: httpx.Response) -> str:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    """The delay that ``Retry-After`` asks for, in seconds (None when absent or unreadable).
-
-    An HTTP-date is measured from the response's ``Date`` header when present (both come from the
-    server's clock), else from the local clock.
-    """
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    now = datetime.now(UTC)
-    for date in response.headers.get_list("date"):
-        try:
-            now = parsedate_to_datetime(date)
-        except (TypeError, ValueError):
-            continue
-        if now.tzinfo is None:
-            now = now.replace(tzinfo=UTC)
-        break
-    return max((when - now).total_seconds(), 0.0)
+    """The delay that ``Retry-After`` asks for, in seconds (None when absent or unreadable)."""
+    dates = response.headers.get_list("date")
+    return retry_after_seconds(response.headers.get("retry-after"), date=dates[0] if dates else None)
 
 
 async def resolve_value(value: Any) -> Any:
@@ -337,78 +333,78 @@ async def send_request(
         FAIL: For a transport error.
     """
     require_httpx(family)
-    import httpx
-
     method = method.upper()
     hidden = list(secrets)
-    sent_headers: dict[str, str] = {}
-    for key, value in (headers or {}).items():
-        if value is None:
-            continue
-        if is_lazy(value):
-            value = await resolve_lazy(value)
-            hidden.append(str(value))
-        sent_headers[key] = str(value)
+    sent_headers = await _resolve_headers(headers, hidden)
     httpx_auth = await _prepare_auth(auth, sent_headers, hidden)
     if isinstance(data, str | bytes):
         content, data = data, None
     hidden = [s for s in hidden if s]
     register(hidden)  # aflow's loggers and failed-state messages redact them too
     label = _scrub(label or f"{method} {redact_url(url)}", hidden)
-
-    extra: dict[str, Any] = {}
+    request: dict[str, Any] = {"params": params, "json": json, "data": data, "content": content}
     if httpx_auth is not None:
-        extra["auth"] = httpx_auth
+        request["auth"] = httpx_auth
     httpx_logger = logging.getLogger("httpx")
     if _httpx_log_filter not in httpx_logger.filters:
         httpx_logger.addFilter(_httpx_log_filter)
     token = _hidden_var.set(tuple(hidden))
     try:
-        async with http_client(transport) as client:
-            response = await client.request(
-                method,
-                url,
-                params=params,
-                json=json,
-                data=data,
-                content=content,
-                headers=sent_headers,
-                timeout=request_timeout,
-                **extra,
-            )
-    except httpx.TimeoutException as exc:
-        after = f"after {request_timeout:g}s" if request_timeout is not None else "(client timeout)"
-        raise FAIL(_scrub(f"{label} timed out {after} ({type(exc).__name__})", hidden)) from None
-    except httpx.ConnectError as exc:
-        raise FAIL(_scrub(f"{label}: could not connect ({exc or type(exc).__name__})", hidden)) from None
-    except httpx.InvalidURL:
-        raise FAIL(f"{label}: the URL is not valid") from None
-    except httpx.RequestError as exc:
-        raise FAIL(_scrub(f"{label} failed: {type(exc).__name__}: {exc}", hidden)) from None
+        async with http_client(transport) as client, _transport_errors(label, request_timeout, hidden):
+            response = await client.request(method, url, headers=sent_headers, timeout=request_timeout, **request)
     finally:
         _hidden_var.reset(token)
-
     status = response.status_code
     task.logger.debug("%s -> %d", label, status)
     if not raise_for_status or status < 400:
         return response
+    raise _status_failure(task, response, label, hidden)
+
+
+async def _resolve_headers(headers: Mapping[str, Any] | None, hidden: list[str]) -> dict[str, str]:
+    """The headers to send: None values dropped, lazy values awaited (and kept out of messages)."""
+    sent: dict[str, str] = {}
+    for key, value in (headers or {}).items():
+        if value is None:
+            continue
+        if is_lazy(value):
+            value = await resolve_lazy(value)
+            hidden.append(str(value))
+        sent[key] = str(value)
+    return sent
+
+
+def _transport_errors(label: str, request_timeout: float | None, hidden: list[str]) -> map_errors:
+    """Turn httpx's transport errors into `FAIL` (tracebacks dropped: they may hold secrets)."""
+    import httpx
+
+    def classify(exc: httpx.RequestError) -> Failure:
+        if isinstance(exc, httpx.TimeoutException):
+            after = f"after {request_timeout:g}s" if request_timeout is not None else "(client timeout)"
+            return Failure(_scrub(f"{label} timed out {after} ({type(exc).__name__})", hidden))
+        if isinstance(exc, httpx.ConnectError):
+            return Failure(_scrub(f"{label}: could not connect ({exc or type(exc).__name__})", hidden))
+        return Failure(_scrub(f"{label} failed: {type(exc).__name__}: {exc}", hidden))
+
+    def classify_url(exc: httpx.InvalidURL) -> Failure:
+        return Failure(f"{label}: the URL is not valid")
+
+    return map_errors(
+        (httpx.RequestError, httpx.InvalidURL),
+        lambda exc: classify_url(exc) if isinstance(exc, httpx.InvalidURL) else classify(exc),
+        chain=False,
+    )
+
+
+def _status_failure(task: Task, response: httpx.Response, label: str, hidden: list[str]) -> FAIL | RETRY:
+    """The signal for an error status: a 429 or 5xx is transient (`retry_or_fail`), others fail."""
+    status = response.status_code
     reason = response.reason_phrase or "error"
-    problem = f"{label} returned {status} {reason}: {_excerpt(response)}"
+    problem = _scrub(f"{label} returned {status} {reason}: {_excerpt(response)}", hidden)
+    fail = functools.partial(HttpStatusFail, status_code=status)
     if status == 429 or status >= 500:
-        run_count = context.get("task_run_count")
-        if run_count is not None and run_count <= task.max_retries:
-            delay = _retry_after(response)
-            cap = task.max_retry_delay
-            if delay is not None and cap is not None:
-                delay = min(delay, cap.total_seconds())
-            when = f"in {delay:g}s" if delay is not None else "after the task's retry_delay"
-            raise RETRY(
-                _scrub(f"{problem} (attempt {run_count} of {task.max_retries + 1}; retrying {when})", hidden),
-                delay=delay,
-            )
-        if run_count is not None and task.max_retries:
-            problem = f"{problem} (no retries left after {run_count} attempts)"
-    raise HttpStatusFail(_scrub(problem, hidden), status_code=status)
+        return retry_or_fail(problem, task=task, retry_after=_retry_after(response), fail=fail)
+    return fail(problem)
 
 
 def decode_response(response: httpx.Response, response_format: str, label: str = "the response") -> Any:

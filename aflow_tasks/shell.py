@@ -23,6 +23,8 @@ from typing import Any, NoReturn
 import anyio
 
 from aflow import Task, defaults_from_attrs, signals
+from aflow.integration import is_lazy, resolve_lazy
+from aflow.secrets import register
 
 __all__ = ("ShellTask",)
 
@@ -201,6 +203,64 @@ def _spawn(argv: list[str], cwd: str | None, env: Mapping[str, str]) -> subproce
     )
 
 
+async def _resolve_env(env: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """``env`` with its lazy values (secrets) read and registered for redaction."""
+    if not env or not any(is_lazy(v) for v in env.values()):
+        return env
+    resolved = {k: (await resolve_lazy(v)) if is_lazy(v) else v for k, v in env.items()}
+    register([str(resolved[k]) for k, v in env.items() if is_lazy(v) and resolved[k] is not None])
+    return resolved
+
+
+def _command(
+    command: Any, helper_script: str | None, env: Mapping[str, Any] | None, cwd: str | os.PathLike[str] | None
+) -> tuple[str, dict[str, str], str | None]:
+    """The script to run (the helper script first), its environment and its working directory."""
+    if command is None:
+        raise ValueError(
+            "ShellTask needs a command: pass command= to ShellTask(...), to the call in a flow "
+            "(task(command=...)) or to run()"
+        )
+    if not isinstance(command, str):
+        raise TypeError(f"command must be a string, got {type(command).__name__}")
+    script = f"{helper_script}\n{command}" if helper_script else command
+    full_env = dict(os.environ)
+    if env:
+        full_env.update((str(k), str(v)) for k, v in env.items())
+    return script, full_env, os.fspath(cwd) if cwd is not None else None
+
+
+class _Output:
+    """What a command printed: stdout lines (all, or the tail), stderr's tail, lines streamed to the log."""
+
+    __slots__ = ("err", "err_count", "level", "logger", "on_stdout", "out")
+
+    def __init__(
+        self,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+        level: int | bool,
+        *,
+        return_all: bool,
+        log_stderr: bool,
+    ) -> None:
+        self.logger = logger
+        self.level = level
+        self.out: collections.deque[str] | list[str] = [] if return_all else collections.deque(maxlen=_TAIL_LINES)
+        self.err: collections.deque[str] = collections.deque(maxlen=_STDERR_KEEP if log_stderr else _TAIL_LINES)
+        self.err_count = 0
+        self.on_stdout: Callable[[str], None] = self._stream_line if level else self.out.append
+
+    def _stream_line(self, line: str) -> None:
+        self.out.append(line)
+        self.logger.log(self.level, line)
+
+    def on_stderr(self, line: str) -> None:
+        self.err_count += 1
+        self.err.append(line)
+        if self.level:
+            self.logger.log(self.level, "[stderr] %s", line)
+
+
 class _Watch:
     """Reads a started command's stdout and stderr and waits for its exit, from the event loop.
 
@@ -327,7 +387,8 @@ class ShellTask(Task):
     Args:
         command: The command to run; can also be given at run time.
         env: Environment variables for the command, merged over ``os.environ`` (values are
-            converted with ``str``); can also be given at run time. Defaults to None.
+            converted with ``str``; a lazy value such as an `aflow.Secret` is read when the task
+            runs and kept out of logs); can also be given at run time. Defaults to None.
         helper_script: Shell code run before ``command`` in the same shell (change directory,
             define functions...); can also be given at run time. Defaults to None.
         shell: The shell (or interpreter) that runs the script file, looked up on ``PATH``.
@@ -403,40 +464,18 @@ class ShellTask(Task):
             FileNotFoundError: If the shell is not on ``PATH`` or ``cwd`` does not exist.
             aflow.signals.FAIL: If the command exits with a non-zero code (or dies of a signal).
         """
-        if command is None:
-            raise ValueError(
-                "ShellTask needs a command: pass command= to ShellTask(...), to the call in a flow "
-                "(task(command=...)) or to run()"
-            )
-        if not isinstance(command, str):
-            raise TypeError(f"command must be a string, got {type(command).__name__}")
-        script = f"{helper_script}\n{command}" if helper_script else command
-        full_env = dict(os.environ)
-        if env:
-            full_env.update((str(k), str(v)) for k, v in env.items())
-        workdir = os.fspath(cwd) if cwd is not None else None
+        script, full_env, workdir = _command(command, helper_script, await _resolve_env(env), cwd)
+        output = _Output(self.logger, self.stream_output, return_all=self.return_all, log_stderr=self.log_stderr)
+        returncode = await self._execute(script, full_env, workdir, output)
+        out, err = output.out, output.err
+        result: str | list[str] | None = out if isinstance(out, list) else (out[-1] if out else None)
+        if returncode:
+            self._fail(returncode, out, err, output.err_count, result)
+        return result
 
-        level = self.stream_output
-        logger = self.logger
-        out: collections.deque[str] | list[str] = [] if self.return_all else collections.deque(maxlen=_TAIL_LINES)
-        err: collections.deque[str] = collections.deque(maxlen=_STDERR_KEEP if self.log_stderr else _TAIL_LINES)
-        err_count = 0
-
-        def stream_line(line: str) -> None:
-            out.append(line)
-            logger.log(level, line)
-
-        on_stdout: Callable[[str], None] = stream_line if level else out.append
-
-        def on_stderr(line: str) -> None:
-            nonlocal err_count
-            err_count += 1
-            err.append(line)
-            if level:
-                logger.log(level, "[stderr] %s", line)
-
-        stdout_lines, stderr_lines = _Lines(on_stdout), _Lines(on_stderr)
-
+    async def _execute(self, script: str, full_env: dict[str, str], workdir: str | None, output: _Output) -> int:
+        """Run the script in a process group of its own; return its exit code (stopping it on any exit)."""
+        stdout_lines, stderr_lines = _Lines(output.on_stdout), _Lines(output.on_stderr)
         made: list[str] = []
         proc: subprocess.Popen[bytes] | None = None
         watch: _Watch | None = None
@@ -446,7 +485,7 @@ class ShellTask(Task):
             # from here on, however the body ends, the group is stopped (no await came in between)
             try:
                 watch = _Watch(proc, stdout_lines, stderr_lines)
-                returncode = await watch.wait()
+                return await watch.wait()
             except BaseException as exc:
                 await self._stop(proc, exc, watch)
                 raise
@@ -459,11 +498,6 @@ class ShellTask(Task):
                         pipe.close()
             for path in made:
                 _remove(path)  # one unlink in the temporary directory: not worth a thread hand-over
-
-        result: str | list[str] | None = out if isinstance(out, list) else (out[-1] if out else None)
-        if returncode:
-            self._fail(returncode, out, err, err_count, result)
-        return result
 
     async def _stop(self, proc: subprocess.Popen[bytes], exc: BaseException, watch: _Watch | None) -> None:
         """Terminate the process group: SIGTERM, ``kill_grace`` seconds, SIGKILL.

@@ -5,7 +5,9 @@
 (``webhook_url=aflow.Secret("MY_HOOK")``), or let the task read the secret named by
 ``webhook_secret`` (``SLACK_WEBHOOK_URL``), as Prefect 1 did: from the run context's
 ``secrets``, else the environment variable ``AFLOW__CONTEXT__SECRETS__SLACK_WEBHOOK_URL`` (see
-`aflow.Secret`). The URL never appears in a message or a log line.
+`aflow.Secret`). The URL never appears in a message or a log line. A 429 or 5xx is retried after
+Slack's ``Retry-After`` while ``max_retries`` allows (`aflow.integration.retry_or_fail`); tests
+inject a client through `aflow_tasks.http.clients`.
 
 Needs the ``http`` extra: ``pip install aflow-engine[http]``.
 """

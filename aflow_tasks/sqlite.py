@@ -1,7 +1,9 @@
 """SQLite tasks on aiosqlite: run a query (with bound parameters) or a script on a database file.
 
-Each run opens its own connection and closes it afterwards; aiosqlite runs SQLite in a thread of
-its own, so the event loop never blocks. Values go in through ``parameters``, bound by SQLite
+Each run opens its own connection and closes it afterwards, to the end even when the task is
+cancelled (`aflow.integration.to_the_end`); aiosqlite runs SQLite in a thread of its own, so the
+event loop never blocks. SQLite's own errors (``sqlite3.OperationalError``...) fail the task as
+they are. Values go in through ``parameters``, bound by SQLite
 (``?`` or ``:name`` placeholders), never formatted into the SQL text.
 
 Needs the ``sqlite`` extra: ``pip install aflow-engine[sqlite]``.
@@ -19,6 +21,7 @@ import anyio
 import anyio.to_thread
 
 from aflow import Task, defaults_from_attrs
+from aflow.integration import to_the_end
 
 __all__ = ("SQLiteQuery", "SQLiteScript")
 
@@ -44,13 +47,12 @@ async def _connect(db: Database) -> AsyncIterator[Any]:
         # on a failed connect, aiosqlite stops its worker thread without waiting for it: wait
         # here, or the thread may report to an event loop that has closed in the meantime
         thread = getattr(conn, "_thread", conn)
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(thread.join)
+        await to_the_end(anyio.to_thread.run_sync(thread.join))
         raise
     try:
         yield conn
     finally:
-        await conn.close()
+        await to_the_end(conn.close())  # not cut off by a cancellation: the worker thread ends
 
 
 def _need(value: Any, arg: str, cls: str) -> Any:

@@ -6,7 +6,7 @@ flow opens and closes its own. Credentials come from the ``credentials`` argumen
 ``ACCESS_KEY``, ``SECRET_ACCESS_KEY`` and optionally ``SESSION_TOKEN``, typically an
 `aflow.Secret`), else the ``AWS_CREDENTIALS`` secret, else botocore's default chain. AWS errors
 fail the task with their code and message; throttling and 5xx answers are retried while the
-task has retries.
+task has retries. Tests inject clients through `clients` (an `aflow.integration.ClientFactory`).
 
 Needs the ``aws`` extra: ``pip install aflow-engine[aws]``.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ._client import AWSTask as AWSTask
 from ._client import aws_client as aws_client
+from ._client import clients as clients
 from .batch import BatchSubmit as BatchSubmit
 from .lambda_ import LambdaCreate as LambdaCreate
 from .lambda_ import LambdaDelete as LambdaDelete
@@ -45,4 +46,5 @@ __all__ = (
     "S3Upload",
     "StepActivate",
     "aws_client",
+    "clients",
 )

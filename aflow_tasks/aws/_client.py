@@ -16,11 +16,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mappin
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-import anyio
-
-from aflow import Secret, Task, context, run_resource
+from aflow import Secret, Task, run_resource
 from aflow.exceptions import SecretNotFound
-from aflow.integration import is_lazy, resolve_lazy, to_the_end
+from aflow.integration import ClientFactory, Failure, is_lazy, map_errors, resolve_lazy
+from aflow.integration import cleanup as kit_cleanup
 from aflow.secrets import register
 from aflow.signals import FAIL, RETRY
 
@@ -28,7 +27,9 @@ __all__ = (
     "AWSTask",
     "aws_client",
     "aws_errors",
+    "aws_failure",
     "cleanup",
+    "clients",
     "error_code",
     "error_signal",
     "require_aiobotocore",
@@ -144,18 +145,20 @@ async def _open_session() -> AsyncIterator[Any]:
     yield get_session()
 
 
-def _new_client(session: Any, service: str, kwargs: dict[str, Any]) -> AbstractAsyncContextManager[Any]:
-    """Create a client context (the one place clients are made; tests count calls here)."""
-    return session.create_client(service, **kwargs)  # type: ignore[no-any-return]
-
-
 @asynccontextmanager
 async def _open_client(service: str, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+    """Open an aiobotocore client on the run's shared session (the default opener of `clients`)."""
     async with (
         run_resource(("aflow_tasks.aws.session",), _open_session) as session,
-        _new_client(session, service, kwargs) as client,
+        session.create_client(service, **kwargs) as client,
     ):
         yield client
+
+
+clients: ClientFactory[[str, dict[str, Any]], Any] = ClientFactory("aflow_tasks.aws", _open_client)
+"""The AWS tasks' client factory: one client per (service, region, endpoint, credentials, client
+kwargs) per flow run. Its opener takes ``(service, create_client_kwargs)``; tests inject clients
+with ``clients.override(opener)`` or ``clients.use(client)`` (see `aflow.integration.ClientFactory`)."""
 
 
 @asynccontextmanager
@@ -191,7 +194,6 @@ async def aws_client(
     if endpoint_url is not None:
         kwargs["endpoint_url"] = endpoint_url
     key = (
-        "aflow_tasks.aws.client",
         service,
         region_name,
         endpoint_url,
@@ -200,49 +202,59 @@ async def aws_client(
     )
     if creds:
         kwargs.update(creds)
-    async with run_resource(key, lambda: _open_client(service, kwargs)) as client:
+    async with clients.client(key, service, kwargs) as client:
         yield client
 
 
-def error_signal(task: Task | None, exc: BaseException, action: str) -> FAIL | RETRY:
-    """The signal for a botocore error: RETRY for throttling or 5xx while retries remain, else FAIL.
+def aws_failure(exc: BaseException, action: str) -> Failure:
+    """What a botocore error means: transient for throttling codes and 429/5xx answers.
 
     Args:
-        task: The task that made the call (its ``max_retries``), or None.
         exc: A ``botocore.exceptions.ClientError`` or ``BotoCoreError``.
         action: What was being done, for the message (``"S3 upload of s3://b/k"``).
     """
     from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
     if not isinstance(exc, ClientError):
-        return FAIL(f"{action} failed: {type(exc).__name__}: {exc}")
+        return Failure(f"{action} failed: {type(exc).__name__}: {exc}")
     error = exc.response.get("Error", {})
     code = str(error.get("Code") or "Unknown")
     message = str(error.get("Message") or "").strip() or "no message"
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    problem = f"{action} failed: {code}: {message}"
     retryable = code in _THROTTLING_CODES or (isinstance(status, int) and (status == 429 or status >= 500))
-    if retryable and task is not None:
-        run_count = context.get("task_run_count")
-        if run_count is not None and run_count <= task.max_retries:
-            return RETRY(f"{problem} (attempt {run_count} of {task.max_retries + 1}; retrying)")
-    return FAIL(problem)
+    return Failure(f"{action} failed: {code}: {message}", transient=retryable)
 
 
-@asynccontextmanager
-async def aws_errors(task: Task | None, action: str) -> AsyncIterator[None]:
-    """Turn botocore errors raised in the block into `FAIL`/`RETRY` (see `error_signal`).
+def error_signal(task: Task | None, exc: BaseException, action: str) -> FAIL | RETRY:
+    """The signal for a botocore error: RETRY for throttling or 5xx while retries remain, else FAIL.
 
     Args:
-        task: The task making the calls, or None.
+        task: The task that made the call (its ``max_retries``), or None (never retried).
+        exc: A ``botocore.exceptions.ClientError`` or ``BotoCoreError``.
+        action: What was being done, for the message (``"S3 upload of s3://b/k"``).
+    """
+    failure = aws_failure(exc, action)
+    if task is None:
+        return failure.fail(failure.message)
+    return failure.signal(task)
+
+
+def aws_errors(task: Task | None, action: str) -> map_errors:
+    """Turn botocore errors raised in the block into `FAIL`/`RETRY` (see `error_signal`).
+
+    Use it with ``with`` or ``async with``.
+
+    Args:
+        task: The task making the calls, or None (never retried).
         action: What the block does, for messages.
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
-    try:
-        yield
-    except (ClientError, BotoCoreError) as exc:
-        raise error_signal(task, exc, action) from exc
+    def classify(exc: BaseException) -> Failure:
+        failure = aws_failure(exc, action)
+        return failure if task is not None else Failure(failure.message)
+
+    return map_errors((ClientError, BotoCoreError), classify, task=task)
 
 
 async def cleanup(
@@ -255,8 +267,7 @@ async def cleanup(
 ) -> None:
     """Make a cleanup call after a failure or a cancellation: shielded, bounded, never raising.
 
-    The error or cancellation being handled matters more than the cleanup's own failure, which
-    is logged (at DEBUG for the AWS error codes in ``expected``, else at WARNING) and dropped.
+    `aflow.integration.cleanup`, quiet (DEBUG) for the AWS error codes in ``expected``.
 
     Args:
         call: Makes the call (stop an execution, terminate a job, abort an upload).
@@ -265,17 +276,7 @@ async def cleanup(
         expected: Error codes that only mean there was nothing to clean up.
         limit: Seconds to wait for it.
     """
-
-    async def bounded() -> None:
-        with anyio.move_on_after(limit):
-            try:
-                await call()
-            except Exception as exc:
-                level = logging.DEBUG if error_code(exc) in expected else logging.WARNING
-                logger.log(level, "could not %s: %s", what, exc)
-
-    # a task of its own: neither anyio's nor a plain asyncio cancellation of the caller cuts it off
-    await to_the_end(bounded())
+    await kit_cleanup(call, what, logger, expected=lambda exc: error_code(exc) in expected, limit=limit)
 
 
 def error_code(exc: BaseException) -> str | None:

@@ -10,12 +10,15 @@ work), ``kube_context``, ``kubernetes_api_key`` (a bearer token, may be lazy) an
 ``kubernetes_api_key_secret`` (the name of a secret holding one). Without an explicit
 configuration the in-cluster service account is used, else ``$KUBECONFIG`` / ``~/.kube/config``.
 The tasks of a flow run share one ``ApiClient`` per configuration, closed when the run ends.
-API errors fail the task with `KubernetesFail` (HTTP status, the Status reason and message).
+API errors fail the task with `KubernetesFail` (HTTP status, the Status reason and message); a
+429 or 5xx answer to a single call retries the task while it has retries left. Tests inject
+clients through `clients` (an `aflow.integration.ClientFactory`).
 """
 
 from __future__ import annotations
 
 from ._client import KubernetesFail as KubernetesFail
+from ._client import clients as clients
 from .crud import CreateNamespacedDeployment as CreateNamespacedDeployment
 from .crud import CreateNamespacedJob as CreateNamespacedJob
 from .crud import CreateNamespacedPod as CreateNamespacedPod
@@ -77,4 +80,5 @@ __all__ = (
     "ReplaceNamespacedPod",
     "ReplaceNamespacedService",
     "RunNamespacedJob",
+    "clients",
 )

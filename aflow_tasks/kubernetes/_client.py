@@ -8,26 +8,35 @@ key (``kubernetes_api_key``, or the secret named by ``kubernetes_api_key_secret`
 bearer token on top of whichever configuration applies.
 
 Every task of a flow run that uses the same configuration shares one ``ApiClient`` (through
-`aflow.run_resource`), closed when the run ends, on failure and cancellation too.
+`clients`, an `aflow.integration.ClientFactory`), closed when the run ends, on failure and
+cancellation too.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import importlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import anyio
 
-from aflow import run_resource
 from aflow.exceptions import SecretNotFound
-from aflow.integration import is_lazy, resolve_lazy, to_the_end
+from aflow.integration import (
+    ClientFactory,
+    Failure,
+    is_lazy,
+    map_errors,
+    resolve_lazy,
+    retry_after_seconds,
+    to_the_end,
+)
 from aflow.secrets import Secret, register
 from aflow.signals import FAIL
 
@@ -36,6 +45,8 @@ __all__ = (
     "CONNECTION_DOC",
     "KubernetesFail",
     "api_errors",
+    "api_failure",
+    "clients",
     "deep_merge",
     "kube_client",
     "log_level_number",
@@ -108,33 +119,56 @@ def _status_details(body: Any) -> tuple[str | None, str | None]:
     return (reason if isinstance(reason, str) else None, message if isinstance(message, str) else None)
 
 
-@contextmanager
-def api_errors(action: str) -> Iterator[None]:
-    """Turn Kubernetes API errors raised in the block into `KubernetesFail`.
+def api_failure(exc: BaseException, action: str, *, retry: bool = True) -> Failure | None:
+    """What an error of the Kubernetes client means (None: not the client's).
+
+    An ``ApiException`` becomes a `KubernetesFail` naming the status and the Status object's
+    reason and message; a 429 or 5xx is transient (with ``retry``), honouring ``Retry-After``.
+    An ``aiohttp.ClientError`` means the API could not be reached.
+
+    Args:
+        exc: The exception.
+        action: What was being done, for the message (``"creating Job 'x' in namespace 'ns'"``).
+        retry: Whether a 429 or 5xx may retry the task (`aflow.integration.retry_or_fail`).
+    """
+    k8s = require_kubernetes()
+    if isinstance(exc, k8s.client.exceptions.ApiException):
+        status = exc.status
+        k8s_reason, message = _status_details(exc.body)
+        name = _STATUS_NAMES.get(status)
+        head = f"{name} ({status})" if name else f"HTTP {status} {exc.reason or ''}".rstrip()
+        text = f"Kubernetes API error while {action}: {head}"
+        if k8s_reason:
+            text += f", reason {k8s_reason}"
+        if message:
+            text += f": {message}"
+        transient = retry and isinstance(status, int) and (status == 429 or status >= 500)
+        headers = exc.headers or {}
+        return Failure(
+            text,
+            transient=transient,
+            retry_after=retry_after_seconds(headers.get("Retry-After"), date=headers.get("Date")),
+            fail=functools.partial(KubernetesFail, status=status, reason=k8s_reason),
+        )
+    import aiohttp
+
+    if isinstance(exc, aiohttp.ClientError):
+        return Failure(f"Kubernetes API unreachable while {action}: {exc}", fail=KubernetesFail)
+    return None
+
+
+def api_errors(action: str, *, retry: bool = True) -> map_errors:
+    """Turn Kubernetes API errors raised in the block into `KubernetesFail` (or RETRY).
+
+    A 429 or 5xx answer retries the task while it has retries left (with ``retry``; pass False
+    where the caller handles `KubernetesFail` itself); see `api_failure`.
 
     Args:
         action: What was being done, for the message (``"creating Job 'x' in namespace 'ns'"``).
+        retry: Whether a 429 or 5xx may raise `aflow.signals.RETRY`.
     """
-    try:
-        yield
-    except Exception as exc:
-        k8s = require_kubernetes()
-        if isinstance(exc, k8s.client.exceptions.ApiException):
-            status = exc.status
-            k8s_reason, message = _status_details(exc.body)
-            name = _STATUS_NAMES.get(status)
-            head = f"{name} ({status})" if name else f"HTTP {status} {exc.reason or ''}".rstrip()
-            text = f"Kubernetes API error while {action}: {head}"
-            if k8s_reason:
-                text += f", reason {k8s_reason}"
-            if message:
-                text += f": {message}"
-            raise KubernetesFail(text, status=status, reason=k8s_reason) from exc
-        import aiohttp
-
-        if isinstance(exc, aiohttp.ClientError):
-            raise KubernetesFail(f"Kubernetes API unreachable while {action}: {exc}") from exc
-        raise
+    require_kubernetes()
+    return map_errors(Exception, lambda exc: api_failure(exc, action, retry=retry))
 
 
 def deep_merge(base: Mapping[str, Any] | None, override: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -266,6 +300,7 @@ async def load_configuration(kube_config: Any, context: str | None, api_key: str
 
 @asynccontextmanager
 async def _open_client(kube_config: Any, context: str | None, api_key: str | None) -> AsyncIterator[Any]:
+    """Open an ``ApiClient`` for these settings (the default opener of `clients`)."""
     k8s = require_kubernetes()
     cfg = await load_configuration(kube_config, context, api_key)
     api = k8s.client.ApiClient(configuration=cfg)
@@ -273,6 +308,12 @@ async def _open_client(kube_config: Any, context: str | None, api_key: str | Non
         yield api
     finally:
         await to_the_end(api.close())  # not cut off by a cancellation of the caller
+
+
+clients: ClientFactory[[Any, str | None, str | None], Any] = ClientFactory("aflow_tasks.kubernetes", _open_client)
+"""The kubernetes tasks' client factory: one ``ApiClient`` per configuration per flow run. Its
+opener takes ``(kube_config, kube_context, api_key)``; tests inject clients with
+``clients.override(opener)`` or ``clients.use(api_client)`` (see `aflow.integration.ClientFactory`)."""
 
 
 def _config_key(kube_config: Any) -> Any:
@@ -306,8 +347,7 @@ async def kube_client(
         kube_config = json.loads(kube_config)  # a kubeconfig kept as JSON text in a secret
     api_key = await _api_key(kubernetes_api_key, kubernetes_api_key_secret)
     digest = hashlib.sha256(api_key.encode()).hexdigest() if api_key else None
-    key = ("aflow_tasks.kubernetes", _config_key(kube_config), kube_context, digest)
-    return run_resource(key, lambda: _open_client(kube_config, kube_context, api_key))
+    return clients.client((_config_key(kube_config), kube_context, digest), kube_config, kube_context, api_key)
 
 
 def stream_timeout() -> Any:

@@ -151,14 +151,14 @@ class _JobRun:
             return bool(outcome)
 
         while True:
-            with api_errors(f"reading the status of {self._where(name)}"):
+            with api_errors(f"reading the status of {self._where(name)}", retry=False):
                 job = await _read_json(self.batch.read_namespaced_job_status, name, self.namespace)
             outcome = _job_outcome(job)
             if outcome:
                 return outcome, job
             resource_version = (job.get("metadata") or {}).get("resourceVersion")
             try:
-                with api_errors(f"watching {self._where(name)}"):
+                with api_errors(f"watching {self._where(name)}", retry=False):
                     stopped, resource_version = await _watch(
                         self.batch.list_namespaced_job,
                         self.namespace,
@@ -188,7 +188,7 @@ class _JobRun:
 
         while True:
             try:
-                with api_errors(f"watching the pods of {self._where(name)}"):
+                with api_errors(f"watching the pods of {self._where(name)}", retry=False):
                     _, resource_version = await _watch(
                         self.core.list_namespaced_pod,
                         self.namespace,
@@ -245,7 +245,7 @@ class _JobRun:
 
     async def pods(self, name: str) -> list[dict[str, Any]]:
         """The Job's pods (raw), oldest first."""
-        with api_errors(f"listing the pods of {self._where(name)}"):
+        with api_errors(f"listing the pods of {self._where(name)}", retry=False):
             data = await _read_json(self.core.list_namespaced_pod, self.namespace, label_selector=f"job-name={name}")
         pods = [p for p in data.get("items") or () if isinstance(p, dict)]
         return sorted(pods, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""))
@@ -315,7 +315,7 @@ class _JobRun:
         options = k8s.client.V1DeleteOptions(propagation_policy=policy) if policy else None
         with anyio.move_on_after(_CLEANUP_SECONDS) as scope:
             try:
-                with api_errors(f"deleting {self._where(name)}"):
+                with api_errors(f"deleting {self._where(name)}", retry=False):
                     await self.batch.delete_namespaced_job(name, self.namespace, body=options)
             except KubernetesFail as exc:
                 if exc.status == 404:
@@ -327,6 +327,25 @@ class _JobRun:
             self.logger.info("%s deleted (%s)", self._where(name), why)
         if scope.cancelled_caught:
             self.logger.error("Deleting %s took over %g seconds: gave up", self._where(name), _CLEANUP_SECONDS)
+
+
+def _checked_job(
+    body: dict[str, Any], namespace: str | None, job_status_poll_interval: float | None
+) -> tuple[dict[str, Any], dict[str, Any], str, float]:
+    """The Job's body, its metadata, the namespace and the poll interval, checked (ValueError naming the fix)."""
+    if not body:
+        raise ValueError(
+            "RunNamespacedJob needs body (a dict of the Job): pass body= to RunNamespacedJob(...) or to the call"
+        )
+    meta = body.get("metadata") or {}
+    if not (meta.get("name") or meta.get("generateName")):
+        raise ValueError("RunNamespacedJob: the Job's body needs metadata.name or metadata.generateName")
+    if not namespace:
+        raise ValueError("RunNamespacedJob needs a namespace: pass namespace= to the task or the call")
+    poll = float(job_status_poll_interval if job_status_poll_interval is not None else 5.0)
+    if poll <= 0:
+        raise ValueError(f"job_status_poll_interval must be positive, got {job_status_poll_interval!r}")
+    return body, meta, namespace, poll
 
 
 class RunNamespacedJob(Task):
@@ -449,19 +468,7 @@ class RunNamespacedJob(Task):
         init_body = self.body
         if init_body is not None and is_lazy(init_body):
             init_body = await resolve_lazy(init_body)
-        body = deep_merge(init_body, body)
-        if not body:
-            raise ValueError(
-                "RunNamespacedJob needs body (a dict of the Job): pass body= to RunNamespacedJob(...) or to the call"
-            )
-        meta = body.get("metadata") or {}
-        if not (meta.get("name") or meta.get("generateName")):
-            raise ValueError("RunNamespacedJob: the Job's body needs metadata.name or metadata.generateName")
-        if not namespace:
-            raise ValueError("RunNamespacedJob needs a namespace: pass namespace= to the task or the call")
-        poll = float(job_status_poll_interval if job_status_poll_interval is not None else 5.0)
-        if poll <= 0:
-            raise ValueError(f"job_status_poll_interval must be positive, got {job_status_poll_interval!r}")
+        body, meta, namespace, poll = _checked_job(deep_merge(init_body, body), namespace, job_status_poll_interval)
         level = log_level_number(log_level)
         kube_kwargs = {**(self.kube_kwargs or {}), **(kube_kwargs or {})}
 
@@ -476,7 +483,7 @@ class RunNamespacedJob(Task):
 
             # the Job's name (generateName) comes with the answer: a cancellation landing meanwhile
             # waits for it, then deletes the Job, so none is left running unknown
-            with api_errors(f"creating Job {shown!r} in namespace {namespace!r}"):
+            with api_errors(f"creating Job {shown!r} in namespace {namespace!r}", retry=False):
                 create = job_run.batch.create_namespaced_job(namespace, body, **kube_kwargs)
                 created = await to_the_end(create, undo, limit=_CLEANUP_SECONDS)
             name: str = created.metadata.name

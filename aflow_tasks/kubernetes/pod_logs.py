@@ -43,7 +43,7 @@ async def stream_pod_log(
         extra["container"] = container
     if follow:
         extra["follow"] = True
-    with api_errors(f"reading the logs of pod {pod_name!r} in namespace {namespace!r}"):
+    with api_errors(f"reading the logs of pod {pod_name!r} in namespace {namespace!r}", retry=False):
         resp = await open_stream(core.read_namespaced_pod_log, pod_name, namespace, **extra)
         try:
             while line := await resp.content.readline():

@@ -24,6 +24,7 @@ def build_cli() -> click.Group:
     from .._ui._command import ui_command
     from ._flow_commands import run_command, visualize_command
     from ._history_commands import add_runs_group
+    from ._new_task import new_task_command
 
     class _Group(click.Group):
         """Turns bad input into one line on stderr and exit code 2."""
@@ -37,12 +38,13 @@ def build_cli() -> click.Group:
     @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
     @click.version_option(__version__, prog_name="aflow")  # the distribution is aflow-engine
     def cli() -> None:
-        """Run aflow flows, draw them and read their run history."""
+        """Run aflow flows, draw them, read their run history and start new task families."""
 
     cli.add_command(run_command())
     cli.add_command(visualize_command())
     add_runs_group(cli)
     cli.add_command(ui_command())
+    cli.add_command(new_task_command())
     return cli
 
 

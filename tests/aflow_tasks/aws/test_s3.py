@@ -3,7 +3,8 @@ from __future__ import annotations
 import gzip
 import os
 import sys
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,7 @@ import pytest
 import aflow
 from aflow import Flow, signals
 from aflow.results import JSONSerializer
-from aflow_tasks.aws import S3Download, S3List, S3Result, S3Upload, aws_client
-from aflow_tasks.aws import _client as client_module
+from aflow_tasks.aws import S3Download, S3List, S3Result, S3Upload, aws_client, clients
 
 from .conftest import CREDS, Moto
 
@@ -37,26 +37,27 @@ async def read_object(moto: Moto, key: str, bucket: str = BUCKET) -> bytes:
 
 
 class ClientCounter:
-    """Counts the clients made through the private factory and whether each was closed."""
+    """Counts the clients opened through the public seam (``clients.override``) and whether each was closed."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self) -> None:
         self.opened: list[str] = []
         self.closed: list[str] = []
-        original = client_module._new_client
 
-        def counting(session, service, kwargs):
-            @asynccontextmanager
-            async def wrapped():
-                self.opened.append(service)
-                try:
-                    async with original(session, service, kwargs) as client:
-                        yield client
-                finally:
-                    self.closed.append(service)
+    @asynccontextmanager
+    async def open(self, service: str, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        self.opened.append(service)
+        try:
+            async with clients.opener(service, kwargs) as client:
+                yield client
+        finally:
+            self.closed.append(service)
 
-            return wrapped()
 
-        monkeypatch.setattr(client_module, "_new_client", counting)
+@contextmanager
+def counting_clients() -> Iterator[ClientCounter]:
+    counter = ClientCounter()
+    with clients.override(counter.open):
+        yield counter
 
 
 def test_missing_aiobotocore_gives_a_clear_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -209,42 +210,42 @@ async def test_list_of_a_missing_bucket_fails(moto: Moto) -> None:
         await S3List(bucket="no-such-bucket", **moto.settings).run()
 
 
-async def test_200_task_flow_shares_one_client(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_200_task_flow_shares_one_client(moto: Moto) -> None:
     await make_bucket(moto)
-    counter = ClientCounter(monkeypatch)
-    upload = S3Upload(bucket=BUCKET, **moto.settings)
-    with Flow("uploads") as flow:
-        keys = upload.map(data=[f"v{i}".encode() for i in range(200)], key=[f"k/{i:03d}" for i in range(200)])
-        listed = S3List(bucket=BUCKET, **moto.settings)(prefix="k/", upstream_tasks=[keys])
-    state = await flow.run()
-    assert state.is_successful(), state.message
-    assert state.result[listed].result == [f"k/{i:03d}" for i in range(200)]
-    assert counter.opened == ["s3"]  # 200 uploads and the listing: one client
-    assert counter.closed == ["s3"]  # closed when the run ended
-    assert await read_object(moto, "k/199") == b"v199"
+    with counting_clients() as counter:
+        upload = S3Upload(bucket=BUCKET, **moto.settings)
+        with Flow("uploads") as flow:
+            keys = upload.map(data=[f"v{i}".encode() for i in range(200)], key=[f"k/{i:03d}" for i in range(200)])
+            listed = S3List(bucket=BUCKET, **moto.settings)(prefix="k/", upstream_tasks=[keys])
+        state = await flow.run()
+        assert state.is_successful(), state.message
+        assert state.result[listed].result == [f"k/{i:03d}" for i in range(200)]
+        assert counter.opened == ["s3"]  # 200 uploads and the listing: one client
+        assert counter.closed == ["s3"]  # closed when the run ended
+        assert await read_object(moto, "k/199") == b"v199"
 
 
-async def test_a_failing_flow_still_closes_its_clients(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> None:
-    counter = ClientCounter(monkeypatch)
-    with Flow("fails") as flow:
-        S3Upload(bucket="no-such-bucket", **moto.settings)(data=b"x", key="k")
-    state = await flow.run()
-    assert state.is_failed()
-    (task_state,) = state.result.values()
-    assert "NoSuchBucket" in task_state.message
-    assert counter.opened == counter.closed == ["s3"]
+async def test_a_failing_flow_still_closes_its_clients(moto: Moto) -> None:
+    with counting_clients() as counter:
+        with Flow("fails") as flow:
+            S3Upload(bucket="no-such-bucket", **moto.settings)(data=b"x", key="k")
+        state = await flow.run()
+        assert state.is_failed()
+        (task_state,) = state.result.values()
+        assert "NoSuchBucket" in task_state.message
+        assert counter.opened == counter.closed == ["s3"]
 
 
-async def test_different_settings_get_different_clients(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_different_settings_get_different_clients(moto: Moto) -> None:
     await make_bucket(moto)
-    counter = ClientCounter(monkeypatch)
-    other = {**CREDS, "ACCESS_KEY": "another-access-key"}
-    with Flow("two") as flow:
-        S3Upload(bucket=BUCKET, **moto.settings)(data=b"1", key="a")
-        S3Upload(bucket=BUCKET, **moto.settings)(data=b"2", key="b")
-        S3Upload(bucket=BUCKET, **{**moto.settings, "credentials": other})(data=b"3", key="c")
-    assert (await flow.run()).is_successful()
-    assert counter.opened == ["s3", "s3"]
+    with counting_clients() as counter:
+        other = {**CREDS, "ACCESS_KEY": "another-access-key"}
+        with Flow("two") as flow:
+            S3Upload(bucket=BUCKET, **moto.settings)(data=b"1", key="a")
+            S3Upload(bucket=BUCKET, **moto.settings)(data=b"2", key="b")
+            S3Upload(bucket=BUCKET, **{**moto.settings, "credentials": other})(data=b"3", key="c")
+        assert (await flow.run()).is_successful()
+        assert counter.opened == ["s3", "s3"]
 
 
 async def test_credentials_from_the_aws_credentials_secret(moto: Moto) -> None:
@@ -283,7 +284,7 @@ async def test_s3_result_write_read_exists(moto: Moto) -> None:
         await missing.write(1, "x")
 
 
-async def test_s3_result_as_a_flows_checkpoint_store(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_s3_result_as_a_flows_checkpoint_store(moto: Moto) -> None:
     await make_bucket(moto)
     runs: list[int] = []
 
@@ -303,13 +304,11 @@ async def test_s3_result_as_a_flows_checkpoint_store(moto: Moto, monkeypatch: py
     assert runs == [21]
 
 
-async def test_a_task_outside_a_flow_opens_and_closes_its_own_client(
-    moto: Moto, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_task_outside_a_flow_opens_and_closes_its_own_client(moto: Moto) -> None:
     await make_bucket(moto)
-    counter = ClientCounter(monkeypatch)
-    up = S3Upload(bucket=BUCKET, **moto.settings)
-    await up.run(b"1", key="a")
-    assert counter.opened == counter.closed == ["s3"]
-    await up.run(b"2", key="b")
-    assert counter.opened == counter.closed == ["s3", "s3"]
+    with counting_clients() as counter:
+        up = S3Upload(bucket=BUCKET, **moto.settings)
+        await up.run(b"1", key="a")
+        assert counter.opened == counter.closed == ["s3"]
+        await up.run(b"2", key="b")
+        assert counter.opened == counter.closed == ["s3", "s3"]

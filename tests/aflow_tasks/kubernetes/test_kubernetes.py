@@ -33,6 +33,7 @@ from aflow_tasks.kubernetes import (
     ReplaceNamespacedJob,
     RunNamespacedJob,
     _client,
+    clients,
 )
 
 from .conftest import TOKEN, kubeconfig
@@ -218,23 +219,21 @@ async def test_api_key_from_the_named_secret_in_the_environment(
     assert redact(TOKEN) == REDACTED
 
 
-async def test_a_flow_run_shares_one_client_per_configuration(fake: FakeKube, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_flow_run_shares_one_client_per_configuration(fake: FakeKube) -> None:
     opened: list[Any] = []
-    real = _client._open_client
 
     @asynccontextmanager
     async def spy(*args: Any) -> AsyncIterator[Any]:
-        async with real(*args) as api:
+        async with clients.opener(*args) as api:
             opened.append(api)
             yield api
 
-    monkeypatch.setattr(_client, "_open_client", spy)
     config = kubeconfig(fake.url)
     fake.put("services", {"metadata": {"name": "svc"}, **BODIES["Service"]})
     with Flow("k8s-shared") as flow:
         tasks = [ReadNamespacedService(service_name="svc", kube_config=config)() for _ in range(4)]
         listed = ListNamespacedPod(kube_config=config)()
-    with anyio.fail_after(GUARD):
+    with anyio.fail_after(GUARD), clients.override(spy):
         state = await flow.run()
     assert isinstance(state, Success)
     assert all(state.result[t].result.metadata.name == "svc" for t in tasks)
