@@ -55,7 +55,7 @@ class Persistence:
     def wanted(flow: Flow) -> bool:
         """Whether any task of ``flow`` reads or writes results (else the run skips all this)."""
         return bool(flow.checkpoint) or any(
-            t.target is not None or t._cache_for is not None or t.checkpoint for t in flow._tasks
+            t.target is not None or t.cache_seconds is not None or t.checkpoint for t in flow._tasks
         )
 
     def active(self, task: Task) -> bool:
@@ -63,7 +63,7 @@ class Persistence:
         found = self._active.get(task)
         if found is None:
             found = self._active[task] = (
-                task.target is not None or task._cache_for is not None or self._checkpoints(task)
+                task.target is not None or task.cache_seconds is not None or self._checkpoints(task)
             )
         return found
 
@@ -158,7 +158,7 @@ class Persistence:
                 await result.write(value, location)
             except Exception as exc:
                 return Failed(f"Could not write the task's result: {exc!r}", result=exc)
-        seconds = task._cache_for  # float seconds (task.cache_for is the timedelta)
+        seconds = task.cache_seconds
         if seconds is None:
             return state
         expires = self.frun.clock.now() + timedelta(seconds=seconds)

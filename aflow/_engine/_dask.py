@@ -242,7 +242,7 @@ class DaskExecutor(Executor):
         index = call.context.get("map_index")
         key = f"{task.name}-{uuid.uuid4().hex}" if index is None else f"{task.name}-{index}-{uuid.uuid4().hex}"
         payload = _pack(task, key, call.inputs, call.context)
-        is_async = task._run_is_async
+        is_async = task.run_is_async
         submitted = self._submit(_run_async_body if is_async else _run_sync_body, token, blob, payload, key, resources)
         future: Any = None
         try:

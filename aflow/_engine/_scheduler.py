@@ -695,7 +695,7 @@ class FlowRunner:
         """Mark a task run that ignored its cancellation as Cancelled, with a message saying so."""
         task = node.task
         name = task.name if index is None else f"{task.name}[{index}]"
-        msg = ignored_message(name, task._run_is_async, self.cancel_grace, "the flow run was cancelled")
+        msg = ignored_message(name, task.run_is_async, self.cancel_grace, "the flow run was cancelled")
         if index is None:
             if node.state is None:
                 node.state = Cancelled(msg)

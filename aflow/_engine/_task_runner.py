@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
@@ -123,17 +122,6 @@ def _gate(task: Task, upstream: Mapping[Edge, State] | None) -> State | None:
     if task.trigger is not triggers.all_successful:
         return check_trigger(task, {})
     return None
-
-
-def _retry_delay(task: Task, attempt: int) -> float:
-    delay = task._retry_delay  # float seconds (task.retry_delay is the timedelta)
-    if task.retry_backoff is not None:
-        delay *= task.retry_backoff ** (attempt - 1)
-    if task._max_retry_delay is not None:
-        delay = min(delay, task._max_retry_delay)
-    if task.retry_jitter:
-        delay *= 1 + random.uniform(-task.retry_jitter, task.retry_jitter)
-    return max(delay, 0.0)
 
 
 def _run_name(task: Task, frun: FlowRunContext | None, inputs: dict[str, Any]) -> str:
@@ -257,7 +245,7 @@ async def _in_thread(fn: Any) -> Any:
 
 async def invoke(task: Task, inputs: dict[str, Any]) -> Any:
     """Run the body of ``task`` in this process (sync bodies in a worker thread)."""
-    if task._run_is_async:
+    if task.run_is_async:
         return await task.run(**inputs)
     inputs = dict(inputs)
     await resolve_defaults(task, task.run, (), inputs)  # lazy defaults are awaited on the loop
@@ -336,7 +324,7 @@ async def _timed(task: Task, inputs: dict[str, Any], runner: Runner) -> Any:
     # an async body is cancelled; a sync one (a thread cannot be interrupted) runs to its end
     msg = f"Task {task.name!r} timed out after {task.timeout:g} seconds"
     if not await stop_within(body, runner.cancel_grace):
-        msg = ignored_message(task.name, task._run_is_async, runner.cancel_grace, f"its timeout of {task.timeout:g}s")
+        msg = ignored_message(task.name, task.run_is_async, runner.cancel_grace, f"its timeout of {task.timeout:g}s")
     raise _TimedOutError(msg)
 
 
@@ -365,7 +353,7 @@ async def run_task(
             return await runner.transition(task, map_index, state, stop) if track else stop
 
     simple = (
-        task._run_is_async
+        task.run_is_async
         and task.timeout is None
         and not runner.limited
         and not task.log_stdout
@@ -445,13 +433,13 @@ async def run_task(
             delay = error.delay
             if error.start_time is not None:
                 delay = max((error.start_time - runner.clock.now()).total_seconds(), 0.0)
-            delay = delay if delay is not None else _retry_delay(task, ctx.run_count)
+            delay = delay if delay is not None else task.retry_wait(ctx.run_count)
         elif (
             type(new) in (Failed, TimedOut)
             and ctx.run_count <= task.max_retries
             and (task.retry_on is None or isinstance(error, task.retry_on))
         ):
-            delay = _retry_delay(task, ctx.run_count)
+            delay = task.retry_wait(ctx.run_count)
         if delay is None:
             if not isinstance(new, Finished):  # a signal carrying a non-final state
                 new = Failed(f"Signal {type(error).__name__} left the task in {type(new).__name__}", result=error)

@@ -326,7 +326,7 @@ class Flow:
             return task
         if not isinstance(task, Task):
             raise TypeError(f"Flows hold Tasks, got {task!r}: wrap values with aflow's Constant or a @task")
-        if task._run_spec is _NO_RUN_SPEC:
+        if task.run_spec is _NO_RUN_SPEC:
             _require_run(task)
         if task.slug is None or (task.slug in self._slugs and task.__dict__.get("_auto_slug")):
             # an automatic slug (never a user's) is renamed when it collides, e.g. in update()
@@ -350,7 +350,7 @@ class Flow:
         return task
 
     def _check_key(self, task: Task, key: str) -> None:
-        spec = task._run_spec
+        spec = task.run_spec
         if not (spec.var_kw or key in spec.names):
             accepted = ", ".join(sorted(spec.names)) or "no arguments"
             raise FlowValidationError(f"{task.name}.run() has no argument {key!r} (it takes {accepted})")

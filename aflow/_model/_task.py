@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import random
 import re
 import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -456,6 +457,36 @@ class Task:
     @cache_for.setter
     def cache_for(self, value: float | timedelta | None) -> None:
         self._cache_for = _seconds(value, "cache_for")
+
+    @property
+    def run_is_async(self) -> bool:
+        """Whether ``run`` is a coroutine function (a sync ``run`` goes to a worker thread)."""
+        return self._run_is_async
+
+    @property
+    def run_spec(self) -> RunSpec:
+        """The checked signature of ``run``: the argument names a call or an edge may bind."""
+        return self._run_spec
+
+    @property
+    def cache_seconds(self) -> float | None:
+        """`cache_for` in seconds (None: not cached), the number the engine compares with."""
+        return self._cache_for
+
+    def retry_wait(self, attempt: int) -> float:
+        """Seconds to wait before retrying after failed attempt number ``attempt`` (from 1).
+
+        ``retry_delay``, grown by ``retry_backoff`` per attempt, capped by ``max_retry_delay``
+        and spread by ``retry_jitter``.
+        """
+        delay = self._retry_delay
+        if self.retry_backoff is not None:
+            delay *= self.retry_backoff ** (attempt - 1)
+        if self._max_retry_delay is not None:
+            delay = min(delay, self._max_retry_delay)
+        if self.retry_jitter:
+            delay *= 1 + random.uniform(-self.retry_jitter, self.retry_jitter)
+        return max(delay, 0.0)
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """The work of the task: override it in subclasses (``async def`` or ``def``).
