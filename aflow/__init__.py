@@ -10,7 +10,6 @@ from . import context as context
 from . import signals as signals
 from . import states as states
 from . import triggers as triggers
-from ._engine._flow_run import FlowRun as FlowRun
 from ._model._apply_map import apply_map as apply_map
 from ._model._builtin_tasks import Constant as Constant
 from ._model._builtin_tasks import Parameter as Parameter
@@ -26,11 +25,12 @@ from ._model._edge import flatten as flatten
 from ._model._edge import mapped as mapped
 from ._model._edge import unmapped as unmapped
 from ._model._flow import Flow as Flow
+from ._model._function_task import FunctionTask as FunctionTask
+from ._model._function_task import task as task
 from ._model._resource_manager import resource_manager as resource_manager
-from ._model._task import FunctionTask as FunctionTask
 from ._model._task import Task as Task
 from ._model._task import tags as tags
-from ._model._task import task as task
+from ._runtime._flow_run import FlowRun as FlowRun
 from ._runtime._run_resources import run_resource as run_resource
 from .exceptions import AflowError as AflowError
 from .exceptions import FlowValidationError as FlowValidationError

@@ -26,10 +26,10 @@ from types import FrameType, ModuleType
 from typing import Any
 
 from .._runtime._logging import engine_logger
+from .._runtime._settings import DEFAULT_WARN_BLOCKING, check_threshold
 
 __all__ = ("DEFAULT_WARN_BLOCKING", "BlockWatch", "check_threshold")
 
-DEFAULT_WARN_BLOCKING = 0.25  # seconds of a blocked loop worth a warning
 _OUTSIDE = ""  # sampled with no task body on the stack
 
 logger = engine_logger("blocking")
@@ -41,15 +41,6 @@ _wake = threading.Condition(_lock)  # notified when a run starts
 _watches: dict[asyncio.AbstractEventLoop, BlockWatch] = {}  # the loops with a run in progress
 _thread: threading.Thread | None = None
 _codes: frozenset[Any] = frozenset()  # the engine frames that hold the running task (set lazily)
-
-
-def check_threshold(value: Any) -> float | None:
-    """``value`` as a threshold in seconds, None when off; a ValueError saying what is wrong."""
-    if value is None or value is False:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"warn_blocking must be a number of seconds (or None to turn the check off), got {value!r}")
-    return float(value) or None
 
 
 def _engine_codes() -> frozenset[Any]:

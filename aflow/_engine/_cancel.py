@@ -15,16 +15,9 @@ from typing import Any
 
 import anyio
 
+from .._runtime._settings import DEFAULT_CANCEL_GRACE, check_grace
+
 __all__ = ("DEFAULT_CANCEL_GRACE", "check_grace", "give_up", "ignored_message", "stop_all", "stop_within")
-
-DEFAULT_CANCEL_GRACE = 10.0  # seconds a cancelled body gets to end before the run gives up on it
-
-
-def check_grace(value: Any) -> float:
-    """``value`` as a grace period in seconds, or a ValueError saying what is wrong."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"cancel_grace must be a non-negative number of seconds, got {value!r}")
-    return float(value)
 
 
 def _retrieve(t: asyncio.Future[Any]) -> None:

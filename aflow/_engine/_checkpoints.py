@@ -55,7 +55,7 @@ class Persistence:
     def wanted(flow: Flow) -> bool:
         """Whether any task of ``flow`` reads or writes results (else the run skips all this)."""
         return bool(flow.checkpoint) or any(
-            t.target is not None or t.cache_seconds is not None or t.checkpoint for t in flow._tasks
+            t.target is not None or t.cache_seconds is not None or t.checkpoint for t in flow.graph.tasks
         )
 
     def active(self, task: Task) -> bool:

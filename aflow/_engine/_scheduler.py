@@ -13,7 +13,7 @@ import copy
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -21,17 +21,17 @@ import anyio
 from .. import signals
 from .._model._builtin_tasks import Constant, Parameter
 from .._model._edge import is_mappable
-from .._runtime._clock import SYSTEM_CLOCK, Clock
-from .._runtime._logging import engine_logger, level_number
+from .._runtime._gc import relaxed_gc
+from .._runtime._logging import engine_logger
 from .._runtime._run_context import FlowRunContext, flow_run_var
 from .._runtime._run_resources import RunResources
+from .._runtime._settings import RunSettings
 from ..exceptions import AflowInternalError, ParameterError
-from ..executors import Executor, LocalExecutor
+from ..executors import LocalExecutor
 from ..states import Cancelled, Failed, Mapped, Pending, ReferenceStates, Running, Skipped, State, Success
-from ._blocking import DEFAULT_WARN_BLOCKING, BlockWatch, check_threshold
-from ._cancel import DEFAULT_CANCEL_GRACE, check_grace, ignored_message, stop_all
+from ._blocking import BlockWatch
+from ._cancel import ignored_message, stop_all
 from ._checkpoints import Persistence
-from ._gc import relaxed_gc
 from ._task_runner import UPSTREAM_SKIPPED, Runner, check_trigger, expanded, run_task, scrub
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class _Node:
         "width",
     )
 
-    def __init__(self, task: Task, edges_in: list[Edge], consts: dict[str, Any] | None) -> None:
+    def __init__(self, task: Task, edges_in: Sequence[Edge], consts: dict[str, Any] | None) -> None:
         self.task = task
         self.edges_in = edges_in
         self.consts = consts
@@ -136,46 +136,27 @@ def _signalled(sig: signals.AflowSignal, current: State) -> State:
 
 
 class FlowRunner:
-    """Runs one flow once. Made by `Flow.run`."""
+    """Runs one flow once, with its `RunSettings`. Made by the engine entry (`Flow.run`)."""
 
-    def __init__(
-        self,
-        flow: Flow,
-        parameters: dict[str, Any],
-        *,
-        max_concurrency: int | None = None,
-        concurrency: dict[str, int] | None = None,
-        clock: Clock | None = None,
-        flow_run_name: str | None = None,
-        context: dict[str, Any] | None = None,
-        history: Any = None,
-        executor: Executor | None = None,
-        cancel_grace: float | None = None,
-        warn_blocking: float | None = DEFAULT_WARN_BLOCKING,
-        history_log_level: int | str | None = None,
-    ) -> None:
+    def __init__(self, flow: Flow, parameters: dict[str, Any], settings: RunSettings) -> None:
         self.flow = flow
-        self.warn_blocking = check_threshold(warn_blocking)
-        self.cancel_grace = DEFAULT_CANCEL_GRACE if cancel_grace is None else check_grace(cancel_grace)
-        self.history = history
-        self.log_level = (
-            logging.INFO if history_log_level is None else level_number(history_log_level, "history_log_level")
-        )
+        self.graph = flow.graph
+        self.settings = settings
+        self.warn_blocking = settings.warn_blocking
+        self.cancel_grace = settings.cancel_grace
+        self.history = settings.history
+        self.log_level = settings.history_log_level
+        executor = settings.executor
         self.executor = None if isinstance(executor, LocalExecutor) else executor
         self.parameters = self._check_parameters(flow, parameters)
         # edges are checked for cycles as they are added, so insertion order is enough here
-        self.order = list(flow._tasks)
-        if max_concurrency is not None and max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
-        self.max_concurrency = max_concurrency
-        bad = {tag: n for tag, n in (concurrency or {}).items() if not isinstance(n, int) or n < 1}
-        if bad:
-            raise ValueError(f"concurrency limits must be positive ints, got {bad}")
-        self.concurrency = dict(concurrency or {})
-        self.clock = clock or SYSTEM_CLOCK
-        self.extra = dict(context or {})
+        self.order = list(self.graph.tasks)
+        self.max_concurrency = settings.max_concurrency
+        self.concurrency = dict(settings.concurrency)
+        self.clock = settings.clock
+        self.extra = dict(settings.context)
         self.run_id = str(uuid.uuid4())
-        self.run_name = flow_run_name or self.run_id
+        self.run_name = settings.flow_run_name or self.run_id
         self.nodes: dict[Task, _Node] = {}
         self.pending = 0
         # task runs in progress (cancelled if the run is), with their node and map index
@@ -289,12 +270,12 @@ class FlowRunner:
         return self.history, False
 
     def _build(self) -> None:
-        flow = self.flow
+        graph = self.graph
         nodes = self.nodes
-        edges_to = flow._edges_to
-        constants = flow.constants
+        edges_into = graph.edges_into
+        constants = graph.constants
         for task in self.order:
-            nodes[task] = _Node(task, edges_to.get(task, []), constants.get(task))
+            nodes[task] = _Node(task, edges_into(task), constants.get(task))
         self.pending = len(nodes)
         ready: list[_Node] = []
         for node in nodes.values():

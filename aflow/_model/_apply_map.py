@@ -84,7 +84,7 @@ def apply_map(func: Callable[..., Any], *args: Any, flow: Flow | None = None, **
                 f"apply_map() cannot map over a {type(value).__name__}: pass a task or a sequence "
                 "(or wrap the argument in unmapped())"
             )
-    before = set(target._tasks)
+    before = set(target.graph.tasks)
     sub = _SubgraphFlow(f"apply_map({getattr(func, '__name__', 'func')})")
     arg_info: dict[Task, bool] = {}  # argument task -> mapped?
 
@@ -107,12 +107,12 @@ def apply_map(func: Callable[..., Any], *args: Any, flow: Flow | None = None, **
     # inside: the subgraph's own tasks, mapped child by child; anything else is passed whole
     inside = {
         t: None
-        for t in sub._tasks
+        for t in sub.graph.tasks
         if t not in arg_info and t not in before and not isinstance(t, (Parameter, Constant))
     }
-    for t in sub._tasks:
+    for t in sub.graph.tasks:
         target.add_task(t)
-    for e in sub._edges:
+    for e in sub.graph.edges:
         up = e.upstream_task
         is_mapped = up in inside or arg_info.get(up, False)
         target.add_edge(up, e.downstream_task, key=e.key, mapped=is_mapped, flattened=e.flattened)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, final
 
 from .._runtime._run_context import flow_run_var
 from ._edge import flatten, mapped, unmapped
-from ._task import Task
+from ._task import GetItem, Task
 
 if TYPE_CHECKING:
     from ._flow import Flow
@@ -79,17 +79,6 @@ class Constant(Task):
     async def run(self) -> Any:
         """Return the value."""
         return self.value
-
-
-@final
-class GetItem(Task):
-    """Return ``task_result[key]`` (made by ``task[key]`` and tuple unpacking)."""
-
-    auto_generated = True
-
-    async def run(self, task_result: Any, key: Any) -> Any:
-        """Index the upstream result."""
-        return task_result[key]
 
 
 def _positional(kwargs: dict[str, Any]) -> list[Any]:

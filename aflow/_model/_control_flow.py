@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, final
 
 from .. import signals, triggers
+from ._building import current_flow
 from ._builtin_tasks import Constant, Parameter, as_task
 from ._task import Task, tags
 
@@ -123,23 +124,10 @@ class FilterTask(Task):
         return kept
 
 
-def _ancestors(flow: Flow, task: Task) -> set[Task]:
-    """``task`` and every task it depends on, directly or not."""
-    seen = {task}
-    stack = [task]
-    while stack:
-        for edge in flow._edges_to.get(stack.pop(), ()):
-            up = edge.upstream_task
-            if up not in seen:
-                seen.add(up)
-                stack.append(up)
-    return seen
-
-
 def block_roots(flow: Flow, block: Mapping[Task, None], exclude: AbstractSet[Task] = frozenset()) -> list[Task]:
     """Tasks of ``block`` (in order, but for ``exclude``) with no upstream inside it."""
     return [
-        t for t in block if t not in exclude and not any(e.upstream_task in block for e in flow._edges_to.get(t, ()))
+        t for t in block if t not in exclude and not any(e.upstream_task in block for e in flow.graph.edges_into(t))
     ]
 
 
@@ -148,12 +136,10 @@ def new_tasks(flow: Flow, before: AbstractSet[Task]) -> dict[Task, None]:
 
     Those two are never gated by a block, nor count as being inside it.
     """
-    return {t: None for t in flow._tasks if t not in before and not isinstance(t, (Parameter, Constant))}
+    return {t: None for t in flow.graph.tasks if t not in before and not isinstance(t, (Parameter, Constant))}
 
 
 def _need_flow(what: str) -> Flow:
-    from ._flow import current_flow
-
     flow = current_flow()
     if flow is None:
         raise ValueError(f"{what} must be used inside `with Flow(...):`")
@@ -197,7 +183,7 @@ class case:
 
     def __enter__(self) -> case:
         self._flow = _need_flow("case()")
-        self._before = set(self._flow._tasks)
+        self._before = set(self._flow.graph.tasks)
         return self
 
     def __exit__(
@@ -207,7 +193,7 @@ class case:
         if flow is None or exc_type is not None:
             return
         block = new_tasks(flow, self._before)
-        exclude = _ancestors(flow, self.task) if isinstance(self.task, Task) else set()
+        exclude = flow.graph.ancestors(self.task) if isinstance(self.task, Task) else set()
         roots = block_roots(flow, block, exclude)
         if not roots:
             return
@@ -249,7 +235,7 @@ def ifelse(condition: Any, true_task: Any, false_task: Any, mapped: bool = False
         false_task: The task to run when it is falsy.
         mapped: Map over a mapped ``condition``.
     """
-    from ._task import FunctionTask
+    from ._function_task import FunctionTask
 
     cases = {value: t for value, t in ((True, true_task), (False, false_task)) if t is not None}
     if not cases:

@@ -1,22 +1,29 @@
-"""`Flow`: a graph of tasks, built functionally (``with Flow(...)``) or imperatively."""
+"""`Flow`: a graph of tasks, built functionally (``with Flow(...)``) or imperatively.
+
+The graph itself (tasks, edges, constants, order, cycle checks) is a `TaskGraph` the flow owns
+(``flow.graph``); the flow adds the building context, the flow-level hooks and defaults, and
+running, which goes to the engine through one entry (``aflow._engine._entry``).
+"""
 
 from __future__ import annotations
 
 import copy as _copy
 import itertools
 import os
-import reprlib
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from contextvars import ContextVar, Token
+from contextvars import Token
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._engine import _gc
-from .._engine._blocking import DEFAULT_WARN_BLOCKING
-from .._engine._flow_run import FlowRun, explained_if_not_awaited
+from .._runtime import _gc
+from .._runtime._flow_run import FlowRun, explained_if_not_awaited
+from .._runtime._settings import DEFAULT_WARN_BLOCKING
 from ..exceptions import FlowValidationError
-from ._builtin_tasks import Parameter, as_task, contains_task
-from ._edge import Edge, flatten, is_mappable, mapped, unmapped
-from ._task import _NO_RUN_SPEC, Task, _require_run
+from ._binding import wire
+from ._building import building, current_flow
+from ._builtin_tasks import Parameter, as_task
+from ._edge import Edge
+from ._graph import TaskGraph
+from ._task import Task
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,15 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ("Flow", "current_flow")
 
-_building: ContextVar[Flow | None] = ContextVar("aflow_building_flow", default=None)
-_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})  # values that can hold no task
-
 FlowStateHandler = Callable[["Flow", "State", "State"], Any]
-
-
-def current_flow() -> Flow | None:
-    """The flow of the enclosing ``with Flow(...)`` block, if any."""
-    return _building.get()
 
 
 class Flow:
@@ -87,19 +86,8 @@ class Flow:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"A flow needs a non-empty name, got {name!r}")
-        self.name = name
-        self._tasks: dict[Task, None] = {}
-        self._edges: dict[Edge, None] = {}
-        self._edges_to: dict[Task, list[Edge]] = {}
-        self._edges_from: dict[Task, list[Edge]] = {}
-        # run arguments bound per task: one key as a str (the common case, no set), more as a set
-        self._keys: dict[Task, str | set[str]] = {}
-        self._slugs: dict[str, Task] = {}
-        self._slug_counts: dict[str, int] = {}
-        self.constants: dict[Task, dict[str, Any]] = {}
-        self._reference_tasks: set[Task] = set()
-        self._version = 0
-        self._sorted_cache: tuple[int, list[Task]] | None = None
+        self.graph = TaskGraph(name)
+        """The flow's `TaskGraph`: its tasks, edges and constants, in order."""
         self.state_handlers: list[FlowStateHandler] = list(state_handlers or ())
         self.on_failure = on_failure
         self.terminal_state_handler = terminal_state_handler
@@ -117,46 +105,60 @@ class Flow:
         if reference_tasks is not None:
             self.set_reference_tasks(reference_tasks)
 
+    @property
+    def name(self) -> str:
+        """The flow's name."""
+        return self.graph.name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.graph.name = value
+
+    @property
+    def constants(self) -> dict[Task, dict[str, Any]]:
+        """Plain values bound to run arguments: task → {argument: value}."""
+        return self.graph.constants
+
     def __repr__(self) -> str:
-        return f"<Flow: {self.name!r}, {len(self._tasks)} tasks>"
+        return f"<Flow: {self.name!r}, {len(self.graph)} tasks>"
 
     def __enter__(self) -> Flow:
-        self._tokens.append(_building.set(self))
+        self._tokens.append(building.set(self))
         _gc.relax()  # building a wide flow allocates many long-lived objects at once
         return self
 
     def __exit__(self, *exc: object) -> None:
         _gc.restore()
-        _building.reset(self._tokens.pop())
+        building.reset(self._tokens.pop())
 
     # -- introspection ------------------------------------------------------------------------
 
     @property
     def tasks(self) -> set[Task]:
-        """Every task of the flow."""
-        return set(self._tasks)
+        """Every task of the flow (a new set; ``flow.graph.tasks`` is the ordered view)."""
+        return set(self.graph.tasks)
 
     @property
     def edges(self) -> set[Edge]:
-        """Every edge of the flow."""
-        return set(self._edges)
+        """Every edge of the flow (a new set; ``flow.graph.edges`` is the ordered view)."""
+        return set(self.graph.edges)
 
     def __iter__(self) -> Iterator[Task]:
         return iter(self.sorted_tasks())
 
     def __len__(self) -> int:
-        return len(self._tasks)
+        return len(self.graph)
 
     def __contains__(self, task: object) -> bool:
-        return task in self._tasks
+        return task in self.graph
 
     @property
     def slugs(self) -> dict[Task, str]:
         """Each task's slug."""
-        return {t: t.slug for t in self._tasks if t.slug is not None}
+        return {t: t.slug for t in self.graph.tasks if t.slug is not None}
 
     def _known(self, task: Task) -> Task:
-        if task not in self._tasks:
+        if task not in self.graph:
             raise ValueError(
                 f"Task {task!r} was not found in flow {self.name!r}: a call binds a copy of a task "
                 "template, so ask about the task the call returned"
@@ -169,7 +171,7 @@ class Flow:
         Raises:
             ValueError: If ``task`` is not in the flow.
         """
-        return set(self._edges_to.get(self._known(task), ()))
+        return set(self.graph.edges_into(self._known(task)))
 
     def edges_from(self, task: Task) -> set[Edge]:
         """The edges out of ``task``.
@@ -177,7 +179,7 @@ class Flow:
         Raises:
             ValueError: If ``task`` is not in the flow.
         """
-        return set(self._edges_from.get(self._known(task), ()))
+        return set(self.graph.edges_out_of(self._known(task)))
 
     def upstream_tasks(self, task: Task) -> set[Task]:
         """The tasks ``task`` directly depends on.
@@ -185,7 +187,7 @@ class Flow:
         Raises:
             ValueError: If ``task`` is not in the flow.
         """
-        return {e.upstream_task for e in self._edges_to.get(self._known(task), ())}
+        return {e.upstream_task for e in self.graph.edges_into(self._known(task))}
 
     def downstream_tasks(self, task: Task) -> set[Task]:
         """The tasks that directly depend on ``task``.
@@ -193,15 +195,17 @@ class Flow:
         Raises:
             ValueError: If ``task`` is not in the flow.
         """
-        return {e.downstream_task for e in self._edges_from.get(self._known(task), ())}
+        return {e.downstream_task for e in self.graph.edges_out_of(self._known(task))}
 
     def root_tasks(self) -> set[Task]:
         """Tasks with no upstream."""
-        return {t for t in self._tasks if not self._edges_to.get(t)}
+        graph = self.graph
+        return {t for t in graph.tasks if not graph.edges_into(t)}
 
     def terminal_tasks(self) -> set[Task]:
         """Tasks with no downstream."""
-        return {t for t in self._tasks if not self._edges_from.get(t)}
+        graph = self.graph
+        return {t for t in graph.tasks if not graph.edges_out_of(t)}
 
     def reference_tasks(self) -> set[Task]:
         """Tasks whose states decide the flow's final state: the set ones, else the terminal ones.
@@ -209,17 +213,7 @@ class Flow:
         Tasks flagged ``not_reference_task`` (a resource's cleanup) are left out: their upstreams
         count as terminal if nothing else depends on them.
         """
-        if self._reference_tasks:
-            return set(self._reference_tasks)
-        skip = {t for t in self._tasks if getattr(t, "not_reference_task", False)}
-        if not skip:
-            return self.terminal_tasks()
-        found = {
-            t
-            for t in self._tasks
-            if t not in skip and all(e.downstream_task in skip for e in self._edges_from.get(t, ()))
-        }
-        return found or self.terminal_tasks()
+        return self.graph.reference_tasks()
 
     def set_reference_tasks(self, tasks: Iterable[Task]) -> None:
         """Choose the tasks whose states decide the flow's final state.
@@ -227,15 +221,11 @@ class Flow:
         Raises:
             ValueError: If a task is not in the flow.
         """
-        tasks = set(tasks)
-        missing = [t.name for t in tasks if t not in self._tasks]
-        if missing:
-            raise ValueError(f"Reference tasks are not in flow {self.name!r}: {', '.join(missing)}")
-        self._reference_tasks = tasks
+        self.graph.set_reference_tasks(tasks)
 
     def parameters(self) -> set[Parameter]:
         """The flow's parameters."""
-        return {t for t in self._tasks if isinstance(t, Parameter)}
+        return {t for t in self.graph.tasks if isinstance(t, Parameter)}
 
     def get_tasks(
         self,
@@ -248,7 +238,7 @@ class Flow:
         wanted = frozenset(tags or ())
         return [
             t
-            for t in self._tasks
+            for t in self.graph.tasks
             if (name is None or t.name == name)
             and (slug is None or t.slug == slug)
             and wanted <= t.tags
@@ -264,36 +254,7 @@ class Flow:
         Raises:
             FlowValidationError: If the flow has a cycle.
         """
-        if root_tasks is None and self._sorted_cache and self._sorted_cache[0] == self._version:
-            return list(self._sorted_cache[1])
-        wanted: set[Task] | None = None
-        if root_tasks is not None:
-            wanted = set()
-            stack = list(root_tasks)
-            while stack:
-                t = stack.pop()
-                if t not in wanted:
-                    wanted.add(t)
-                    stack.extend(e.downstream_task for e in self._edges_from.get(t, ()))
-        waiting = {t: len({e.upstream_task for e in self._edges_to.get(t, ())}) for t in self._tasks}
-        ready = [t for t, n in waiting.items() if n == 0]
-        order: list[Task] = []
-        while ready:
-            nxt: list[Task] = []
-            for t in ready:
-                order.append(t)
-                for d in dict.fromkeys(e.downstream_task for e in self._edges_from.get(t, ())):
-                    waiting[d] -= 1
-                    if waiting[d] == 0:
-                        nxt.append(d)
-            ready = nxt
-        if len(order) != len(self._tasks):
-            stuck = sorted(t.name for t, n in waiting.items() if n > 0)
-            raise FlowValidationError(f"Flow {self.name!r} has a cycle among: {', '.join(stuck)}")
-        if wanted is None:
-            self._sorted_cache = (self._version, order)
-            return list(order)
-        return [t for t in order if t in wanted]
+        return self.graph.sorted_tasks(root_tasks)
 
     def validate(self) -> None:
         """Check the whole flow.
@@ -303,15 +264,7 @@ class Flow:
         Raises:
             FlowValidationError: Naming the problem.
         """
-        for e in self._edges:
-            if e.upstream_task not in self._tasks or e.downstream_task not in self._tasks:
-                raise FlowValidationError(f"{e} joins a task that is not in flow {self.name!r}")
-            if e.key is not None:
-                self._check_key(e.downstream_task, e.key)
-        for t in self._reference_tasks:
-            if t not in self._tasks:
-                raise FlowValidationError(f"Reference task {t.name!r} is not in flow {self.name!r}")
-        self.sorted_tasks()
+        self.graph.validate()
 
     # -- building -----------------------------------------------------------------------------
 
@@ -322,58 +275,7 @@ class Flow:
             FlowValidationError: If another task of the flow has the same slug, or another
                 Parameter the same name.
         """
-        if task in self._tasks:
-            return task
-        if not isinstance(task, Task):
-            raise TypeError(f"Flows hold Tasks, got {task!r}: wrap values with aflow's Constant or a @task")
-        if task.run_spec is _NO_RUN_SPEC:
-            _require_run(task)
-        if task.slug is None or (task.slug in self._slugs and task.__dict__.get("_auto_slug")):
-            # an automatic slug (never a user's) is renamed when it collides, e.g. in update()
-            n = self._slug_counts.get(task.name, 0) + 1
-            slug = f"{task.name}-{n}"
-            while slug in self._slugs:
-                n += 1
-                slug = f"{task.name}-{n}"
-            self._slug_counts[task.name] = n
-            task.slug = slug
-            task.__dict__["_auto_slug"] = True
-        elif task.slug in self._slugs:
-            kind = "Parameter name" if isinstance(task, Parameter) else "slug"
-            raise FlowValidationError(
-                f"Flow {self.name!r} already has a task with {kind} {task.slug!r}; give one another "
-                + ("name" if isinstance(task, Parameter) else "slug")
-            )
-        self._slugs[task.slug] = task
-        self._tasks[task] = None
-        self._version += 1
-        return task
-
-    def _check_key(self, task: Task, key: str) -> None:
-        spec = task.run_spec
-        if not (spec.var_kw or key in spec.names):
-            accepted = ", ".join(sorted(spec.names)) or "no arguments"
-            raise FlowValidationError(f"{task.name}.run() has no argument {key!r} (it takes {accepted})")
-
-    def _reserve_key(self, task: Task, key: str) -> None:
-        self._check_key(task, key)
-        keys = self._keys.get(task)
-        if keys is None:
-            self._keys[task] = key
-            return
-        if key == keys or (isinstance(keys, set) and key in keys):
-            raise FlowValidationError(f"Argument {key!r} of {task.name!r} is bound twice in flow {self.name!r}")
-        if isinstance(keys, str):
-            self._keys[task] = {keys, key}
-        else:
-            keys.add(key)
-
-    def _release_key(self, task: Task, key: str) -> None:
-        keys = self._keys.get(task)
-        if keys == key:
-            del self._keys[task]
-        elif isinstance(keys, set):
-            keys.discard(key)
+        return self.graph.add_task(task)
 
     def add_edge(
         self,
@@ -392,56 +294,7 @@ class Flow:
         if isinstance(downstream_task, Parameter):
             raise FlowValidationError(f"Parameter {downstream_task.name!r} cannot have upstream tasks")
         upstream = upstream_task if isinstance(upstream_task, Task) else as_task(upstream_task, self)
-        if upstream is downstream_task:
-            raise FlowValidationError(f"Task {upstream.name!r} cannot depend on itself")
-        edge = Edge(upstream, downstream_task, key=key, mapped=mapped, flattened=flattened)
-        if edge in self._edges:
-            if key is not None:  # a key is assigned once, as in Prefect 1
-                raise FlowValidationError(
-                    f"Argument {key!r} of {downstream_task.name!r} is bound twice in flow {self.name!r}: "
-                    "to call the task again with new arguments, call the template again (each call "
-                    "binds a copy) or bind a copy()"
-                )
-            return edge
-        tasks = self._tasks
-        if upstream not in tasks:
-            self.add_task(upstream)
-        if downstream_task not in tasks:
-            self.add_task(downstream_task)
-        if downstream_task in self._edges_from and self._reaches(downstream_task, upstream):
-            raise FlowValidationError(
-                f"Adding {upstream.name!r} -> {downstream_task.name!r} would create a cycle in flow {self.name!r}"
-            )
-        if key is not None:
-            self._reserve_key(downstream_task, key)
-        self._edges[edge] = None
-        into = self._edges_to.get(downstream_task)
-        if into is None:
-            self._edges_to[downstream_task] = [edge]
-        else:
-            into.append(edge)
-        out = self._edges_from.get(upstream)
-        if out is None:
-            self._edges_from[upstream] = [edge]
-        else:
-            out.append(edge)
-        self._version += 1
-        return edge
-
-    def _reaches(self, start: Task, target: Task) -> bool:
-        if not self._edges_from.get(start):
-            return False
-        seen = {start}
-        stack = [start]
-        while stack:
-            for e in self._edges_from.get(stack.pop(), ()):
-                t = e.downstream_task
-                if t is target:
-                    return True
-                if t not in seen:
-                    seen.add(t)
-                    stack.append(t)
-        return False
+        return self.graph.add_edge(upstream, downstream_task, key, mapped, flattened)
 
     def set_dependencies(
         self,
@@ -470,82 +323,12 @@ class Flow:
             FlowValidationError: For a key ``run`` does not accept or bound twice, a cycle, or
                 an upstream of a Parameter.
         """
-        consts = self.constants.get(task)
-        marks = (len(self._tasks), len(self._edges), len(consts) if consts else 0)
+        marks = self.graph.marks(task)
         try:
-            self._wire(task, upstream_tasks, downstream_tasks, keyword_tasks, mapped)
+            wire(self, task, upstream_tasks, downstream_tasks, keyword_tasks, mapped)
         except BaseException:
-            self._roll_back(task, *marks)
+            self.graph.roll_back(task, marks)
             raise
-
-    def _wire(
-        self,
-        task: Task,
-        upstream_tasks: Iterable[Any] | None,
-        downstream_tasks: Iterable[Any] | None,
-        keyword_tasks: dict[str, Any] | None,
-        mapped: bool,
-    ) -> None:
-        if task not in self._tasks:
-            self.add_task(task)
-        for up in upstream_tasks or ():
-            is_mapped, flattened, value = _unwrap(up, mapped)
-            if is_mapped:
-                _check_mappable(task, None, value)
-            self.add_edge(value, task, mapped=is_mapped, flattened=flattened)
-        for down in downstream_tasks or ():
-            self.add_edge(task, down if isinstance(down, Task) else as_task(down, self))
-        for key, arg in (keyword_tasks or {}).items():
-            if not mapped:  # the common cases, without unwrapping
-                if isinstance(arg, Task):
-                    self.add_edge(arg, task, key=key)
-                    continue
-                if type(arg) in _SCALARS:
-                    self._add_constant(task, key, arg)
-                    continue
-            is_mapped, flattened, value = _unwrap(arg, mapped)
-            if is_mapped:
-                _check_mappable(task, key, value)
-            if is_mapped or flattened or contains_task(value):
-                self.add_edge(value, task, key=key, mapped=is_mapped, flattened=flattened)
-            else:
-                self._add_constant(task, key, value)
-
-    def _roll_back(self, task: Task, n_tasks: int, n_edges: int, n_consts: int) -> None:
-        """Undo a failed `set_dependencies`: drop what it added after the given counts.
-
-        Tasks, edges and constants are insertion-ordered dicts, so what the call added is at
-        their ends.
-        """
-        for e in list(self._edges)[n_edges:]:
-            self._edges.pop(e, None)
-            self._edges_to[e.downstream_task].remove(e)
-            self._edges_from[e.upstream_task].remove(e)
-            if e.key is not None:
-                self._release_key(e.downstream_task, e.key)
-        consts = self.constants.get(task)
-        if consts is not None:
-            for key in list(consts)[n_consts:]:
-                del consts[key]
-                self._release_key(task, key)
-            if not consts:
-                del self.constants[task]
-        for t in list(self._tasks)[n_tasks:]:
-            self._remove(t)
-            self.constants.pop(t, None)
-            if t.__dict__.pop("_auto_slug", None):
-                t.__dict__.pop("slug", None)  # as it was before it joined
-        self._version += 1
-
-    def _add_constant(self, task: Task, key: str, value: Any) -> None:
-        """Bind a plain value: kept out of the graph, passed to ``run`` at run time."""
-        self._reserve_key(task, key)
-        consts = self.constants.get(task)
-        if consts is None:
-            self.constants[task] = {key: value}
-        else:
-            consts[key] = value
-        self._version += 1
 
     def chain(self, *tasks: Task) -> None:
         """Make each task depend on the one before it."""
@@ -588,7 +371,9 @@ class Flow:
             self._tokens = tokens
             raise
         if merge_reference_tasks:
-            self._reference_tasks |= flow._reference_tasks
+            chosen = flow.graph.chosen_reference_tasks
+            if chosen:
+                self.graph.set_reference_tasks(self.graph.chosen_reference_tasks | chosen)
 
     def _merge(self, flow: Flow, merge_parameters: bool) -> None:
         if merge_parameters:
@@ -596,10 +381,11 @@ class Flow:
             for p in self.parameters():
                 if p.name in theirs and theirs[p.name] is not p:
                     self.replace(p, theirs[p.name])
-        for t in flow._tasks:
-            self.add_task(t)
-        for e in flow._edges:
-            if e not in self._edges:
+        graph = self.graph
+        for t in flow.graph.tasks:
+            graph.add_task(t)
+        for e in flow.graph.edges:
+            if e not in graph.edges:
                 self.add_edge(e.upstream_task, e.downstream_task, e.key, e.mapped, e.flattened)
         for t, consts in flow.constants.items():
             mine = self.constants.get(t, {})
@@ -614,54 +400,32 @@ class Flow:
         Raises:
             ValueError: If ``old`` is not in the flow.
         """
-        if old not in self._tasks:
+        graph = self.graph
+        if old not in graph:
             raise ValueError(f"Task {old.name!r} is not in flow {self.name!r}")
         new = as_task(new, self)
-        edges_in = list(self._edges_to.get(old, ()))
-        edges_out = list(self._edges_from.get(old, ()))
-        consts = self.constants.pop(old, {})
-        self._remove(old)
-        self.add_task(new)
+        edges_in = list(graph.edges_into(old))
+        edges_out = list(graph.edges_out_of(old))
+        consts = dict(self.constants.get(old, {}))
+        was_reference = old in graph.chosen_reference_tasks
+        graph.remove(old)
+        graph.add_task(new)
         for e in edges_in:
             self.add_edge(e.upstream_task, new, e.key, e.mapped, e.flattened)
         for e in edges_out:
             self.add_edge(new, e.downstream_task, e.key, e.mapped, e.flattened)
         for key, value in consts.items():
             self.set_dependencies(new, keyword_tasks={key: value})
-        if old in self._reference_tasks:
-            self._reference_tasks.discard(old)
-            self._reference_tasks.add(new)
-
-    def _remove(self, task: Task) -> None:
-        for e in self._edges_to.pop(task, []) + self._edges_from.pop(task, []):
-            self._edges.pop(e, None)
-            other = e.upstream_task if e.downstream_task is task else e.downstream_task
-            for index in (self._edges_to, self._edges_from):
-                if other in index and e in index[other]:
-                    index[other].remove(e)
-            if e.key is not None and e.downstream_task is not task:
-                self._release_key(e.downstream_task, e.key)
-        self._keys.pop(task, None)
-        self._tasks.pop(task, None)
-        if task.slug is not None and self._slugs.get(task.slug) is task:
-            del self._slugs[task.slug]
-        self._version += 1
+        if was_reference:
+            graph.set_reference_tasks(graph.chosen_reference_tasks | {new})
 
     def copy(self) -> Flow:
         """A new flow with the same tasks and edges (the tasks themselves are shared)."""
         new = _copy.copy(self)
-        new._tasks = dict(self._tasks)
-        new._edges = dict(self._edges)
-        new._edges_to = {t: list(es) for t, es in self._edges_to.items()}
-        new._edges_from = {t: list(es) for t, es in self._edges_from.items()}
-        new._keys = {t: ks if isinstance(ks, str) else set(ks) for t, ks in self._keys.items()}
-        new._slugs = dict(self._slugs)
-        new._slug_counts = dict(self._slug_counts)
-        new.constants = {t: dict(c) for t, c in self.constants.items()}
-        new._reference_tasks = set(self._reference_tasks)
+        new.graph = self.graph.copy()
+        new.concurrency = dict(self.concurrency)
         new.state_handlers = list(self.state_handlers)
         new._tokens = []
-        new._sorted_cache = None
         return new
 
     def visualize(
@@ -693,7 +457,7 @@ class Flow:
 
         return visualize(self, flow_state, format=format, filename=filename)
 
-    # -- running ------------------------------------------------------------------------------
+    # -- running (through the engine's one entry) ----------------------------------------------
 
     @explained_if_not_awaited
     async def run(
@@ -755,25 +519,9 @@ class Flow:
             FlowValidationError: If the flow is invalid (a cycle...).
             ValueError: If ``cancel_grace`` or ``warn_blocking`` is not a non-negative number.
         """
-        runner = self._runner(
-            parameters,
-            parameter_values,
-            context=context,
-            max_concurrency=max_concurrency,
-            concurrency=concurrency,
-            clock=clock,
-            flow_run_name=flow_run_name,
-            history=history,
-            executor=executor,
-            cancel_grace=cancel_grace,
-            warn_blocking=warn_blocking,
-            history_log_level=history_log_level,
-        )
-        if progress is not False:
-            from .._surface._progress import run_with_progress
+        from .._engine._entry import run_flow  # the model's one way into the engine
 
-            return await run_with_progress(runner, progress)
-        return await runner.run()
+        return await run_flow(self, {**(parameters or {}), **parameter_values}, progress, **self._run_args(locals()))
 
     def start(
         self,
@@ -801,51 +549,25 @@ class Flow:
         Raises:
             RuntimeError: If no event loop is running.
         """
-        import asyncio
+        from .._engine._entry import start_flow
 
-        runner = self._runner(
-            parameters,
-            parameter_values,
-            context=context,
-            max_concurrency=max_concurrency,
-            concurrency=concurrency,
-            clock=clock,
-            flow_run_name=flow_run_name,
-            history=history,
-            executor=executor,
-            cancel_grace=cancel_grace,
-            warn_blocking=warn_blocking,
-            history_log_level=history_log_level,
-        )
-        if progress is False:
-            return FlowRun(runner, asyncio.get_running_loop().create_task(runner.run()))
-        from .._surface._progress import ProgressDisplay, run_with_progress
+        return start_flow(self, {**(parameters or {}), **parameter_values}, progress, **self._run_args(locals()))
 
-        display = ProgressDisplay.of(progress)  # a bad value fails here, not in the background
-        return FlowRun(runner, asyncio.get_running_loop().create_task(run_with_progress(runner, display)))
+    def _run_args(self, given: dict[str, Any]) -> dict[str, Any]:
+        """The run arguments of a `run`/`start` call, for `aflow._runtime._settings.RunSettings.build`."""
+        if building.get() is self:
+            raise RuntimeError(f"Flow {self.name!r} cannot run inside its own `with` block; run it after the block")
+        return {name: given[name] for name in _RUN_ARGS}
 
     def _runner(
-        self,
-        parameters: dict[str, Any] | None,
-        parameter_values: dict[str, Any],
-        *,
-        max_concurrency: int | None,
-        concurrency: dict[str, int] | None,
-        history: RunStore | str | os.PathLike[str] | None = None,
-        **options: Any,
+        self, parameters: dict[str, Any] | None, parameter_values: dict[str, Any], **run_args: Any
     ) -> FlowRunner:
-        if _building.get() is self:
-            raise RuntimeError(f"Flow {self.name!r} cannot run inside its own `with` block; run it after the block")
-        from .._engine._scheduler import FlowRunner
+        """A run of this flow, not started (for tests and tools that drive one themselves)."""
+        from .._engine._entry import new_run
 
-        return FlowRunner(
-            self,
-            {**(parameters or {}), **parameter_values},
-            max_concurrency=max_concurrency if max_concurrency is not None else self.max_concurrency,
-            concurrency={**self.concurrency, **(concurrency or {})},
-            history=history if history is not None else self.history,
-            **options,
-        )
+        if building.get() is self:
+            raise RuntimeError(f"Flow {self.name!r} cannot run inside its own `with` block; run it after the block")
+        return new_run(self, {**(parameters or {}), **parameter_values}, **run_args)
 
     async def serve(self, **kwargs: Any) -> list[State]:
         """Run the flow at each event of its schedule, in the current event loop.
@@ -889,35 +611,15 @@ class Flow:
         return anyio.run(main)
 
 
-def _check_mappable(task: Task, key: str | None, value: Any) -> None:
-    """Refuse, while the flow is built, to map over a literal value that is not a sequence.
-
-    The engine maps over sized values other than strings, bytes and dicts; a task's result is
-    only known when it runs.
-
-    Raises:
-        FlowValidationError: Naming the task, the argument and what to pass instead.
-    """
-    if isinstance(value, Task) or is_mappable(value):
-        return
-    what = f"argument {key!r}" if key is not None else "an upstream task"
-    shown = reprlib.repr(value)
-    raise FlowValidationError(
-        f"Cannot map {task.name!r} over {what}: it is the {type(value).__name__} {shown}, not a sequence; "
-        f"map over a list (e.g. [{shown}]), or wrap the argument in unmapped() to pass it whole to every child"
-    )
-
-
-def _unwrap(value: Any, mapped_default: bool) -> tuple[bool, bool, Any]:
-    """Strip `unmapped`/`mapped`/`flatten` annotations: (is_mapped, flattened, value)."""
-    is_mapped, flattened = mapped_default, False
-    while True:
-        if isinstance(value, unmapped):
-            is_mapped = False
-        elif isinstance(value, mapped):
-            is_mapped = True
-        elif isinstance(value, flatten):
-            flattened = True
-        else:
-            return is_mapped, flattened, value
-        value = value.value
+_RUN_ARGS = (
+    "context",
+    "max_concurrency",
+    "concurrency",
+    "clock",
+    "flow_run_name",
+    "history",
+    "executor",
+    "cancel_grace",
+    "warn_blocking",
+    "history_log_level",
+)

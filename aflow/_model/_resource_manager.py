@@ -12,7 +12,8 @@ import anyio.to_thread
 
 from .. import signals, triggers
 from ._control_flow import block_roots, new_tasks
-from ._task import RunSpec, Task, _check_run
+from ._task import Task
+from ._task_spec import RunSpec, check_run
 
 if TYPE_CHECKING:
     from ..states import State
@@ -62,7 +63,7 @@ class ResourceInitTask(_ResourceTask):
         if init is object.__init__:
             self._run_spec = RunSpec(inspect.Signature())
         else:
-            self._run_spec = _check_run(init, resource_class.__name__, skip_self=True)
+            self._run_spec = check_run(init, resource_class.__name__, skip_self=True)
         kwargs.setdefault("name", resource_class.__name__)
         super().__init__(**kwargs)
 
@@ -156,7 +157,7 @@ class ResourceContext:
         self._before: set[Task] | None = None
 
     def __enter__(self) -> ResourceSetupTask:
-        self._before = set(self.flow._tasks)
+        self._before = set(self.flow.graph.tasks)
         return self.setup_task
 
     def __exit__(
@@ -215,7 +216,7 @@ class ResourceManager(Generic[R]):
         Raises:
             ValueError: If there is no flow.
         """
-        from ._flow import current_flow
+        from ._building import current_flow
 
         flow = flow if flow is not None else current_flow()
         if flow is None:

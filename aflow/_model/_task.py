@@ -7,26 +7,24 @@ import functools
 import inspect
 import random
 import re
-import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, final
 
 from .. import triggers as _triggers
 from .._runtime._logging import RunLoggerAdapter, get_logger, level_number
 from ..exceptions import TaskDefinitionError
+from ._building import current_flow
 from ._defaults import is_lazy as _is_lazy
+from ._task_spec import NO_RUN_SPEC, RunSpec, check_retry_on, check_run, infer_nout, seconds
 
 if TYPE_CHECKING:
     from ..states import State
     from ._flow import Flow
 
-__all__ = ("RESERVED_ARGS", "FunctionTask", "RunSpec", "Task", "tags", "task")
-
-RESERVED_ARGS = frozenset({"upstream_tasks", "mapped", "task_args", "flow"})
-"""Names a task's ``run`` may not use: calls take them as their own keyword arguments."""
+__all__ = ("GetItem", "Task", "require_run", "tags")
 
 StateHandler = Callable[["Task", "State", "State"], Any]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,122 +44,6 @@ def tags(*names: str) -> Iterator[None]:
         yield
     finally:
         _tags_var.reset(token)
-
-
-def _check_retry_on(retry_on: Any) -> tuple[type[Exception], ...] | None:
-    """``retry_on`` as a tuple of exception classes (None stays None).
-
-    Raises:
-        TypeError: If an entry is not an exception class (an instance, a string, ``int``...).
-    """
-    if retry_on is None:
-        return None
-    if isinstance(retry_on, (type, str, bytes)) or not isinstance(retry_on, Iterable):
-        found: tuple[Any, ...] = (retry_on,)
-    else:
-        found = tuple(retry_on)
-    for value in found:
-        if not isinstance(value, type):
-            example = type(value).__name__ if isinstance(value, Exception) else "ValueError"
-            raise TypeError(
-                f"Invalid retry_on value {value!r}: expected an exception class, got an instance of "
-                f"{type(value).__name__}; pass classes, e.g. retry_on={example}"
-            )
-        if not issubclass(value, Exception):
-            raise TypeError(
-                f"Invalid retry_on value {value!r}: expected a subclass of Exception, e.g. retry_on=ValueError"
-            )
-    return found
-
-
-def _seconds(value: float | timedelta | None, what: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{what} must be a non-negative number of seconds or a timedelta, got {value!r}")
-    return float(value)
-
-
-class RunSpec:
-    """What binding needs to know about a ``run`` signature, computed once per class."""
-
-    __slots__ = ("names", "positional", "required", "signature", "var_kw")
-
-    def __init__(self, signature: inspect.Signature) -> None:
-        params = signature.parameters.values()
-        self.signature = signature
-        self.positional = tuple(p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD)
-        self.required = tuple(p.name for p in params if p.default is p.empty and p.kind is not p.VAR_KEYWORD)
-        self.names = frozenset(p.name for p in params if p.kind is not p.VAR_KEYWORD)
-        self.var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
-
-    def accepts(self, key: str) -> bool:
-        """Whether ``run`` takes an argument named ``key``."""
-        return self.var_kw or key in self.names
-
-    def bind(self, owner: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Map a call's arguments to ``run`` argument names (without applying defaults).
-
-        Raises:
-            TaskDefinitionError: For too many, unknown, repeated or missing arguments.
-        """
-        if len(args) > len(self.positional):
-            self._fail(owner, f"takes {len(self.positional)} positional arguments but {len(args)} were given")
-        out = dict(zip(self.positional, args, strict=False))
-        for key in kwargs:
-            if key in out:
-                self._fail(owner, f"got multiple values for argument {key!r}")
-            if not self.var_kw and key not in self.names:
-                self._fail(owner, f"got an unexpected keyword argument {key!r}")
-        out.update(kwargs)
-        missing = [n for n in self.required if n not in out]
-        if missing:
-            self._fail(owner, f"missing required argument(s): {', '.join(map(repr, missing))}")
-        return out
-
-    def _fail(self, owner: str, problem: str) -> None:
-        raise TaskDefinitionError(f"{owner}: run{self.signature} {problem}")
-
-
-_NO_RUN_SPEC = RunSpec(inspect.Signature())  # the spec of a class that defines no run
-
-
-def _check_run(fn: Callable[..., Any], owner: str, skip_self: bool) -> RunSpec:
-    """Check a run function's signature and return its spec (without ``self``)."""
-    sig = inspect.signature(fn)
-    params = list(sig.parameters.values())
-    if skip_self:
-        params = params[1:]
-    for p in params:
-        if p.kind is p.VAR_POSITIONAL:
-            raise TaskDefinitionError(
-                f"{owner}.run() takes *{p.name}: task runs may not take *args, "
-                "because every argument is bound by name (use named parameters or **kwargs)"
-            )
-        if p.kind is p.POSITIONAL_ONLY:
-            raise TaskDefinitionError(
-                f"{owner}.run() has positional-only parameter {p.name!r}: task arguments are bound by name"
-            )
-        if p.name in RESERVED_ARGS:
-            raise TaskDefinitionError(
-                f"{owner}.run() has a parameter named {p.name!r}, which is reserved for task calls "
-                f"({', '.join(sorted(RESERVED_ARGS))}); rename it"
-            )
-    return RunSpec(sig.replace(parameters=params))
-
-
-def _infer_nout(fn: Callable[..., Any]) -> int | None:
-    try:
-        ret = typing.get_type_hints(fn).get("return")
-    except Exception:  # unresolvable forward references: nothing to infer
-        return None
-    if typing.get_origin(ret) is tuple:
-        args = typing.get_args(ret)
-        if args and args[-1] is not Ellipsis and args != ((),):
-            return len(args)
-    return None
 
 
 def _check_init_args(init: Callable[..., None]) -> Callable[..., None]:
@@ -218,7 +100,7 @@ def _explain_bad_keyword(task: Task, exc: TypeError, kwargs: dict[str, Any]) -> 
     valid = _init_keywords(cls)
     if key in valid:
         return
-    if isinstance(task, FunctionTask):
+    if cls.wraps_function:
         who = f"@task (for {getattr(task.run, '__name__', 'the function')!r})"
         valid = [name for name in valid if name != "fn"]
     else:
@@ -228,10 +110,10 @@ def _explain_bad_keyword(task: Task, exc: TypeError, kwargs: dict[str, Any]) -> 
     raise TaskDefinitionError(f"{who} got an unexpected keyword argument {key!r}: {hint}") from None
 
 
-def _require_run(task: Task) -> None:
+def require_run(task: Task) -> None:
     """Refuse a task whose class never defines ``run``, when it is bound or added to a flow.
 
-    Callers check first (cheaply) that the task has the spec of no run: ``_NO_RUN_SPEC``.
+    Callers check first (cheaply) that the task has the spec of no run: ``NO_RUN_SPEC``.
 
     Raises:
         TaskDefinitionError: Naming the class and what to add.
@@ -289,8 +171,10 @@ class Task:
     auto_generated: ClassVar[bool] = False
     #: Run even when the flow run is cancelled, if the trigger passes (resource cleanups).
     run_on_cancel: ClassVar[bool] = False
+    #: True for tasks made from a function by `task` (their errors name the function).
+    wraps_function: ClassVar[bool] = False
     _run_is_async: bool = True
-    _run_spec: RunSpec = _NO_RUN_SPEC
+    _run_spec: RunSpec = NO_RUN_SPEC
 
     # Defaults of the attributes set by __init__ (an instance stores only what differs).
     name: str = "Task"
@@ -326,10 +210,10 @@ class Task:
             cls.name = cls.__name__
         run = cls.__dict__.get("run")
         if run is not None:
-            cls._run_spec = _check_run(run, cls.__name__, skip_self=True)
+            cls._run_spec = check_run(run, cls.__name__, skip_self=True)
             cls._run_is_async = inspect.iscoroutinefunction(run)
             if "nout" not in cls.__dict__:
-                cls.nout = _infer_nout(run)
+                cls.nout = infer_nout(run)
         init = cls.__dict__.get("__init__")
         if init is not None:
             cls.__init__ = _check_init_args(init)  # type: ignore[method-assign]
@@ -383,25 +267,25 @@ class Task:
                 "retry_delay was given but max_retries is 0: set max_retries (the number of retries) "
                 "for retry_delay to apply, or drop retry_delay"
             )
-        retry_on_types = _check_retry_on(retry_on)
+        retry_on_types = check_retry_on(retry_on)
         if retry_backoff is not None and retry_backoff < 1:
             raise ValueError(f"retry_backoff must be at least 1 (a multiplier), got {retry_backoff!r}")
         if not 0 <= retry_jitter <= 1:
             raise ValueError(f"retry_jitter must be between 0 and 1, got {retry_jitter!r}")
-        timeout_s = _seconds(timeout, "timeout")
+        timeout_s = seconds(timeout, "timeout")
         if timeout_s == 0:
             raise ValueError("timeout must be positive (use None for no timeout)")
         handlers = list(state_handlers or ())
         if on_failure is not None:
             handlers.append(_failure_handler(on_failure))
         if nout is None:  # a FunctionTask: its function's annotation; a class: its run's (the default)
-            nout = _infer_nout(self.run) if "run" in self.__dict__ else type(self).nout
+            nout = infer_nout(self.run) if "run" in self.__dict__ else type(self).nout
         values: dict[str, Any] = {
             "max_retries": max_retries,
-            "_retry_delay": _seconds(retry_delay, "retry_delay") or 0.0,
+            "_retry_delay": seconds(retry_delay, "retry_delay") or 0.0,
             "retry_backoff": retry_backoff,
             "retry_jitter": retry_jitter,
-            "_max_retry_delay": _seconds(max_retry_delay, "max_retry_delay"),
+            "_max_retry_delay": seconds(max_retry_delay, "max_retry_delay"),
             "retry_on": retry_on_types,
             "timeout": timeout_s,
             "trigger": trigger or _triggers.all_successful,
@@ -414,7 +298,7 @@ class Task:
                 None if history_log_level is None else level_number(history_log_level, "history_log_level")
             ),
             "task_run_name": task_run_name,
-            "_cache_for": _seconds(cache_for, "cache_for"),
+            "_cache_for": seconds(cache_for, "cache_for"),
             "cache_key": cache_key,
             "cache_validator": cache_validator,
             "result": result,
@@ -436,7 +320,7 @@ class Task:
 
     @retry_delay.setter
     def retry_delay(self, value: float | timedelta | None) -> None:
-        self._retry_delay = _seconds(value, "retry_delay") or 0.0
+        self._retry_delay = seconds(value, "retry_delay") or 0.0
 
     @property
     def max_retry_delay(self) -> timedelta | None:
@@ -446,7 +330,7 @@ class Task:
 
     @max_retry_delay.setter
     def max_retry_delay(self, value: float | timedelta | None) -> None:
-        self._max_retry_delay = _seconds(value, "max_retry_delay")
+        self._max_retry_delay = seconds(value, "max_retry_delay")
 
     @property
     def cache_for(self) -> timedelta | None:
@@ -456,7 +340,7 @@ class Task:
 
     @cache_for.setter
     def cache_for(self, value: float | timedelta | None) -> None:
-        self._cache_for = _seconds(value, "cache_for")
+        self._cache_for = seconds(value, "cache_for")
 
     @property
     def run_is_async(self) -> bool:
@@ -540,9 +424,9 @@ class Task:
             self.history_log_level = level_number(task_args["history_log_level"], "history_log_level")
         # (retry_delay, max_retry_delay and cache_for convert in their setters)
         if "timeout" in task_args:
-            self.timeout = _seconds(task_args["timeout"], "timeout")
+            self.timeout = seconds(task_args["timeout"], "timeout")
         if "retry_on" in task_args:
-            self.retry_on = _check_retry_on(task_args["retry_on"])
+            self.retry_on = check_retry_on(task_args["retry_on"])
         for attr in ("retry_on", "retry_delay"):
             if task_args.get(attr) is not None and not self.max_retries:
                 raise ValueError(
@@ -589,15 +473,15 @@ class Task:
             TaskDefinitionError: If the arguments do not fit ``run``'s signature.
             ValueError: If there is no flow to bind in.
         """
-        flow = flow if flow is not None else _building_flow()
+        flow = flow if flow is not None else current_flow()
         if flow is None:
             raise ValueError(
                 f"Could not infer an active Flow for {self.name!r}: call it inside `with Flow(...) as flow:` "
                 "or pass flow=; to run its body directly, use `await task.run(...)`"
             )
         spec = self._run_spec
-        if spec is _NO_RUN_SPEC:
-            _require_run(self)
+        if spec is NO_RUN_SPEC:
+            require_run(self)
         callargs = spec.bind(self.name, args, kwargs)
         flow.set_dependencies(task=self, upstream_tasks=upstream_tasks, keyword_tasks=callargs, mapped=mapped)
         return self
@@ -656,8 +540,6 @@ class Task:
 
     def __getitem__(self, key: Any) -> Task:
         """A task that returns ``result[key]`` of this task."""
-        from ._builtin_tasks import GetItem
-
         return GetItem(name=f"{self.name}[{key!r}]").bind(self, key)
 
     def __iter__(self) -> Iterator[Task]:
@@ -699,17 +581,8 @@ def _task_init_with_hints(init: Callable[..., None]) -> Callable[..., None]:
 Task.__init__ = _task_init_with_hints(Task.__init__)  # type: ignore[method-assign]
 
 
-def _building_flow() -> Flow | None:
-    """The flow of the enclosing ``with Flow(...)`` (imported late: _flow imports this module)."""
-    from ._flow import _building
-
-    global _building_flow
-    _building_flow = _building.get  # later calls go straight to the context variable
-    return _building.get()
-
-
 def _need_flow(task: Task, flow: Flow | None) -> Flow:
-    found = flow if flow is not None else _building_flow()
+    found = flow if flow is not None else current_flow()
     if found is None:
         raise ValueError(f"No flow to add {task.name!r} to: use `with Flow(...)` or pass flow=")
     return found
@@ -724,43 +597,12 @@ def _failure_handler(on_failure: Callable[[Task, State], Any]) -> StateHandler:
     return on_failure_handler
 
 
-class FunctionTask(Task):
-    """A task whose ``run`` is a plain function (made by `task`).
+@final
+class GetItem(Task):
+    """Return ``task_result[key]`` (made by ``task[key]`` and tuple unpacking)."""
 
-    Args:
-        fn: The async or sync function to run.
-        **kwargs: `Task` attributes.
-    """
+    auto_generated = True
 
-    def __init__(self, fn: Callable[..., Any], **kwargs: Any) -> None:
-        if not callable(fn):
-            raise TypeError(f"@task needs a function, got {fn!r}")
-        if inspect.isbuiltin(fn) or isinstance(fn, type):
-            raise TypeError(f"@task cannot wrap the builtin or class {fn!r}: wrap it in a def first")
-        name = getattr(fn, "__name__", type(fn).__name__)
-        self._run_spec = _check_run(fn, name, skip_self=False)
-        self._run_is_async = inspect.iscoroutinefunction(fn)
-        self.run = fn  # type: ignore[method-assign]
-        self.__doc__ = fn.__doc__
-        kwargs.setdefault("name", name)
-        super().__init__(**kwargs)
-
-
-@overload
-def task(fn: F, /) -> FunctionTask: ...
-@overload
-def task(fn: None = None, /, **task_args: Any) -> Callable[[F], FunctionTask]: ...
-def task(fn: F | None = None, /, **task_args: Any) -> FunctionTask | Callable[[F], FunctionTask]:
-    """Turn a function (async or sync) into a Task: ``@task`` or ``@task(max_retries=2, ...)``.
-
-    Args:
-        fn: The function to wrap.
-        **task_args: `Task` attributes (``name``, ``max_retries``, ``timeout``...).
-    """
-    if fn is not None:
-        return FunctionTask(fn, **task_args)
-
-    def decorator(fn: F) -> FunctionTask:
-        return FunctionTask(fn, **task_args)
-
-    return decorator
+    async def run(self, task_result: Any, key: Any) -> Any:
+        """Index the upstream result."""
+        return task_result[key]

@@ -77,7 +77,7 @@ class RunTracker:
         }
         self.parameters = {t for t in self.stats if isinstance(t, Parameter)}
         # names of the tasks that map, in flow order (each gets a line in a progress display)
-        self.mapped_names = list(dict.fromkeys(e.downstream_task.name for e in flow._edges if e.mapped))
+        self.mapped_names = list(dict.fromkeys(e.downstream_task.name for e in flow.graph.edges if e.mapped))
         self.total = len(self.stats)
         self.done = 0
         self.running = 0

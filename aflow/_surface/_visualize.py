@@ -151,11 +151,11 @@ def _graph(
         states = flow_state.result
     tasks = flow.sorted_tasks()
     index = {t: i for i, t in enumerate(tasks)}
-    mapped = {e.downstream_task for e in flow._edges if e.mapped}
+    mapped = {e.downstream_task for e in flow.graph.edges if e.mapped}
     nodes = [(t, _node(t, states.get(t), t in mapped)) for t in tasks]
     edges: list[tuple[int, int, str, bool]] = []
     for t in tasks:
-        for e in flow._edges_to.get(t, ()):
+        for e in flow.graph.edges_into(t):
             label = e.key or ""
             if e.flattened:
                 label = f"{label} (flattened)".strip()

@@ -75,7 +75,7 @@ _TARGET = attrgetter("downstream_task.slug")
 _KEY = attrgetter("key")
 _MAPPED = attrgetter("mapped")
 _GRAPH_FORMAT = 1
-_GRAPHS: WeakKeyDictionary[Flow, tuple[tuple[int, int, int], bytes]] = WeakKeyDictionary()  # by flow version
+_GRAPHS: WeakKeyDictionary[Flow, tuple[tuple[int, int], bytes]] = WeakKeyDictionary()  # by flow version
 
 
 def encode_graph(flow: Flow) -> bytes:
@@ -84,11 +84,11 @@ def encode_graph(flow: Flow) -> bytes:
     Columns built by C loops, pickled in one call: about half a microsecond per task, paid by
     the first run of a flow (``bench/logs.py``); later runs of the unchanged flow reuse it.
     """
-    key = (flow._version, id(flow._reference_tasks), len(flow._reference_tasks))
+    key = (flow.graph.version, id(flow.graph))
     cached = _GRAPHS.get(flow)
     if cached is not None and cached[0] == key:
         return cached[1]
-    tasks, edges = flow._tasks, flow._edges
+    tasks, edges = flow.graph.tasks, flow.graph.edges
     columns = (
         _GRAPH_FORMAT,
         list(map(_SLUG, tasks)),

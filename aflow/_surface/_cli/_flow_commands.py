@@ -120,16 +120,15 @@ def _run(
     """
     import asyncio
 
+    from ..._engine._entry import new_run
     from ...exceptions import FlowValidationError
     from .._run_tracker import RunTracker
 
     async def main() -> Any:
         try:
-            runner = flow._runner(
+            runner = new_run(
+                flow,
                 values,
-                {},
-                max_concurrency=None,
-                concurrency=None,
                 history=history,
                 history_log_level=min(log_level, 20),  # what is shown is kept too
             )

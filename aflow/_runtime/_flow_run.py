@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, final
 from ..exceptions import NotAwaitedError
 
 if TYPE_CHECKING:
+    from .._engine._scheduler import FlowRunner
     from ..states import State
-    from ._scheduler import FlowRunner
 
 __all__ = ("FlowRun", "RunCall", "explained_if_not_awaited")
 

@@ -1,0 +1,404 @@
+"""`TaskGraph`: a flow's tasks, edges and bound constants, ordered and checked as they are added.
+
+`aflow.Flow` owns one and delegates to it; the engine, visualisation, run tracking, control flow
+and `apply_map` read it through the public methods below. Reads return views or the stored
+sequences themselves (no copies: the engine reads them once per run); only this class changes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, KeysView, Sequence
+from typing import Any
+
+from ..exceptions import FlowValidationError
+from ._builtin_tasks import Parameter
+from ._edge import Edge
+from ._task import Task, require_run
+from ._task_spec import NO_RUN_SPEC
+
+__all__ = ("TaskGraph",)
+
+_NO_EDGES: Sequence[Edge] = ()
+
+
+class TaskGraph:
+    """An ordered graph of tasks: tasks in insertion order, edges into and out of each task.
+
+    Edges that would close a cycle are refused when added, so insertion order is always a
+    valid run order for the engine; `sorted_tasks` gives the layered topological order.
+
+    Args:
+        name: The name errors give (the flow's).
+    """
+
+    __slots__ = (
+        "_constants",
+        "_edges",
+        "_edges_from",
+        "_edges_to",
+        "_keys",
+        "_reference_tasks",
+        "_slug_counts",
+        "_slugs",
+        "_sorted_cache",
+        "_tasks",
+        "_version",
+        "name",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._tasks: dict[Task, None] = {}
+        self._edges: dict[Edge, None] = {}
+        self._edges_to: dict[Task, list[Edge]] = {}
+        self._edges_from: dict[Task, list[Edge]] = {}
+        # run arguments bound per task: one key as a str (the common case, no set), more as a set
+        self._keys: dict[Task, str | set[str]] = {}
+        self._slugs: dict[str, Task] = {}
+        self._slug_counts: dict[str, int] = {}
+        self._constants: dict[Task, dict[str, Any]] = {}
+        self._reference_tasks: frozenset[Task] = frozenset()
+        self._version = 0
+        self._sorted_cache: tuple[int, list[Task]] | None = None
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @property
+    def tasks(self) -> KeysView[Task]:
+        """The tasks, in the order they were added (a live read-only view)."""
+        return self._tasks.keys()
+
+    @property
+    def edges(self) -> KeysView[Edge]:
+        """The edges, in the order they were added (a live read-only view)."""
+        return self._edges.keys()
+
+    @property
+    def constants(self) -> dict[Task, dict[str, Any]]:
+        """Plain values bound to run arguments: task → {argument: value} (``Flow.constants``)."""
+        return self._constants
+
+    @property
+    def version(self) -> int:
+        """A number that changes whenever tasks, edges, constants or reference tasks change."""
+        return self._version
+
+    @property
+    def chosen_reference_tasks(self) -> frozenset[Task]:
+        """The reference tasks set with `set_reference_tasks` (empty: the default applies)."""
+        return self._reference_tasks
+
+    def __contains__(self, task: object) -> bool:
+        return task in self._tasks
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def edges_into(self, task: Task) -> Sequence[Edge]:
+        """The edges into ``task``, in the order they were added (empty for an unknown task)."""
+        return self._edges_to.get(task, _NO_EDGES)
+
+    def edges_out_of(self, task: Task) -> Sequence[Edge]:
+        """The edges out of ``task``, in the order they were added (empty for an unknown task)."""
+        return self._edges_from.get(task, _NO_EDGES)
+
+    def reaches(self, start: Task, target: Task) -> bool:
+        """Whether ``target`` is downstream of ``start``, directly or not."""
+        if not self._edges_from.get(start):
+            return False
+        seen = {start}
+        stack = [start]
+        while stack:
+            for e in self._edges_from.get(stack.pop(), ()):
+                t = e.downstream_task
+                if t is target:
+                    return True
+                if t not in seen:
+                    seen.add(t)
+                    stack.append(t)
+        return False
+
+    def ancestors(self, task: Task) -> set[Task]:
+        """``task`` and every task it depends on, directly or not."""
+        seen = {task}
+        stack = [task]
+        while stack:
+            for edge in self._edges_to.get(stack.pop(), ()):
+                up = edge.upstream_task
+                if up not in seen:
+                    seen.add(up)
+                    stack.append(up)
+        return seen
+
+    def reference_tasks(self) -> set[Task]:
+        """The chosen reference tasks, else the terminal ones (but ``not_reference_task`` ones)."""
+        if self._reference_tasks:
+            return set(self._reference_tasks)
+        tasks, out = self._tasks, self._edges_from
+        skip = {t for t in tasks if getattr(t, "not_reference_task", False)}
+        terminal = {t for t in tasks if not out.get(t)}
+        if not skip:
+            return terminal
+        found = {t for t in tasks if t not in skip and all(e.downstream_task in skip for e in out.get(t, ()))}
+        return found or terminal
+
+    def sorted_tasks(self, root_tasks: Iterable[Task] | None = None) -> list[Task]:
+        """Tasks in dependency order (upstreams first), layer by layer.
+
+        Args:
+            root_tasks: If given, only these and the tasks downstream of them.
+
+        Raises:
+            FlowValidationError: If the graph has a cycle.
+        """
+        if root_tasks is None and self._sorted_cache and self._sorted_cache[0] == self._version:
+            return list(self._sorted_cache[1])
+        out = self._edges_from
+        waiting = {t: len({e.upstream_task for e in self._edges_to.get(t, ())}) for t in self._tasks}
+        ready = [t for t, n in waiting.items() if n == 0]
+        order: list[Task] = []
+        while ready:
+            nxt: list[Task] = []
+            for t in ready:
+                order.append(t)
+                for d in dict.fromkeys(e.downstream_task for e in out.get(t, ())):
+                    waiting[d] -= 1
+                    if waiting[d] == 0:
+                        nxt.append(d)
+            ready = nxt
+        if len(order) != len(self._tasks):
+            stuck = sorted(t.name for t, n in waiting.items() if n > 0)
+            raise FlowValidationError(f"Flow {self.name!r} has a cycle among: {', '.join(stuck)}")
+        if root_tasks is None:
+            self._sorted_cache = (self._version, order)
+            return list(order)
+        wanted: set[Task] = set()
+        stack = list(root_tasks)
+        while stack:
+            t = stack.pop()
+            if t not in wanted:
+                wanted.add(t)
+                stack.extend(e.downstream_task for e in out.get(t, ()))
+        return [t for t in order if t in wanted]
+
+    def validate(self) -> None:
+        """Check edge ends, edge keys, reference tasks and the absence of cycles.
+
+        Raises:
+            FlowValidationError: Naming the problem.
+        """
+        for e in self._edges:
+            if e.upstream_task not in self._tasks or e.downstream_task not in self._tasks:
+                raise FlowValidationError(f"{e} joins a task that is not in flow {self.name!r}")
+            if e.key is not None:
+                self.check_key(e.downstream_task, e.key)
+        for t in self._reference_tasks:
+            if t not in self._tasks:
+                raise FlowValidationError(f"Reference task {t.name!r} is not in flow {self.name!r}")
+        self.sorted_tasks()
+
+    def check_key(self, task: Task, key: str) -> None:
+        """Refuse binding ``key`` if ``task.run`` does not take it.
+
+        Raises:
+            FlowValidationError: Naming the arguments ``run`` takes.
+        """
+        spec = task.run_spec
+        if not (spec.var_kw or key in spec.names):
+            accepted = ", ".join(sorted(spec.names)) or "no arguments"
+            raise FlowValidationError(f"{task.name}.run() has no argument {key!r} (it takes {accepted})")
+
+    # -- changing -----------------------------------------------------------------------------
+
+    def add_task(self, task: Task) -> Task:
+        """Add a task (no edges), giving it a slug; a no-op if it is already there.
+
+        Raises:
+            TypeError: For something that is not a Task.
+            FlowValidationError: If another task has the same slug, or another Parameter the
+                same name.
+        """
+        if task in self._tasks:
+            return task
+        if not isinstance(task, Task):
+            raise TypeError(f"Flows hold Tasks, got {task!r}: wrap values with aflow's Constant or a @task")
+        if task.run_spec is NO_RUN_SPEC:
+            require_run(task)
+        slugs = self._slugs
+        if task.slug is None or (task.slug in slugs and task.__dict__.get("_auto_slug")):
+            # an automatic slug (never a user's) is renamed when it collides, e.g. in update()
+            n = self._slug_counts.get(task.name, 0) + 1
+            slug = f"{task.name}-{n}"
+            while slug in slugs:
+                n += 1
+                slug = f"{task.name}-{n}"
+            self._slug_counts[task.name] = n
+            task.slug = slug
+            task.__dict__["_auto_slug"] = True
+        elif task.slug in slugs:
+            what = "name" if isinstance(task, Parameter) else "slug"
+            kind = "Parameter name" if what == "name" else "slug"
+            raise FlowValidationError(
+                f"Flow {self.name!r} already has a task with {kind} {task.slug!r}; give one another {what}"
+            )
+        slugs[task.slug] = task
+        self._tasks[task] = None
+        self._version += 1
+        return task
+
+    def add_edge(
+        self, upstream: Task, downstream: Task, key: str | None = None, mapped: bool = False, flattened: bool = False
+    ) -> Edge:
+        """Add an edge between two tasks (added too if new); a no-op for an edge already there.
+
+        Raises:
+            FlowValidationError: For an upstream of a Parameter, a task depending on itself, a
+                key ``run`` does not accept or that is bound twice, or an edge closing a cycle.
+        """
+        if isinstance(downstream, Parameter):
+            raise FlowValidationError(f"Parameter {downstream.name!r} cannot have upstream tasks")
+        if upstream is downstream:
+            raise FlowValidationError(f"Task {upstream.name!r} cannot depend on itself")
+        edge = Edge(upstream, downstream, key=key, mapped=mapped, flattened=flattened)
+        if edge in self._edges:
+            if key is not None:  # a key is assigned once, as in Prefect 1
+                raise FlowValidationError(
+                    f"Argument {key!r} of {downstream.name!r} is bound twice in flow {self.name!r}: "
+                    "to call the task again with new arguments, call the template again (each call "
+                    "binds a copy) or bind a copy()"
+                )
+            return edge
+        if upstream not in self._tasks:
+            self.add_task(upstream)
+        if downstream not in self._tasks:
+            self.add_task(downstream)
+        if downstream in self._edges_from and self.reaches(downstream, upstream):
+            raise FlowValidationError(
+                f"Adding {upstream.name!r} -> {downstream.name!r} would create a cycle in flow {self.name!r}"
+            )
+        if key is not None:
+            self._reserve_key(downstream, key)
+        self._edges[edge] = None
+        into = self._edges_to.get(downstream)
+        if into is None:
+            self._edges_to[downstream] = [edge]
+        else:
+            into.append(edge)
+        out = self._edges_from.get(upstream)
+        if out is None:
+            self._edges_from[upstream] = [edge]
+        else:
+            out.append(edge)
+        self._version += 1
+        return edge
+
+    def add_constant(self, task: Task, key: str, value: Any) -> None:
+        """Bind a plain value to a run argument: kept out of the edges, passed to ``run``.
+
+        Raises:
+            FlowValidationError: For a key ``run`` does not accept or that is bound twice.
+        """
+        self._reserve_key(task, key)
+        consts = self._constants.get(task)
+        if consts is None:
+            self._constants[task] = {key: value}
+        else:
+            consts[key] = value
+        self._version += 1
+
+    def set_reference_tasks(self, tasks: Iterable[Task]) -> None:
+        """Choose the tasks whose states decide a run's final state.
+
+        Raises:
+            ValueError: If a task is not in the graph.
+        """
+        chosen = frozenset(tasks)
+        missing = [t.name for t in chosen if t not in self._tasks]
+        if missing:
+            raise ValueError(f"Reference tasks are not in flow {self.name!r}: {', '.join(missing)}")
+        self._reference_tasks = chosen
+        self._version += 1
+
+    def marks(self, task: Task) -> tuple[int, int, int]:
+        """Where the graph stands, for `roll_back`: numbers of tasks, edges and ``task``'s constants."""
+        consts = self._constants.get(task)
+        return len(self._tasks), len(self._edges), len(consts) if consts else 0
+
+    def roll_back(self, task: Task, marks: tuple[int, int, int]) -> None:
+        """Drop what was added since `marks` was taken (tasks, edges and ``task``'s constants).
+
+        Tasks, edges and constants are insertion-ordered dicts: what came later is at their ends.
+        """
+        n_tasks, n_edges, n_consts = marks
+        for e in list(self._edges)[n_edges:]:
+            self._edges.pop(e, None)
+            self._edges_to[e.downstream_task].remove(e)
+            self._edges_from[e.upstream_task].remove(e)
+            if e.key is not None:
+                self._release_key(e.downstream_task, e.key)
+        consts = self._constants.get(task)
+        if consts is not None:
+            for key in list(consts)[n_consts:]:
+                del consts[key]
+                self._release_key(task, key)
+            if not consts:
+                del self._constants[task]
+        for t in list(self._tasks)[n_tasks:]:
+            self.remove(t)
+            if t.__dict__.pop("_auto_slug", None):
+                t.__dict__.pop("slug", None)  # as it was before it joined
+        self._version += 1
+
+    def remove(self, task: Task) -> None:
+        """Take ``task`` out with its edges and constants (a no-op for an unknown task)."""
+        for e in self._edges_to.pop(task, []) + self._edges_from.pop(task, []):
+            self._edges.pop(e, None)
+            other = e.upstream_task if e.downstream_task is task else e.downstream_task
+            for index in (self._edges_to, self._edges_from):
+                if other in index and e in index[other]:
+                    index[other].remove(e)
+            if e.key is not None and e.downstream_task is not task:
+                self._release_key(e.downstream_task, e.key)
+        self._keys.pop(task, None)
+        self._constants.pop(task, None)
+        self._tasks.pop(task, None)
+        if task in self._reference_tasks:
+            self._reference_tasks = self._reference_tasks - {task}
+        if task.slug is not None and self._slugs.get(task.slug) is task:
+            del self._slugs[task.slug]
+        self._version += 1
+
+    def copy(self) -> TaskGraph:
+        """A new graph with the same tasks, edges and constants (the tasks themselves are shared)."""
+        new = TaskGraph(self.name)
+        new._tasks = dict(self._tasks)
+        new._edges = dict(self._edges)
+        new._edges_to = {t: list(es) for t, es in self._edges_to.items()}
+        new._edges_from = {t: list(es) for t, es in self._edges_from.items()}
+        new._keys = {t: ks if isinstance(ks, str) else set(ks) for t, ks in self._keys.items()}
+        new._slugs = dict(self._slugs)
+        new._slug_counts = dict(self._slug_counts)
+        new._constants = {t: dict(c) for t, c in self._constants.items()}
+        new._reference_tasks = self._reference_tasks
+        new._version = self._version
+        return new
+
+    def _reserve_key(self, task: Task, key: str) -> None:
+        self.check_key(task, key)
+        keys = self._keys.get(task)
+        if keys is None:
+            self._keys[task] = key
+            return
+        if key == keys or (isinstance(keys, set) and key in keys):
+            raise FlowValidationError(f"Argument {key!r} of {task.name!r} is bound twice in flow {self.name!r}")
+        if isinstance(keys, str):
+            self._keys[task] = {keys, key}
+        else:
+            keys.add(key)
+
+    def _release_key(self, task: Task, key: str) -> None:
+        keys = self._keys.get(task)
+        if keys == key:
+            del self._keys[task]
+        elif isinstance(keys, set):
+            keys.discard(key)
