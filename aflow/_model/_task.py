@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
-import functools
 import inspect
 import random
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -17,8 +14,16 @@ from .. import triggers as _triggers
 from .._runtime._logging import RunLoggerAdapter, get_logger, level_number
 from ..exceptions import TaskDefinitionError
 from ._building import current_flow
-from ._defaults import is_lazy as _is_lazy
-from ._task_spec import NO_RUN_SPEC, RunSpec, check_retry_on, check_run, infer_nout, seconds
+from ._task_spec import (
+    NO_RUN_SPEC,
+    RunSpec,
+    check_retry_on,
+    check_run,
+    checked_init,
+    infer_nout,
+    init_with_hints,
+    seconds,
+)
 
 if TYPE_CHECKING:
     from ..states import State
@@ -44,70 +49,6 @@ def tags(*names: str) -> Iterator[None]:
         yield
     finally:
         _tags_var.reset(token)
-
-
-def _check_init_args(init: Callable[..., None]) -> Callable[..., None]:
-    @functools.wraps(init)
-    def checked_init(self: Task, *args: Any, **kwargs: Any) -> None:
-        for value in (*args, *kwargs.values()):
-            if isinstance(value, Task) and not _is_lazy(value):  # a lazy task is a lazy default
-                raise TaskDefinitionError(
-                    f"{type(self).__name__}() was given the task {value.name!r} at initialization; "
-                    "__init__ takes static configuration only: pass results of other tasks to the "
-                    f"call instead, e.g. {type(self).__name__}(...)(x={value.name})"
-                )
-        try:
-            init(self, *args, **kwargs)
-        except TypeError as exc:
-            _explain_bad_keyword(self, exc, kwargs)
-            raise
-
-    return checked_init
-
-
-_UNEXPECTED_KEYWORD = re.compile(r"got an unexpected keyword argument '(\w+)'")
-
-
-def _init_keywords(cls: type) -> list[str]:
-    """Every keyword the ``__init__`` methods of ``cls`` and its bases name."""
-    names: dict[str, None] = {}
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None or klass is object:
-            continue
-        init = inspect.unwrap(init)
-        for p in inspect.signature(init).parameters.values():
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
-                names[p.name] = None
-    return list(names)
-
-
-def _explain_bad_keyword(task: Task, exc: TypeError, kwargs: dict[str, Any]) -> None:
-    """Turn Python's "unexpected keyword argument" from an ``__init__`` call into an aflow error.
-
-    Only an error raised by the call itself (not from deeper inside ``__init__``) is explained.
-
-    Raises:
-        TaskDefinitionError: Naming the class, the keyword and the nearest valid one.
-    """
-    if isinstance(exc, TaskDefinitionError) or exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
-        return
-    found = _UNEXPECTED_KEYWORD.search(str(exc))
-    if found is None or found[1] not in kwargs:
-        return
-    cls = type(task)
-    key = found[1]
-    valid = _init_keywords(cls)
-    if key in valid:
-        return
-    if cls.wraps_function:
-        who = f"@task (for {getattr(task.run, '__name__', 'the function')!r})"
-        valid = [name for name in valid if name != "fn"]
-    else:
-        who = f"{cls.__name__}()"
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}?" if close else f"it takes {', '.join(sorted(valid))}"
-    raise TaskDefinitionError(f"{who} got an unexpected keyword argument {key!r}: {hint}") from None
 
 
 def require_run(task: Task) -> None:
@@ -216,7 +157,7 @@ class Task:
                 cls.nout = infer_nout(run)
         init = cls.__dict__.get("__init__")
         if init is not None:
-            cls.__init__ = _check_init_args(init)  # type: ignore[method-assign]
+            cls.__init__ = checked_init(init, Task)  # type: ignore[method-assign]
 
     def __init__(
         self,
@@ -566,19 +507,7 @@ class Task:
             )
 
 
-def _task_init_with_hints(init: Callable[..., None]) -> Callable[..., None]:
-    @functools.wraps(init)
-    def init_with_hints(self: Task, *args: Any, **kwargs: Any) -> None:
-        try:
-            init(self, *args, **kwargs)
-        except TypeError as exc:
-            _explain_bad_keyword(self, exc, kwargs)
-            raise
-
-    return init_with_hints
-
-
-Task.__init__ = _task_init_with_hints(Task.__init__)  # type: ignore[method-assign]
+Task.__init__ = init_with_hints(Task.__init__)  # type: ignore[method-assign]
 
 
 def _need_flow(task: Task, flow: Flow | None) -> Flow:

@@ -1,16 +1,30 @@
-"""What a task's ``run`` accepts (`RunSpec`), checked once per class, and the option checks of `Task`."""
+"""What a task's ``run`` accepts (`RunSpec`, once per class); checks of `Task` options and ``__init__`` calls."""
 
 from __future__ import annotations
 
+import difflib
+import functools
 import inspect
+import re
 import typing
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
 from ..exceptions import TaskDefinitionError
+from ._defaults import is_lazy
 
-__all__ = ("NO_RUN_SPEC", "RESERVED_ARGS", "RunSpec", "check_retry_on", "check_run", "infer_nout", "seconds")
+__all__ = (
+    "NO_RUN_SPEC",
+    "RESERVED_ARGS",
+    "RunSpec",
+    "check_retry_on",
+    "check_run",
+    "checked_init",
+    "infer_nout",
+    "init_with_hints",
+    "seconds",
+)
 
 RESERVED_ARGS = frozenset({"upstream_tasks", "mapped", "task_args", "flow"})
 """Names a task's ``run`` may not use: calls take them as their own keyword arguments."""
@@ -130,3 +144,84 @@ def infer_nout(fn: Callable[..., Any]) -> int | None:
         if args and args[-1] is not Ellipsis and args != ((),):
             return len(args)
     return None
+
+
+def checked_init(init: Callable[..., None], base: type) -> Callable[..., None]:
+    """``init`` refusing tasks among its arguments, and explaining a mistyped keyword."""
+
+    @functools.wraps(init)
+    def checked(self: Any, *args: Any, **kwargs: Any) -> None:
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, base) and not is_lazy(value):  # a lazy task is a lazy default
+                name = getattr(value, "name", "?")
+                raise TaskDefinitionError(
+                    f"{type(self).__name__}() was given the task {name!r} at initialization; "
+                    "__init__ takes static configuration only: pass results of other tasks to the "
+                    f"call instead, e.g. {type(self).__name__}(...)(x={name})"
+                )
+        try:
+            init(self, *args, **kwargs)
+        except TypeError as exc:
+            explain_bad_keyword(self, exc, kwargs)
+            raise
+
+    return checked
+
+
+_UNEXPECTED_KEYWORD = re.compile(r"got an unexpected keyword argument '(\w+)'")
+
+
+def _init_keywords(cls: type) -> list[str]:
+    """Every keyword the ``__init__`` methods of ``cls`` and its bases name."""
+    names: dict[str, None] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        init = inspect.unwrap(init)
+        for p in inspect.signature(init).parameters.values():
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
+                names[p.name] = None
+    return list(names)
+
+
+def explain_bad_keyword(task: Any, exc: TypeError, kwargs: dict[str, Any]) -> None:
+    """Turn Python's "unexpected keyword argument" from an ``__init__`` call into an aflow error.
+
+    Only an error raised by the call itself (not from deeper inside ``__init__``) is explained.
+
+    Raises:
+        TaskDefinitionError: Naming the class, the keyword and the nearest valid one.
+    """
+    if isinstance(exc, TaskDefinitionError) or exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
+        return
+    found = _UNEXPECTED_KEYWORD.search(str(exc))
+    if found is None or found[1] not in kwargs:
+        return
+    cls = type(task)
+    key = found[1]
+    valid = _init_keywords(cls)
+    if key in valid:
+        return
+    if getattr(cls, "wraps_function", False):
+        who = f"@task (for {getattr(task.run, '__name__', 'the function')!r})"
+        valid = [name for name in valid if name != "fn"]
+    else:
+        who = f"{cls.__name__}()"
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"it takes {', '.join(sorted(valid))}"
+    raise TaskDefinitionError(f"{who} got an unexpected keyword argument {key!r}: {hint}") from None
+
+
+def init_with_hints(init: Callable[..., None]) -> Callable[..., None]:
+    """``init`` explaining a mistyped keyword (`Task.__init__` itself)."""
+
+    @functools.wraps(init)
+    def with_hints(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except TypeError as exc:
+            explain_bad_keyword(self, exc, kwargs)
+            raise
+
+    return with_hints
