@@ -9,18 +9,15 @@ waits for the upstream's child ``i`` alone, so mapped pipelines run depth-first,
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .. import signals
 from .._model._builtin_tasks import Constant, Parameter
-from .._model._edge import is_mappable
 from .._runtime._gc import relaxed_gc
 from .._runtime._logging import engine_logger
 from .._runtime._run_context import FlowRunContext, flow_run_var
@@ -28,11 +25,13 @@ from .._runtime._run_resources import RunResources
 from .._runtime._settings import RunSettings
 from ..exceptions import AflowInternalError, ParameterError
 from ..executors import LocalExecutor
-from ..states import Cancelled, Failed, Mapped, Pending, ReferenceStates, Running, Skipped, State, Success
+from ..states import Cancelled, Failed, Mapped, Pending, Running, Skipped, State, Success
 from ._blocking import BlockWatch
 from ._cancel import ignored_message, stop_all
 from ._checkpoints import Persistence
-from ._task_runner import UPSTREAM_SKIPPED, Runner, check_trigger, expanded, run_task, scrub
+from ._flow_hooks import final_state, flow_state
+from ._nodes import NO_LISTENERS, Node, child_inputs, inputs_and_states, plan_children
+from ._task_runner import UPSTREAM_SKIPPED, Runner, check_trigger, run_task, scrub
 
 if TYPE_CHECKING:
     from .._model._edge import Edge
@@ -44,95 +43,6 @@ __all__ = ("FlowRunner",)
 
 logger = engine_logger("flow_runner")
 _CHUNK = 1024  # task runs started per loop iteration (see FlowRunner._each)
-
-
-class _Node:
-    """The run-time record of one task of the flow."""
-
-    __slots__ = (
-        "child_listeners",
-        "child_states",
-        "child_waiting",
-        "children_left",
-        "consts",
-        "df_getters",
-        "edges_in",
-        "finish_listeners",
-        "is_mapped",
-        "resolve_listeners",
-        "resolved",
-        "state",
-        "task",
-        "waiting",
-        "width",
-    )
-
-    def __init__(self, task: Task, edges_in: Sequence[Edge], consts: dict[str, Any] | None) -> None:
-        self.task = task
-        self.edges_in = edges_in
-        self.consts = consts
-        self.state: State | None = None
-        self.waiting = 0
-        self.finish_listeners: list[_Node] = _NONE
-        self.resolve_listeners: list[_Node] = _NONE
-        self.resolved = False
-        self.is_mapped = any(e.mapped for e in edges_in) if edges_in else False
-        self.width: int | None = None  # known once a mapped task has mapped
-        # set by _map_parent, for mapped tasks only:
-        self.child_states: list[State | None]
-        self.children_left: int
-        self.child_waiting: list[int]
-        self.child_listeners: list[_Node]
-        self.df_getters: list[Any]
-
-
-_NONE: list[_Node] = []  # shared "no listeners" marker; never appended to
-
-
-def _flatten(value: Any, name: str) -> list[Any]:
-    """Un-nest ``value`` one level: list and tuple items are spliced in, others pass through."""
-    if not isinstance(value, Iterable) or isinstance(value, (str, bytes, dict)):
-        raise TypeError(f"flatten() over {name} needs a list, got {type(value).__name__}")
-    out: list[Any] = []
-    for item in value:
-        if isinstance(item, (list, tuple)):
-            out.extend(item)
-        else:
-            out.append(item)  # a scalar passes through (Prefect 1)
-    return out
-
-
-def _flatten_children(children: list[State]) -> tuple[list[Any], list[State]]:
-    """A flattened mapped upstream, child by child: each item's value and the state it came from.
-
-    A successful child's list is spliced in; any other child (a scalar result, or a child that
-    failed or was skipped) is one item, so only its own downstream child fails or skips.
-    """
-    values: list[Any] = []
-    states: list[State] = []
-    for child in children:
-        result = child.result
-        if isinstance(child, Success) and not isinstance(child, Skipped) and isinstance(result, (list, tuple)):
-            values.extend(result)
-            states.extend([child] * len(result))
-        else:
-            values.append(result)
-            states.append(child)
-    return values, states
-
-
-def _signalled(sig: signals.AflowSignal, current: State) -> State:
-    """The flow state a signal raised in a flow hook sets.
-
-    The signal's state, as in Prefect 1; when it carries no result of its own it keeps the
-    task states of the run (``state.result[task]`` keeps working).
-    """
-    new = sig.state
-    if (new.result is None or new.result is sig) and isinstance(current.result, dict):
-        new = copy.copy(new)
-        new.result = current.result
-    logger.info("Flow hook raised %s: the flow run is %s", type(sig).__name__, type(new).__name__)
-    return new
 
 
 class FlowRunner:
@@ -157,10 +67,10 @@ class FlowRunner:
         self.extra = dict(settings.context)
         self.run_id = str(uuid.uuid4())
         self.run_name = settings.flow_run_name or self.run_id
-        self.nodes: dict[Task, _Node] = {}
+        self.nodes: dict[Task, Node] = {}
         self.pending = 0
         # task runs in progress (cancelled if the run is), with their node and map index
-        self.running: dict[asyncio.Task[Any] | None, tuple[_Node, int | None]] = {}
+        self.running: dict[asyncio.Task[Any] | None, tuple[Node, int | None]] = {}
         self.done: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.runner: Runner | None = None
@@ -275,23 +185,23 @@ class FlowRunner:
         edges_into = graph.edges_into
         constants = graph.constants
         for task in self.order:
-            nodes[task] = _Node(task, edges_into(task), constants.get(task))
+            nodes[task] = Node(task, edges_into(task), constants.get(task))
         self.pending = len(nodes)
-        ready: list[_Node] = []
+        ready: list[Node] = []
         for node in nodes.values():
             if node.edges_in:
-                by_up: dict[_Node, bool] = {}
+                by_up: dict[Node, bool] = {}
                 for e in node.edges_in:
                     up = nodes[e.upstream_task]
                     df = e.mapped and not e.flattened and up.is_mapped
                     by_up[up] = by_up.get(up, True) and df
                 for up, df in by_up.items():
                     if df:
-                        if up.resolve_listeners is _NONE:
+                        if up.resolve_listeners is NO_LISTENERS:
                             up.resolve_listeners = []
                         up.resolve_listeners.append(node)
                     else:
-                        if up.finish_listeners is _NONE:
+                        if up.finish_listeners is NO_LISTENERS:
                             up.finish_listeners = []
                         up.finish_listeners.append(node)
                 node.waiting = len(by_up)
@@ -314,11 +224,11 @@ class FlowRunner:
                 self.loop.call_soon(self._each, start, items)
                 return
 
-    def _spawn(self, coro: Any, node: _Node, index: int | None = None) -> None:
+    def _spawn(self, coro: Any, node: Node, index: int | None = None) -> None:
         assert self.loop is not None
         self.running[self.loop.create_task(coro)] = (node, index)
 
-    def _start(self, node: _Node) -> None:
+    def _start(self, node: Node) -> None:
         task = node.task
         if isinstance(task, Parameter):
             self._finish_node(node, Success("Parameter value", result=self.parameters[task.name]))
@@ -348,7 +258,7 @@ class FlowRunner:
 
     # -- notifications ------------------------------------------------------------------------
 
-    def _resolve(self, node: _Node) -> None:
+    def _resolve(self, node: Node) -> None:
         if node.resolved:
             return
         node.resolved = True
@@ -357,7 +267,7 @@ class FlowRunner:
             if down.waiting == 0:
                 self._start(down)
 
-    def _finish_node(self, node: _Node, state: State) -> None:
+    def _finish_node(self, node: Node, state: State) -> None:
         node.state = scrub(state)
         if self.observer is not None:
             self.observer.task_finished(node.task, None, state)
@@ -372,30 +282,12 @@ class FlowRunner:
 
     # -- single tasks -------------------------------------------------------------------------
 
-    def _inputs_and_states(self, node: _Node) -> tuple[dict[str, Any], dict[Edge, State] | None]:
-        consts = node.consts
-        if not node.edges_in:
-            return (consts if consts is not None else {}), None
-        inputs = dict(consts) if consts else {}
-        upstream: dict[Edge, State] = {}
-        nodes = self.nodes
-        for e in node.edges_in:
-            state = nodes[e.upstream_task].state
-            assert state is not None
-            upstream[e] = state
-            if e.key is not None:
-                value = state.result
-                if e.flattened and isinstance(state, Success):
-                    value = _flatten(value, e.upstream_task.name)
-                inputs[e.key] = value
-        return inputs, upstream
-
-    async def _run_single(self, node: _Node) -> None:
+    async def _run_single(self, node: Node) -> None:
         try:
             if self.observer is not None:
                 self.observer.task_started(node.task, None)
             try:
-                inputs, upstream = self._inputs_and_states(node)
+                inputs, upstream = inputs_and_states(node, self.nodes)
             except Exception as exc:
                 state: State = Failed(f"Could not gather inputs: {exc}", result=exc)
             else:
@@ -410,7 +302,7 @@ class FlowRunner:
 
     # -- mapped tasks -------------------------------------------------------------------------
 
-    async def _map_parent(self, node: _Node) -> None:
+    async def _map_parent(self, node: Node) -> None:
         """Decide a mapped task's width, then start each child when its own inputs are ready."""
         assert self.runner is not None
         task = node.task
@@ -427,7 +319,7 @@ class FlowRunner:
                 stop = check_trigger(task, {e: s for e, s in whole.items() if e.mapped})
         if stop is None:
             try:
-                width = self._plan_children(node)
+                width = plan_children(node, self.nodes)
             except Exception as exc:
                 stop = Failed(f"Could not map {task.name!r}: {exc}", result=exc)
         if stop is not None:
@@ -456,67 +348,12 @@ class FlowRunner:
         ready = [i for i in range(width) if node.child_waiting[i] == 0]  # decided now, started in chunks
         self._each(lambda i: self._spawn(self._run_child(node, i), node, i), iter(ready))
 
-    def _plan_children(self, node: _Node) -> int:
-        """Fill ``node.df_getters`` (how child i gets each input) and return the width."""
-        getters: list[tuple[str, Edge, Any]] = []
-        widths: list[int] = []
-        for e in node.edges_in:
-            up = self.nodes[e.upstream_task]
-            state = up.state
-            if e.mapped and not e.flattened and up.width is not None:
-                getters.append(("df", e, up))  # child i reads upstream child i
-                widths.append(up.width)
-            elif e.mapped and e.flattened and isinstance(state, Mapped):
-                flat = _flatten_children(state.map_states)  # judged child by child
-                getters.append(("flat", e, flat))
-                widths.append(len(flat[0]))
-            elif e.mapped:
-                assert state is not None
-                value = state.result
-                if e.flattened:
-                    value = _flatten(value, up.task.name)
-                if not is_mappable(value):
-                    raise TypeError(
-                        f"argument {e.key or '(upstream)'!r} comes from {up.task.name!r} whose result "
-                        f"{type(value).__name__} cannot be mapped over: map over a list "
-                        "(or wrap the argument in unmapped())"
-                    )
-                seq = list(value)
-                getters.append(("seq", e, (seq, state)))
-                widths.append(len(seq))
-            else:
-                assert state is not None
-                getters.append(("whole", e, state))
-        node.df_getters = getters
-        return min(widths)
-
-    def _child_inputs(self, node: _Node, i: int) -> tuple[dict[str, Any], dict[Edge, State]]:
-        inputs = dict(node.consts) if node.consts else {}
-        upstream: dict[Edge, State] = {}
-        for kind, e, src in node.df_getters:
-            if kind == "df":
-                state = src.child_states[i]
-                value = state.result
-            elif kind == "seq":
-                seq, state = src
-                value = seq[i]
-            elif kind == "flat":
-                value = src[0][i]
-                state = src[1][i]
-            else:
-                state = src
-                value = state.result
-            upstream[e] = state
-            if e.key is not None:
-                inputs[e.key] = value
-        return inputs, upstream
-
-    async def _run_child(self, node: _Node, i: int) -> None:
+    async def _run_child(self, node: Node, i: int) -> None:
         try:
             observer = self.observer
             if observer is not None:
                 observer.task_started(node.task, i)
-            inputs, upstream = self._child_inputs(node, i)
+            inputs, upstream = child_inputs(node, i)
             state = await run_task(node.task, self.runner, inputs, upstream, map_index=i)  # type: ignore[arg-type]
             node.child_states[i] = scrub(state)
             if observer is not None:
@@ -536,7 +373,7 @@ class FlowRunner:
         finally:
             self.running.pop(asyncio.current_task(), None)
 
-    async def _finish_mapped(self, node: _Node) -> None:
+    async def _finish_mapped(self, node: Node) -> None:
         children: list[State] = node.child_states  # type: ignore[assignment]
         state: State = Mapped(f"Mapped {len(children)} children.", [s.result for s in children], children)
         runner = self.runner
@@ -548,62 +385,10 @@ class FlowRunner:
     # -- the end ------------------------------------------------------------------------------
 
     async def _flow_state(self, old: State, new: State) -> State:
-        for handler in self.flow.state_handlers:
-            try:
-                replaced = handler(self.flow, old, new)
-                if asyncio.iscoroutine(replaced):
-                    replaced = await replaced
-            except asyncio.CancelledError:
-                raise
-            except signals.AflowSignal as sig:  # a signal sets the flow's state (Prefect 1)
-                return _signalled(sig, new)
-            except Exception as exc:
-                name = getattr(handler, "__qualname__", repr(handler))
-                logger.error("Flow %r: state handler %s raised %r", self.flow.name, name, exc, exc_info=exc)
-                # the task states stay available as the result when the run got that far
-                result = new.result if isinstance(new.result, dict) else exc
-                return Failed(f"Flow state handler {name} raised {exc!r}", result=result)
-            if replaced is not None:
-                new = replaced
-        return new
+        return await flow_state(self.flow, old, new)
 
     async def _finish(self, running: State) -> State:
-        flow = self.flow
-        results = self._results()
-        reference = {t: results[t] for t in flow.reference_tasks()}
-        ref_expanded = expanded(reference.values())
-        if any(s.is_failed() for s in ref_expanded):
-            state: State = Failed("Some reference tasks failed.", result=results)
-        elif all(s.is_successful() for s in ref_expanded):
-            state = Success("All reference tasks succeeded.", result=results)
-        else:
-            state = Success("No reference tasks failed.", result=results)
-        terminal, on_failure = flow.terminal_state_handler, flow.on_failure
-        if terminal is not None:
-            # Prefect 1's argument: a set of states (mapped tasks' children), with by_task
-            ref_states = ReferenceStates(ref_expanded, reference)
-            state = await self._call_flow_hook(lambda: terminal(flow, state, ref_states), state)
-        state = await self._flow_state(running, state)  # the handlers see the state it leaves
-        if on_failure is not None and state.is_failed():
-            # its return value is ignored and its errors only logged; a signal sets the state
-            state = await self._call_flow_hook(lambda: on_failure(flow, state), state, replaces=False)
-        if state.result is None:
-            state.result = results
-        return state
-
-    async def _call_flow_hook(self, call: Callable[[], Any], state: State, replaces: bool = True) -> State:
-        try:
-            replaced = call()
-            if asyncio.iscoroutine(replaced):
-                replaced = await replaced
-        except asyncio.CancelledError:
-            raise
-        except signals.AflowSignal as sig:  # a signal sets the flow's state (Prefect 1)
-            return _signalled(sig, state)
-        except Exception as exc:
-            logger.error("Flow %r: a flow hook raised %r", self.flow.name, exc, exc_info=exc)
-            return Failed(f"Flow hook raised {exc!r}", result=exc) if replaces else state
-        return replaced if replaces and isinstance(replaced, State) else state
+        return await final_state(self.flow, running, self._results())
 
     def cancel(self) -> None:
         """Ask the run to stop.
@@ -637,7 +422,7 @@ class FlowRunner:
                     assert self.loop is not None
                     node.state = await self.loop.create_task(self._run_detached(node))
 
-    def _record_cancelled(self, node: _Node, state: State) -> None:
+    def _record_cancelled(self, node: Node, state: State) -> None:
         """Record in the run store that ``node`` (and its unfinished mapped children) ended Cancelled."""
         runner = self.runner
         recorder = runner.recorder if runner is not None else None
@@ -652,15 +437,15 @@ class FlowRunner:
                     runner.record(task, i, Cancelled(state.message))
         runner.record(task, None, state)
 
-    async def _run_detached(self, node: _Node) -> State:
+    async def _run_detached(self, node: Node) -> State:
         """Run one task to a state without starting anything downstream."""
-        inputs, upstream = self._inputs_and_states(node)
+        inputs, upstream = inputs_and_states(node, self.nodes)
         return await run_task(node.task, self.runner, inputs, upstream)  # type: ignore[arg-type]
 
     def _results(self) -> dict[Task, State]:
         return {t: n.state or Pending("Task not run.") for t, n in self.nodes.items()}
 
-    async def _cancel_all(self) -> list[tuple[_Node, int | None]]:
+    async def _cancel_all(self) -> list[tuple[Node, int | None]]:
         """Cancel every task run once and wait for them; return the nodes of those given up on.
 
         A body gets ``cancel_grace`` seconds to stop (a sync body's thread runs to its end within
@@ -672,7 +457,7 @@ class FlowRunner:
             return []
         return [running[t] for t in await stop_all(pending, self.cancel_grace) if t in running]
 
-    def _gave_up(self, node: _Node, index: int | None) -> None:
+    def _gave_up(self, node: Node, index: int | None) -> None:
         """Mark a task run that ignored its cancellation as Cancelled, with a message saying so."""
         task = node.task
         name = task.name if index is None else f"{task.name}[{index}]"

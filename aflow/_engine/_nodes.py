@@ -1,0 +1,165 @@
+"""The scheduler's run-time record of a task (`Node`) and how a node or a mapped child gathers its inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._model._edge import is_mappable
+from ..states import Mapped, Skipped, State, Success
+
+if TYPE_CHECKING:
+    from .._model._edge import Edge
+    from .._model._task import Task
+
+__all__ = ("NO_LISTENERS", "Node", "child_inputs", "flatten_value", "inputs_and_states", "plan_children")
+
+
+class Node:
+    """The run-time record of one task of the flow."""
+
+    __slots__ = (
+        "child_listeners",
+        "child_states",
+        "child_waiting",
+        "children_left",
+        "consts",
+        "df_getters",
+        "edges_in",
+        "finish_listeners",
+        "is_mapped",
+        "resolve_listeners",
+        "resolved",
+        "state",
+        "task",
+        "waiting",
+        "width",
+    )
+
+    def __init__(self, task: Task, edges_in: Sequence[Edge], consts: dict[str, Any] | None) -> None:
+        self.task = task
+        self.edges_in = edges_in
+        self.consts = consts
+        self.state: State | None = None
+        self.waiting = 0
+        self.finish_listeners: list[Node] = NO_LISTENERS
+        self.resolve_listeners: list[Node] = NO_LISTENERS
+        self.resolved = False
+        self.is_mapped = any(e.mapped for e in edges_in) if edges_in else False
+        self.width: int | None = None  # known once a mapped task has mapped
+        # set by _map_parent, for mapped tasks only:
+        self.child_states: list[State | None]
+        self.children_left: int
+        self.child_waiting: list[int]
+        self.child_listeners: list[Node]
+        self.df_getters: list[Any]
+
+
+NO_LISTENERS: list[Node] = []  # shared "no listeners" marker; never appended to
+
+
+def flatten_value(value: Any, name: str) -> list[Any]:
+    """Un-nest ``value`` one level: list and tuple items are spliced in, others pass through."""
+    if not isinstance(value, Iterable) or isinstance(value, (str, bytes, dict)):
+        raise TypeError(f"flatten() over {name} needs a list, got {type(value).__name__}")
+    out: list[Any] = []
+    for item in value:
+        if isinstance(item, (list, tuple)):
+            out.extend(item)
+        else:
+            out.append(item)  # a scalar passes through (Prefect 1)
+    return out
+
+
+def flatten_children(children: list[State]) -> tuple[list[Any], list[State]]:
+    """A flattened mapped upstream, child by child: each item's value and the state it came from.
+
+    A successful child's list is spliced in; any other child (a scalar result, or a child that
+    failed or was skipped) is one item, so only its own downstream child fails or skips.
+    """
+    values: list[Any] = []
+    states: list[State] = []
+    for child in children:
+        result = child.result
+        if isinstance(child, Success) and not isinstance(child, Skipped) and isinstance(result, (list, tuple)):
+            values.extend(result)
+            states.extend([child] * len(result))
+        else:
+            values.append(result)
+            states.append(child)
+    return values, states
+
+
+def inputs_and_states(node: Node, nodes: Mapping[Task, Node]) -> tuple[dict[str, Any], dict[Edge, State] | None]:
+    consts = node.consts
+    if not node.edges_in:
+        return (consts if consts is not None else {}), None
+    inputs = dict(consts) if consts else {}
+    upstream: dict[Edge, State] = {}
+    for e in node.edges_in:
+        state = nodes[e.upstream_task].state
+        assert state is not None
+        upstream[e] = state
+        if e.key is not None:
+            value = state.result
+            if e.flattened and isinstance(state, Success):
+                value = flatten_value(value, e.upstream_task.name)
+            inputs[e.key] = value
+    return inputs, upstream
+
+
+def plan_children(node: Node, nodes: Mapping[Task, Node]) -> int:
+    """Fill ``node.df_getters`` (how child i gets each input) and return the width."""
+    getters: list[tuple[str, Edge, Any]] = []
+    widths: list[int] = []
+    for e in node.edges_in:
+        up = nodes[e.upstream_task]
+        state = up.state
+        if e.mapped and not e.flattened and up.width is not None:
+            getters.append(("df", e, up))  # child i reads upstream child i
+            widths.append(up.width)
+        elif e.mapped and e.flattened and isinstance(state, Mapped):
+            flat = flatten_children(state.map_states)  # judged child by child
+            getters.append(("flat", e, flat))
+            widths.append(len(flat[0]))
+        elif e.mapped:
+            assert state is not None
+            value = state.result
+            if e.flattened:
+                value = flatten_value(value, up.task.name)
+            if not is_mappable(value):
+                raise TypeError(
+                    f"argument {e.key or '(upstream)'!r} comes from {up.task.name!r} whose result "
+                    f"{type(value).__name__} cannot be mapped over: map over a list "
+                    "(or wrap the argument in unmapped())"
+                )
+            seq = list(value)
+            getters.append(("seq", e, (seq, state)))
+            widths.append(len(seq))
+        else:
+            assert state is not None
+            getters.append(("whole", e, state))
+    node.df_getters = getters
+    return min(widths)
+
+
+def child_inputs(node: Node, i: int) -> tuple[dict[str, Any], dict[Edge, State]]:
+    inputs = dict(node.consts) if node.consts else {}
+    upstream: dict[Edge, State] = {}
+    for kind, e, src in node.df_getters:
+        if kind == "df":
+            state = src.child_states[i]
+            value = state.result
+        elif kind == "seq":
+            seq, state = src
+            value = seq[i]
+        elif kind == "flat":
+            value = src[0][i]
+            state = src[1][i]
+        else:
+            state = src
+            value = state.result
+        upstream[e] = state
+        if e.key is not None:
+            inputs[e.key] = value
+    return inputs, upstream
