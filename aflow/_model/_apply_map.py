@@ -37,6 +37,18 @@ class _SubgraphFlow(Flow):
         return super().add_edge(upstream_task, downstream_task, key, mapped, flattened)
 
 
+def _check_arguments(values: Sequence[Any]) -> None:
+    """Refuse arguments ``apply_map`` cannot map over, naming what to pass instead."""
+    for value in values:
+        if isinstance(value, flatten):
+            raise TypeError("apply_map() cannot flatten its arguments: flatten the input in a task first")
+        if not isinstance(value, (Task, unmapped, mapped, Sequence)) or isinstance(value, (str, bytes)):
+            raise TypeError(
+                f"apply_map() cannot map over a {type(value).__name__}: pass a task or a sequence "
+                "(or wrap the argument in unmapped())"
+            )
+
+
 def apply_map(func: Callable[..., Any], *args: Any, flow: Flow | None = None, **kwargs: Any) -> Any:
     """Map a function that adds tasks to a flow over one or more sequences, item by item.
 
@@ -76,14 +88,7 @@ def apply_map(func: Callable[..., Any], *args: Any, flow: Flow | None = None, **
     target = flow if flow is not None else current_flow()
     if target is None:
         raise ValueError("apply_map() could not infer a flow: call it inside `with Flow(...):` or pass flow=")
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, flatten):
-            raise TypeError("apply_map() cannot flatten its arguments: flatten the input in a task first")
-        if not isinstance(value, (Task, unmapped, mapped, Sequence)) or isinstance(value, (str, bytes)):
-            raise TypeError(
-                f"apply_map() cannot map over a {type(value).__name__}: pass a task or a sequence "
-                "(or wrap the argument in unmapped())"
-            )
+    _check_arguments((*args, *kwargs.values()))
     before = set(target.graph.tasks)
     sub = _SubgraphFlow(f"apply_map({getattr(func, '__name__', 'func')})")
     arg_info: dict[Task, bool] = {}  # argument task -> mapped?
