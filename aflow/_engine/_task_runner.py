@@ -458,19 +458,22 @@ async def _timed(task: Task, inputs: dict[str, Any], env: TaskRunEnv) -> Any:
 
 
 def failure_state(err: BaseException) -> tuple[State, BaseException]:
-    """The state a failed attempt ends in, and the error the retry decision reads.
+    """The state a failed attempt ends in (its message redacted), and the error the retry decision reads.
 
     A signal gives its own state; a timeout gives TimedOut (its error a `TimeoutError`); a
     CancelledError here was raised by the body without the run being cancelled: Failed.
     """
+    error = err
     if isinstance(err, signals.AflowSignal):
-        return err.state, err
-    if isinstance(err, BodyTimedOut):
+        state = err.state
+    elif isinstance(err, BodyTimedOut):
         error = TimeoutError(str(err))
-        return TimedOut(str(err), result=error), error
-    if isinstance(err, _CancelledError):
-        return Failed(f"The task body raised CancelledError without being cancelled: {err!r}", result=err), err
-    return Failed(f"Error during execution of task: {err!r}", result=err), err
+        state = TimedOut(str(err), result=error)
+    elif isinstance(err, _CancelledError):
+        state = Failed(f"The task body raised CancelledError without being cancelled: {err!r}", result=err)
+    else:
+        state = Failed(f"Error during execution of task: {err!r}", result=err)
+    return redact_state(state), error
 
 
 def decide_retry(task: Task, clock: Clock, run_count: int, new: State, error: BaseException) -> float | State:
@@ -512,7 +515,10 @@ async def loop_step(
 async def retry_wait(
     task: Task, env: TaskRunEnv, plan: TaskPlan, ctx: TaskRunContext, state: State, new: State, delay: float
 ) -> State:
-    """Go to Retrying and sleep ``delay`` on the run's clock; Retrying, or the state a handler set instead."""
+    """Go to Retrying and sleep ``delay`` on the run's clock; Retrying, or the state a handler set instead.
+
+    After the sleep, ``ctx.run_count`` counts the attempt to come.
+    """
     clock = env.clock
     map_index = ctx.map_index
     retrying = Retrying(
@@ -536,6 +542,7 @@ async def retry_wait(
             await clock.sleep(delay)
         finally:
             observer.task_resumed(task, map_index)
+    ctx.run_count += 1
     return state
 
 
@@ -564,7 +571,6 @@ async def run_task(
     plan = runner.plans.get(task) or plan_for(task, runner)
     track, persist = plan.track, plan.persist
     state: State = Pending()
-    # the trigger first; with a target or cache, the lookup comes first (Prefect 1)
     stop = trigger_step(task, upstream) if persist is None else skipped_upstream(task, upstream)
     if stop is not None:
         return await runner.transition(task, map_index, state, stop) if track else stop
@@ -576,7 +582,6 @@ async def run_task(
         stop = await look_up(task, persist, ctx, inputs, upstream)
     if stop is not None:
         return await runner.transition(task, map_index, state, stop) if track else stop
-
     while True:
         if plan.handlers:
             state = await runner.transition(task, map_index, state, Running("Starting task run."))
@@ -604,7 +609,6 @@ async def run_task(
                 return await runner.transition(task, map_index, state, new, ctx)
             return runner.record(task, map_index, new, ctx)
 
-        redact_state(new)
         if isinstance(new, Looped):
             state = await loop_step(task, runner, plan, ctx, state, new)
             if isinstance(state, Looped):
@@ -616,4 +620,3 @@ async def run_task(
         state = await retry_wait(task, runner, plan, ctx, state, new, verdict)
         if not isinstance(state, Retrying):
             return state
-        ctx.run_count += 1
