@@ -17,7 +17,11 @@ __all__ = ("Clock", "SystemClock")
 
 
 class Clock:
-    """Wall time and sleeping, as the engine sees them. Subclass to control time in tests."""
+    """Wall time, sleeping and bounded waits, as the engine sees them.
+
+    Retry delays sleep on the run's clock; task timeouts and the cancel grace are `wait` calls
+    on it. Subclass to control time in tests (`aflow.testing.FakeClock` overrides all three).
+    """
 
     def now(self) -> datetime:
         """Return the current time (timezone-aware, UTC)."""
