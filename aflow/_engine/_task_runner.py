@@ -6,7 +6,8 @@ found ends the run early), `run_body` (concurrency limits, stdout routing, the t
 run's clock, the executor), `failure_state` and `decide_retry` (what a failed attempt leads
 to), `loop_step`, `retry_wait`, `persist_step`, and `TaskRunEnv.transition` / `record` (the
 state handlers and the run store). How a task's body runs is derived once per task and run,
-by `plan_for`: a plain async task awaits its body directly (the fast path).
+by `make_plan` (`plan_for` keeps it for a mapped task's children): a plain async task awaits
+its body directly (the fast path).
 
 Every step is a state transition that goes through the task's state handlers. The body runs
 at a user-code boundary: cancellation is re-raised, signals set the state, any other exception
@@ -71,6 +72,7 @@ __all__ = (
     "invoke",
     "look_up",
     "loop_step",
+    "make_plan",
     "persist_step",
     "plan_for",
     "redact_state",
@@ -86,6 +88,9 @@ _SUCCESS_MSG = "Task run succeeded."
 _ALL_SUCCESSFUL_FAILED = 'Trigger was "all_successful" but some of the upstream tasks failed.'
 UPSTREAM_SKIPPED = "Upstream task was skipped; if this was unexpected, set skip_on_upstream_skip=False."
 _CancelledError = asyncio.CancelledError  # the engine runs on asyncio (anyio's asyncio backend)
+# the "old" state of an untracked run (no handlers, no store): only read when tracked, so it is
+# never seen; it spares a Pending per task on the hot path
+_UNSEEN = Pending("Not tracked.")
 
 
 def expanded(states: Iterable[State]) -> list[State]:
@@ -170,21 +175,41 @@ class TaskPlan:
 
 
 def plan_for(task: Task, env: TaskRunEnv) -> TaskPlan:
-    """The plan of ``task`` in the run of ``env``, computed on first use and kept in ``env.plans``."""
+    """The plan of ``task`` in the run of ``env``, computed on first use and kept in ``env.plans``.
+
+    `run_task` keeps the plans of mapped tasks only (their children share one); a task that
+    is not mapped runs once per flow run, and its plan is computed there (`make_plan`).
+    """
     plan = env.plans.get(task)
     if plan is None:
-        persist = env.persist
-        if persist is not None and not persist.active(task):
-            persist = None
-        direct = (
-            task.run_is_async
-            and task.timeout is None
-            and not (env.limited and env.limits_for(task))
-            and not task.log_stdout
-            and env.executor is None
-        )
-        handlers = bool(task.state_handlers)
-        plan = env.plans[task] = TaskPlan(direct, handlers, handlers or env.recorder is not None, persist)
+        plan = env.plans[task] = make_plan(task, env)
+    return plan
+
+
+def make_plan(task: Task, env: TaskRunEnv) -> TaskPlan:
+    """Derive the plan of ``task`` from its configuration and the run settings of ``env``.
+
+    Tasks without persistence share one plan per combination of flags (kept in ``env``): a
+    flow of many task copies allocates no plan per task.
+    """
+    persist = env.persist
+    if persist is not None and not persist.active(task):
+        persist = None
+    direct = (
+        task.run_is_async
+        and task.timeout is None
+        and not (env.limited and env.limits_for(task))
+        and not task.log_stdout
+        and env.executor is None
+    )
+    handlers = bool(task.state_handlers)
+    track = handlers or env.recorder is not None
+    if persist is not None:
+        return TaskPlan(direct, handlers, track, persist)
+    key = (4 if direct else 0) | (2 if handlers else 0) | (1 if track else 0)
+    plan = env.shared_plans[key]
+    if plan is None:
+        plan = env.shared_plans[key] = TaskPlan(direct, handlers, track, None)
     return plan
 
 
@@ -204,6 +229,7 @@ class TaskRunEnv:
         "persist",
         "plans",
         "recorder",
+        "shared_plans",
         "tag_limits",
         "timestamp",
     )
@@ -230,6 +256,8 @@ class TaskRunEnv:
         self.limited = self.global_limit is not None or bool(self.tag_limits)
         self._limits_cache: dict[Task, tuple[asyncio.Semaphore, ...]] = {}
         self.plans: dict[Task, TaskPlan] = {}  # see plan_for; filled once the run's settings are set
+        # the plans without persistence, by direct_body << 2 | handlers << 1 | track
+        self.shared_plans: list[TaskPlan | None] = [None] * 8
         self.logger = logger  # a logger when DEBUG is on, else None (checked once per run)
         self.observer: SlotObserver | None = None  # told of slot waits and retries (progress display)
 
@@ -307,8 +335,13 @@ def trigger_step(task: Task, upstream: Mapping[Edge, State] | None) -> State | N
 
     Skipped on an upstream skip (`skipped_upstream`), else the trigger's verdict (`gate`).
     """
-    stop = skipped_upstream(task, upstream)
-    return gate(task, upstream) if stop is None else stop
+    if upstream:  # skipped_upstream and gate, inlined: the hot path
+        if task.skip_on_upstream_skip and any(isinstance(s, Skipped) for s in expanded(upstream.values())):
+            return Skipped(UPSTREAM_SKIPPED)
+        return check_trigger(task, upstream)
+    if task.trigger is not triggers.all_successful:
+        return check_trigger(task, {})
+    return None
 
 
 def _run_name(task: Task, frun: FlowRunContext | None, inputs: dict[str, Any]) -> str:
@@ -568,9 +601,9 @@ async def run_task(
     map_index: int | None = None,
 ) -> State:
     """Run one task (or one mapped child) to a final state."""
-    plan = runner.plans.get(task) or plan_for(task, runner)
+    plan = make_plan(task, runner) if map_index is None else plan_for(task, runner)
     track, persist = plan.track, plan.persist
-    state: State = Pending()
+    state: State = Pending() if track else _UNSEEN
     stop = trigger_step(task, upstream) if persist is None else skipped_upstream(task, upstream)
     if stop is not None:
         return await runner.transition(task, map_index, state, stop) if track else stop

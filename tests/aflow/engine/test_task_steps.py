@@ -17,6 +17,7 @@ from aflow._engine._task_runner import (
     TaskRunEnv,
     decide_retry,
     failure_state,
+    make_plan,
     persist_step,
     plan_for,
     run_body,
@@ -193,6 +194,13 @@ def test_the_plan_is_computed_once_per_task_and_run() -> None:
     assert plan_for(t, env) is plan
     assert env.plans[t] is plan
     assert plan_for(t, TaskRunEnv(None, FakeClock())) is not plan
+
+
+def test_plain_tasks_share_one_plan() -> None:
+    env = TaskRunEnv(None, FakeClock())
+    plan = make_plan(task(body), env)
+    assert make_plan(task(body), env) is plan  # no plan allocated per task
+    assert make_plan(task(timeout=1)(body), env) is not plan
 
 
 # -- the fake clock's deadlines ----------------------------------------------------------------
