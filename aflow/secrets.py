@@ -31,7 +31,7 @@ from typing import Any
 from . import context
 from .exceptions import SecretNotFound
 
-__all__ = ("ENV_PREFIX", "REDACTED", "RedactSecrets", "Secret", "redact", "register")
+__all__ = ("ENV_PREFIX", "REDACTED", "RedactSecrets", "Secret", "active", "redact", "register")
 
 ENV_PREFIX = "AFLOW__CONTEXT__SECRETS__"
 """Prefix of the environment variables that hold secrets: ``AFLOW__CONTEXT__SECRETS__<NAME>``."""
@@ -89,6 +89,14 @@ def _clear() -> None:
     with _lock:
         _values = frozenset()
         _pattern = None
+
+
+def active() -> bool:
+    """Whether any secret value is registered (until then, `redact` returns its text unchanged).
+
+    A cheap check for hot paths: redact only when it returns True.
+    """
+    return _pattern is not None
 
 
 def redact(text: str) -> str:

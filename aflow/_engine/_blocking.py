@@ -48,7 +48,7 @@ def _engine_codes() -> frozenset[Any]:
     if not _codes:
         runner = _task_runner()
         # the frames a body can run under, innermost first: each has the task as local ``task``
-        _codes = frozenset(f.__code__ for f in (runner.run_task, runner.invoke, runner._dispatch))
+        _codes = frozenset(f.__code__ for f in (runner.run_task, runner.invoke, runner.dispatch))
     return _codes
 
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .._runtime._settings import DEFAULT_CANCEL_GRACE, check_grace
+
+if TYPE_CHECKING:
+    from .._runtime._clock import Clock
 
 __all__ = ("DEFAULT_CANCEL_GRACE", "check_grace", "give_up", "ignored_message", "stop_all", "stop_within")
 
@@ -42,8 +45,8 @@ def give_up(t: asyncio.Task[Any]) -> None:
     t.cancel()  # wakes it: a closed coroutine ends its task at once
 
 
-async def stop_all(tasks: Collection[asyncio.Task[Any]], grace: float) -> set[asyncio.Task[Any]]:
-    """Cancel each of ``tasks`` once and wait up to ``grace`` seconds for them all to end.
+async def stop_all(tasks: Collection[asyncio.Task[Any]], grace: float, clock: Clock) -> set[asyncio.Task[Any]]:
+    """Cancel each of ``tasks`` once and wait up to ``grace`` seconds (on ``clock``) for them all to end.
 
     Returns:
         The tasks that ignored the cancellation and were given up on (empty when all ended).
@@ -52,7 +55,7 @@ async def stop_all(tasks: Collection[asyncio.Task[Any]], grace: float) -> set[as
         t.cancel()
     try:
         with anyio.CancelScope(shield=True):  # an anyio scope cancelling the caller waits too
-            _, stuck = await asyncio.wait(tasks, timeout=grace)
+            stuck: set[Any] = await clock.wait(tasks, grace)
     except BaseException:  # cancelled (or closed) while waiting: no more patience
         for t in tasks:
             give_up(t)
@@ -65,13 +68,13 @@ async def stop_all(tasks: Collection[asyncio.Task[Any]], grace: float) -> set[as
     return stuck
 
 
-async def stop_within(t: asyncio.Task[Any], grace: float) -> bool:
-    """Cancel ``t`` once and wait up to ``grace`` seconds for it to end.
+async def stop_within(t: asyncio.Task[Any], grace: float, clock: Clock) -> bool:
+    """Cancel ``t`` once and wait up to ``grace`` seconds (on ``clock``) for it to end.
 
     Returns:
         True if it ended; False if it ignored the cancellation and was given up on.
     """
-    return not await stop_all((t,), grace)
+    return not await stop_all((t,), grace, clock)
 
 
 def ignored_message(name: str, is_async: bool, grace: float, what: str) -> str:

@@ -31,7 +31,7 @@ from ._cancel import ignored_message, stop_all
 from ._checkpoints import Persistence
 from ._flow_hooks import final_state, flow_state
 from ._nodes import NO_LISTENERS, Node, child_inputs, inputs_and_states, plan_children
-from ._task_runner import UPSTREAM_SKIPPED, Runner, check_trigger, run_task, scrub
+from ._task_runner import UPSTREAM_SKIPPED, TaskRunEnv, check_trigger, redact_state, run_task
 
 if TYPE_CHECKING:
     from .._model._edge import Edge
@@ -73,7 +73,7 @@ class FlowRunner:
         self.running: dict[asyncio.Task[Any] | None, tuple[Node, int | None]] = {}
         self.done: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.runner: Runner | None = None
+        self.runner: TaskRunEnv | None = None
         self.cancel_requested = False
         self.stopping = False  # set when the run stops: nothing new may start
         self.observer: RunObserver | None = None  # told of task starts and final states (progress display)
@@ -109,7 +109,7 @@ class FlowRunner:
         self.done = self.loop.create_future()
         store, own_store = await self._open_store()
         recorder = store.recorder(self.run_id, log_level=self.log_level) if store is not None else None
-        runner = self.runner = Runner(
+        runner = self.runner = TaskRunEnv(
             frun, self.clock, self.max_concurrency, self.concurrency, logger if debug else None, recorder
         )
         runner.cancel_grace = self.cancel_grace
@@ -145,7 +145,7 @@ class FlowRunner:
                 else:
                     state = await self._finish(state)
                 logger.info("Flow run %s of %r: %s", self.run_name, flow.name, type(state).__name__)
-            return scrub(state)
+            return redact_state(state)
         except BaseException as exc:
             await self._stop()
             if isinstance(exc, asyncio.CancelledError):
@@ -164,7 +164,7 @@ class FlowRunner:
                 if store is not None:
                     if recorder is not None:
                         store.release(recorder)
-                    store.flow_run_finished(self.run_id, scrub(state), self.clock.now())
+                    store.flow_run_finished(self.run_id, redact_state(state), self.clock.now())
                     await (store.aclose() if own_store else store.flush())
 
     async def _open_store(self) -> tuple[Any, bool]:
@@ -268,7 +268,7 @@ class FlowRunner:
                 self._start(down)
 
     def _finish_node(self, node: Node, state: State) -> None:
-        node.state = scrub(state)
+        node.state = redact_state(state)
         if self.observer is not None:
             self.observer.task_finished(node.task, None, state)
         self._resolve(node)
@@ -355,7 +355,7 @@ class FlowRunner:
                 observer.task_started(node.task, i)
             inputs, upstream = child_inputs(node, i)
             state = await run_task(node.task, self.runner, inputs, upstream, map_index=i)  # type: ignore[arg-type]
-            node.child_states[i] = scrub(state)
+            node.child_states[i] = redact_state(state)
             if observer is not None:
                 observer.task_finished(node.task, i, state)
             for down in node.child_listeners:
@@ -455,7 +455,7 @@ class FlowRunner:
         pending = [t for t in running if t is not None and not t.done()]
         if not pending:
             return []
-        return [running[t] for t in await stop_all(pending, self.cancel_grace) if t in running]
+        return [running[t] for t in await stop_all(pending, self.cancel_grace, self.clock) if t in running]
 
     def _gave_up(self, node: Node, index: int | None) -> None:
         """Mark a task run that ignored its cancellation as Cancelled, with a message saying so."""

@@ -2,19 +2,21 @@
 
 The body is cancelled once (no re-delivery at every await); when it is still running once the
 grace period is over, the run marks the task (TimedOut for a timeout, Cancelled for a cancelled
-run) with a message naming it and saying it ignored cancellation, and the run ends. The grace is
-real time: these tests use a short one, and bound each wait only as a guard against a hang.
+run) with a message naming it and saying it ignored cancellation, and the run ends. Timeouts and
+the grace are waits on the run's clock: these tests run on a `FakeClock` and move its time
+(``clock.jump()``), and bound each real wait only as a guard against a hang.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+import threading
 
 import pytest
 
 from aflow import Flow, task
 from aflow.states import Cancelled, Success, TimedOut
+from aflow.testing import FakeClock
 
 HANG_GUARD = 30.0
 GRACE = 0.1
@@ -45,7 +47,11 @@ async def test_a_body_ignoring_its_timeout_is_timed_out_and_the_run_ends() -> No
     with Flow("stubborn-timeout") as flow:
         t = task(name="stubborn", timeout=0.05)(body.run)()
         ok = task(name="ok")(lambda: 1)()
-    state = await asyncio.wait_for(flow.run(cancel_grace=GRACE), HANG_GUARD)
+    clock = FakeClock()
+    handle = flow.start(clock=clock, cancel_grace=GRACE)
+    await clock.jump()  # the timeout: the body is cancelled, and swallows it
+    await clock.jump()  # the grace is over: the run gives up on it
+    state = await asyncio.wait_for(handle.wait(), HANG_GUARD)
     assert state.is_failed()
     result = state.result[t]
     assert type(result) is TimedOut
@@ -63,9 +69,11 @@ async def test_a_body_ignoring_a_cancelled_run_is_cancelled_and_the_run_ends() -
     with Flow("stubborn-cancel") as flow:
         t = task(name="stubborn")(body.run)()
         quick = task(name="polite")(asyncio.sleep)(3600)
-    handle = flow.start(cancel_grace=GRACE)
+    clock = FakeClock()
+    handle = flow.start(clock=clock, cancel_grace=GRACE)
     await asyncio.wait_for(body.started.wait(), HANG_GUARD)
     handle.cancel()
+    await clock.jump()  # the grace is over
     state = await asyncio.wait_for(handle.wait(), HANG_GUARD)
     assert isinstance(state, Cancelled)
     assert state.result[t].message == (
@@ -81,9 +89,11 @@ async def test_cancelling_the_awaiting_task_gives_up_on_an_ignoring_body() -> No
     body = Stubborn()
     with Flow("stubborn-caller") as flow:
         task(name="stubborn")(body.run)()
-    run = asyncio.ensure_future(flow.run(cancel_grace=GRACE))
+    clock = FakeClock()
+    run = asyncio.ensure_future(flow.run(clock=clock, cancel_grace=GRACE))
     await asyncio.wait_for(body.started.wait(), HANG_GUARD)
     run.cancel()
+    await clock.jump()  # the grace is over
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(run, HANG_GUARD)
     assert body.swallowed == 1
@@ -101,9 +111,11 @@ async def test_a_mapped_child_ignoring_cancellation_is_named_with_its_index() ->
 
     with Flow("stubborn-mapped") as flow:
         t = task(name="child")(child).map([0, 1, 2])
-    handle = flow.start(cancel_grace=GRACE)
+    clock = FakeClock()
+    handle = flow.start(clock=clock, cancel_grace=GRACE)
     await asyncio.wait_for(bodies[0].started.wait(), HANG_GUARD)
     handle.cancel()
+    await clock.jump()  # the grace is over
     state = await asyncio.wait_for(handle.wait(), HANG_GUARD)
     assert isinstance(state, Cancelled)
     message = state.result[t].message
@@ -112,9 +124,17 @@ async def test_a_mapped_child_ignoring_cancellation_is_named_with_its_index() ->
 
 
 async def test_a_sync_body_running_past_the_grace_is_given_up_on() -> None:
+    release = threading.Event()
     with Flow("sync-past-grace") as flow:
-        t = task(name="sleeper", timeout=0.01)(lambda: time.sleep(0.5))()
-    state = await asyncio.wait_for(flow.run(cancel_grace=0.01), HANG_GUARD)
+        t = task(name="sleeper", timeout=0.01)(lambda: release.wait(HANG_GUARD))()
+    clock = FakeClock()
+    handle = flow.start(clock=clock, cancel_grace=0.01)
+    try:
+        await clock.jump()  # the timeout
+        await clock.jump()  # the grace: the thread still runs
+        state = await asyncio.wait_for(handle.wait(), HANG_GUARD)
+    finally:
+        release.set()
     assert type(state.result[t]) is TimedOut
     assert "its body runs in a worker thread, which cannot be interrupted" in state.result[t].message
 
@@ -122,7 +142,10 @@ async def test_a_sync_body_running_past_the_grace_is_given_up_on() -> None:
 async def test_a_polite_body_still_times_out_with_the_usual_message() -> None:
     with Flow("polite-timeout") as flow:
         t = task(name="polite", timeout=0.01)(asyncio.sleep)(3600)
-    state = await asyncio.wait_for(flow.run(), HANG_GUARD)
+    clock = FakeClock()
+    handle = flow.start(clock=clock)
+    await clock.jump()  # the timeout
+    state = await asyncio.wait_for(handle.wait(), HANG_GUARD)
     assert state.result[t].message == "Task 'polite' timed out after 0.01 seconds"
 
 

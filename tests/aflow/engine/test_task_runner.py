@@ -4,7 +4,6 @@ import asyncio
 import logging
 import random
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
@@ -33,6 +32,13 @@ async def run_one(t: Task, *args: Any, **kwargs: Any) -> tuple[State, State]:
         bound = t(*args)
     state = await run(flow, **kwargs)
     return state, state.result[bound]
+
+
+async def start_one(t: Task, clock: FakeClock, **kwargs: Any) -> tuple[aflow.FlowRun, Task]:
+    """Start a flow of the one task on ``clock``; the test moves the fake time."""
+    with Flow("f") as flow:
+        bound = t()
+    return flow.start(clock=clock, **kwargs), bound
 
 
 class Barrier:
@@ -242,7 +248,12 @@ async def test_timeout_cancels_the_body() -> None:
         finally:
             seen.append("finally")
 
-    flow_state, st = await run_one(hangs)
+    clock = FakeClock()
+    handle, bound = await start_one(hangs, clock)
+    await clock.jump()  # the timeout fires
+    with anyio.fail_after(GUARD):
+        flow_state = await handle
+    st = flow_state.result[bound]
     assert type(st) is TimedOut
     assert st.is_failed()
     assert isinstance(st.result, TimeoutError)
@@ -263,7 +274,10 @@ async def test_timed_out_task_is_retried() -> None:
         return "fast"
 
     clock = FakeClock()
-    _, st = await run_one(slow_once, clock=clock)
+    handle, bound = await start_one(slow_once, clock)
+    await clock.jump()  # the first attempt's timeout fires
+    with anyio.fail_after(GUARD):
+        st = (await handle).result[bound]
     assert type(st) is Success
     assert st.result == "fast"
     assert clock.sleeps == [0.0]
@@ -298,21 +312,32 @@ async def test_timeout_of_one_task_does_not_affect_others() -> None:
     with Flow("f") as flow:
         h = hangs()
         f = fine()
-    state = await run(flow)
+    clock = FakeClock()
+    handle = flow.start(clock=clock)
+    await clock.jump()  # the timeout fires
+    with anyio.fail_after(GUARD):
+        state = await handle
     assert type(state.result[h]) is TimedOut
     assert state.result[f].result == "ok"
 
 
 async def test_sync_body_past_its_timeout_ends_timed_out_after_its_thread() -> None:
     done = []
+    release = threading.Event()
 
     @task(timeout=0.01)
     def slow():
-        time.sleep(0.05)  # a thread cannot be interrupted: it runs past the deadline
+        release.wait(GUARD)  # a thread cannot be interrupted: it runs past the deadline
         done.append("thread ended")
         return 1
 
-    _, st = await run_one(slow)
+    clock = FakeClock()
+    handle, bound = await start_one(slow, clock)
+    await clock.jump()  # the timeout fires: the body is cancelled, its thread runs on
+    await clock.next_deadline()  # the cancel grace has begun
+    release.set()
+    with anyio.fail_after(GUARD):
+        st = (await handle).result[bound]
     assert type(st) is TimedOut
     assert done == ["thread ended"]
 
