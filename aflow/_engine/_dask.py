@@ -37,8 +37,8 @@ import anyio
 import cloudpickle  # type: ignore[import-untyped]
 
 from .. import context
-from ..executors import LOCAL_TAG, BodyCall, Executor
 from ..signals import FAIL
+from ._executor import LOCAL_TAG, BodyCall, Executor
 
 if TYPE_CHECKING:
     from .._model._task import Task

@@ -24,11 +24,11 @@ from .._runtime._run_context import FlowRunContext, flow_run_var
 from .._runtime._run_resources import RunResources
 from .._runtime._settings import RunSettings
 from ..exceptions import AflowInternalError, ParameterError
-from ..executors import LocalExecutor
 from ..states import Cancelled, Failed, Mapped, Pending, Running, Skipped, State, Success
 from ._blocking import BlockWatch
 from ._cancel import ignored_message, stop_all
 from ._checkpoints import Persistence
+from ._executor import LocalExecutor
 from ._flow_hooks import final_state, flow_state
 from ._nodes import NO_LISTENERS, Node, child_inputs, inputs_and_states, plan_children
 from ._task_runner import UPSTREAM_SKIPPED, TaskRunEnv, check_trigger, redact_state, run_task

@@ -17,22 +17,14 @@ becomes Failed.
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import anyio
-import anyio.to_thread
-
-from .. import secrets, signals, triggers
+from .. import signals, triggers
 from .._model._defaults import resolve_defaults
-from .._runtime._clock import SystemClock
 from .._runtime._logging import routed_stdout
 from .._runtime._run_context import FlowRunContext, TaskRunContext, task_run_var
-from ..executors import LOCAL_TAG, BodyCall
 from ..states import (
     Failed,
     Finished,
@@ -47,16 +39,16 @@ from ..states import (
     TimedOut,
     TriggerFailed,
 )
-from ._cancel import DEFAULT_CANCEL_GRACE, give_up, ignored_message, stop_within
+from ._cancel import give_up, ignored_message, stop_within
+from ._executor import LOCAL_TAG, BodyCall
+from ._invoke import invoke
+from ._task_env import TaskPlan, TaskRunEnv, make_plan, plan_for, redact_state, set_state
 
 if TYPE_CHECKING:
     from .._model._edge import Edge
     from .._model._task import Task
-    from .._persist._history._batches import Recorder
     from .._runtime._clock import Clock
-    from ..executors import Executor
     from ._checkpoints import Persistence
-    from ._observer import SlotObserver
 
 __all__ = (
     "UPSTREAM_SKIPPED",
@@ -104,26 +96,6 @@ def expanded(states: Iterable[State]) -> list[State]:
     return out
 
 
-async def set_state(task: Task, old: State, new: State) -> State:
-    """Run the task's state handlers on ``old -> new`` and return the resulting state."""
-    for handler in task.state_handlers:
-        try:
-            replaced = handler(task, old, new)
-            if inspect.isawaitable(replaced):
-                replaced = await replaced
-        except _CancelledError:
-            raise
-        except BaseException as exc:
-            name = getattr(handler, "__qualname__", repr(handler))
-            return Failed(
-                f"State handler {name} raised {exc!r} on {type(old).__name__} -> {type(new).__name__}",
-                result=exc,
-            )
-        if replaced is not None:
-            new = replaced
-    return new
-
-
 def check_trigger(task: Task, upstream: Mapping[Edge, State]) -> State | None:
     """None if the task may run, else the state it ends in (TriggerFailed or Skipped)."""
     trigger = task.trigger
@@ -142,170 +114,6 @@ def check_trigger(task: Task, upstream: Mapping[Edge, State]) -> State | None:
     if not ok:
         return signals.TRIGGERFAIL(f"Trigger {getattr(trigger, '__name__', trigger)} returned False").state
     return None
-
-
-def redact_state(state: State) -> State:
-    """Redact secret values from the state's message (a no-op until a secret was read)."""
-    if state.message and secrets.active():
-        state.message = secrets.redact(state.message)
-    return state
-
-
-# -- the run's settings and the per-task plan ----------------------------------------------------
-
-
-class TaskPlan:
-    """How runs of one task go in one flow run: derived once from the task and the run settings.
-
-    Attributes:
-        direct_body: The body is awaited as is: an async body, no timeout, no concurrency limit
-            on the task, no stdout routing, no executor (the fast path).
-        handlers: The task has state handlers (every transition goes through them).
-        track: Transitions are seen by someone: state handlers or the run store.
-        persist: The run's `Persistence` when the task has a target, cache or checkpoint, else None.
-    """
-
-    __slots__ = ("direct_body", "handlers", "persist", "track")
-
-    def __init__(self, direct_body: bool, handlers: bool, track: bool, persist: Persistence | None) -> None:
-        self.direct_body = direct_body
-        self.handlers = handlers
-        self.track = track
-        self.persist = persist
-
-
-def plan_for(task: Task, env: TaskRunEnv) -> TaskPlan:
-    """The plan of ``task`` in the run of ``env``, computed on first use and kept in ``env.plans``.
-
-    `run_task` keeps the plans of mapped tasks only (their children share one); a task that
-    is not mapped runs once per flow run, and its plan is computed there (`make_plan`).
-    """
-    plan = env.plans.get(task)
-    if plan is None:
-        plan = env.plans[task] = make_plan(task, env)
-    return plan
-
-
-def make_plan(task: Task, env: TaskRunEnv) -> TaskPlan:
-    """Derive the plan of ``task`` from its configuration and the run settings of ``env``.
-
-    Tasks without persistence share one plan per combination of flags (kept in ``env``): a
-    flow of many task copies allocates no plan per task.
-    """
-    persist = env.persist
-    if persist is not None and not persist.active(task):
-        persist = None
-    direct = (
-        task.run_is_async
-        and task.timeout is None
-        and not (env.limited and env.limits_for(task))
-        and not task.log_stdout
-        and env.executor is None
-    )
-    handlers = bool(task.state_handlers)
-    track = handlers or env.recorder is not None
-    if persist is not None:
-        return TaskPlan(direct, handlers, track, persist)
-    key = (4 if direct else 0) | (2 if handlers else 0) | (1 if track else 0)
-    plan = env.shared_plans[key]
-    if plan is None:
-        plan = env.shared_plans[key] = TaskPlan(direct, handlers, track, None)
-    return plan
-
-
-class TaskRunEnv:
-    """Shared per-run settings for task runs: concurrency limits, the clock, the logger, the plans."""
-
-    __slots__ = (
-        "_limits_cache",
-        "cancel_grace",
-        "clock",
-        "executor",
-        "frun",
-        "global_limit",
-        "limited",
-        "logger",
-        "observer",
-        "persist",
-        "plans",
-        "recorder",
-        "shared_plans",
-        "tag_limits",
-        "timestamp",
-    )
-
-    def __init__(
-        self,
-        frun: FlowRunContext | None,
-        clock: Clock,
-        max_concurrency: int | None = None,
-        tag_limits: Mapping[str, int] | None = None,
-        logger: Any = None,
-        recorder: Recorder | None = None,
-    ) -> None:
-        self.frun = frun
-        self.recorder = recorder  # the run store's recorder of this flow run's transitions, or None
-        self.persist: Persistence | None = None  # set when some task has a target, cache or checkpoint
-        self.executor: Executor | None = None  # None: bodies run here (the fast path)
-        self.clock = clock
-        self.cancel_grace = DEFAULT_CANCEL_GRACE  # seconds a cancelled body gets before it is given up on
-        # what the run store's records read: the C function itself for the real clock
-        self.timestamp: Callable[[], float] = time.time if type(clock) is SystemClock else clock.timestamp
-        self.global_limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
-        self.tag_limits = {tag: asyncio.Semaphore(n) for tag, n in (tag_limits or {}).items()}
-        self.limited = self.global_limit is not None or bool(self.tag_limits)
-        self._limits_cache: dict[Task, tuple[asyncio.Semaphore, ...]] = {}
-        self.plans: dict[Task, TaskPlan] = {}  # see plan_for; filled once the run's settings are set
-        # the plans without persistence, by direct_body << 2 | handlers << 1 | track
-        self.shared_plans: list[TaskPlan | None] = [None] * 8
-        self.logger = logger  # a logger when DEBUG is on, else None (checked once per run)
-        self.observer: SlotObserver | None = None  # told of slot waits and retries (progress display)
-
-    async def transition(
-        self, task: Task, map_index: int | None, old: State, new: State, ctx: TaskRunContext | None = None
-    ) -> State:
-        """Run the task's state handlers on ``old -> new``, record the result, return it."""
-        if task.state_handlers:
-            new = await set_state(task, old, new)
-        return self.record(task, map_index, new, ctx)
-
-    def record(self, task: Task, map_index: int | None, state: State, ctx: TaskRunContext | None = None) -> State:
-        """Record ``state`` in the run store, if there is one; return it.
-
-        A transition out of the attempt ``ctx`` marked running carries that attempt's start time,
-        unless the store already wrote its Running row.
-        """
-        recorder = self.recorder
-        if recorder is not None:
-            running = recorder.running.pop(ctx, None) if ctx is not None else None
-            if state.message and secrets.active():  # redact_state(), inlined: the hot path
-                state.message = secrets.redact(state.message)
-            recorder.rows.append(
-                (
-                    task.slug,
-                    task.name,
-                    map_index,
-                    type(state).__name__,
-                    state.message,
-                    self.timestamp(),
-                    running,
-                )
-            )
-        return state
-
-    def limits_for(self, task: Task) -> tuple[asyncio.Semaphore, ...]:
-        """The semaphores a run of ``task`` holds.
-
-        The global one first, then its limited tags in sorted order: one order for every task,
-        so tasks holding several limits never deadlock.
-        """
-        limits = self._limits_cache.get(task)
-        if limits is None:
-            found = [self.tag_limits[t] for t in sorted(task.tags) if t in self.tag_limits]
-            if self.global_limit is not None:
-                found.insert(0, self.global_limit)
-            limits = self._limits_cache[task] = tuple(found)
-        return limits
 
 
 # -- steps before the body: trigger, run name, cache/target lookup --------------------------------
@@ -373,39 +181,6 @@ async def look_up(
 
 
 # -- the body: concurrency limits, stdout, timeout, executor ----------------------------------------
-
-
-async def _in_thread(fn: Any) -> Any:
-    """Run ``fn`` in a worker thread; if cancelled, wait for the thread to end, then re-raise.
-
-    A thread cannot be interrupted, and anyio only shields its own cancel scopes: a plain
-    ``Task.cancel()`` (a cancelled flow run) would otherwise return while the body still runs.
-    """
-    inner = asyncio.ensure_future(anyio.to_thread.run_sync(fn))
-    try:
-        return await asyncio.shield(inner)
-    except _CancelledError:
-        with anyio.CancelScope(shield=True):
-            while not inner.done():
-                try:
-                    await asyncio.wait([inner])
-                except _CancelledError:
-                    pass
-        if not inner.cancelled():
-            inner.exception()  # retrieved: the cancellation wins
-        raise
-
-
-async def invoke(task: Task, inputs: dict[str, Any]) -> Any:
-    """Run the body of ``task`` in this process (sync bodies in a worker thread)."""
-    if task.run_is_async:
-        return await task.run(**inputs)
-    inputs = dict(inputs)
-    await resolve_defaults(task, task.run, (), inputs)  # lazy defaults are awaited on the loop
-    result = await _in_thread(functools.partial(task.run, **inputs))
-    if inspect.isawaitable(result):  # a sync wrapper around a coroutine function
-        result = await result
-    return result
 
 
 class BodyTimedOut(Exception):
