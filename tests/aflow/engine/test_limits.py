@@ -9,6 +9,7 @@ import pytest
 
 from aflow import Flow, task
 from aflow.states import Cancelled, Success
+from aflow.testing import FakeClock
 
 
 class Gauge:
@@ -159,20 +160,22 @@ async def test_global_limit_and_tag_limit_together() -> None:
 
 async def test_waiting_for_a_slot_does_not_count_towards_the_timeout() -> None:
     release = anyio.Event()
+    clock = FakeClock()
 
     @task(tags=["one"])
     async def hold() -> str:
         await release.wait()
         return "held"
 
-    @task(tags=["one"], timeout=0.1)  # room for a loaded machine to run the body itself
+    @task(tags=["one"], timeout=0.1)
     async def quick() -> str:
         return "quick"
 
     @task
     async def releaser() -> None:
-        # gives `quick` time to wait for the slot, far longer than its timeout
-        await anyio.sleep(0.4)
+        for _ in range(10):  # `quick` is waiting for the slot by now
+            await anyio.lowlevel.checkpoint()
+        await clock.advance(0.4)  # far past its timeout: a deadline counting the wait would fire
         release.set()
 
     with Flow("slot") as flow:
@@ -180,7 +183,7 @@ async def test_waiting_for_a_slot_does_not_count_towards_the_timeout() -> None:
         q = quick(upstream_tasks=[])
         releaser()
 
-    state = await flow.run(concurrency={"one": 1})
+    state = await flow.run(concurrency={"one": 1}, clock=clock)
     assert state.result[h].result == "held"
     assert isinstance(state.result[q], Success)
 
