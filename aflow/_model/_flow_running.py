@@ -6,11 +6,12 @@ starts: the model imports nothing else of the engine.
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from .._runtime._flow_run import FlowRun, explained_if_not_awaited
-from .._runtime._settings import DEFAULT_WARN_BLOCKING
+from .._runtime._settings import DEFAULT_WARN_BLOCKING, RunSettings
 from ._building import building
 
 if TYPE_CHECKING:
@@ -162,12 +163,14 @@ class FlowRunning:
         )
 
     def _run_args(self, given: dict[str, Any]) -> dict[str, Any]:
-        """The run arguments of a `run`/`start` call, for `aflow._runtime._settings.RunSettings.build`."""
+        """The run arguments of a `run`/`start` call (its ``locals()``), for `RunSettings.build`."""
+        self._check_not_building()
+        return {name: given[name] for name in _RUN_ARGS}
+
+    def _check_not_building(self) -> None:
         if building.get() is self:
-            raise RuntimeError(
-                f"Flow {self._as_flow().name!r} cannot run inside its own `with` block; run it after the block"
-            )
-        return {name: given[name] for name in _RUN_ARGS if name in given}
+            name = self._as_flow().name
+            raise RuntimeError(f"Flow {name!r} cannot run inside its own `with` block; run it after the block")
 
     def _runner(
         self, parameters: dict[str, Any] | None, parameter_values: dict[str, Any], **run_args: Any
@@ -175,7 +178,7 @@ class FlowRunning:
         """A run of this flow, not started (for tests and tools that drive one themselves)."""
         from .._engine._entry import new_run
 
-        self._run_args({})
+        self._check_not_building()
         return new_run(self._as_flow(), {**(parameters or {}), **parameter_values}, **run_args)
 
     async def serve(self, **kwargs: Any) -> list[State]:
@@ -220,15 +223,5 @@ class FlowRunning:
         return anyio.run(main)
 
 
-_RUN_ARGS = (
-    "context",
-    "max_concurrency",
-    "concurrency",
-    "clock",
-    "flow_run_name",
-    "history",
-    "executor",
-    "cancel_grace",
-    "warn_blocking",
-    "history_log_level",
-)
+# the run arguments `run` and `start` pass on: those `RunSettings.build` takes (one list to keep)
+_RUN_ARGS = tuple(inspect.signature(RunSettings.build).parameters)[1:]  # all but ``flow``

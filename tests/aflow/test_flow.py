@@ -1330,3 +1330,14 @@ async def test_flow_run_is_still_an_ordinary_coroutine_when_awaited():
     assert (await asyncio.create_task(flow.run())).is_successful()  # create_task takes it as a coroutine
     states = await asyncio.gather(flow.run(), flow.run())
     assert all(s.is_successful() for s in states)
+
+
+def test_run_and_start_take_exactly_the_run_settings_arguments() -> None:
+    import inspect
+
+    from aflow._runtime._settings import RunSettings
+
+    settings = set(inspect.signature(RunSettings.build).parameters) - {"flow"}
+    own = {"self", "parameters", "progress", "parameter_values"}
+    for method in (Flow.run, Flow.start):
+        assert set(inspect.signature(method).parameters) - own == settings, method.__name__
