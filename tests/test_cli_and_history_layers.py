@@ -8,29 +8,16 @@ the CLI's shared helpers import no command module.
 from __future__ import annotations
 
 import ast
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.test_architecture import _arch_metrics
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("aflow._surface._cli", "aflow._surface._ui", "aflow._persist._history", "aflow._schedules")
 FOLDERS = tuple(p.replace(".", "/") + "/" for p in PACKAGES)
-
-
-def _arch_metrics() -> ModuleType:
-    if "arch_metrics" in sys.modules:
-        return sys.modules["arch_metrics"]
-    spec = importlib.util.spec_from_file_location("arch_metrics", ROOT / "scripts" / "arch_metrics.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["arch_metrics"] = module  # its dataclass looks the module up
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
