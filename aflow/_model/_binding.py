@@ -29,7 +29,7 @@ def wire(
 ) -> None:
     """Add ``task`` to ``flow`` with the edges and constants of one call (see `Flow.set_dependencies`)."""
     graph = flow.graph
-    if task not in graph:
+    if task not in graph.tasks:
         graph.add_task(task)
     for up in upstream_tasks or ():
         is_mapped, flattened, value = _unwrap(up, mapped)
@@ -41,7 +41,7 @@ def wire(
     for key, arg in (keyword_tasks or {}).items():
         if not mapped:  # the common cases, without unwrapping
             if isinstance(arg, Task):
-                flow.add_edge(arg, task, key=key)
+                graph.add_edge(arg, task, key)  # a plain data edge: what Flow.add_edge does too
                 continue
             if type(arg) in _SCALARS:
                 graph.add_constant(task, key, arg)

@@ -283,10 +283,11 @@ class Flow(FlowRunning):
             FlowValidationError: For an upstream of a Parameter, a key ``run`` does not accept,
                 a key bound twice, or an edge that closes a cycle.
         """
-        if isinstance(downstream_task, Parameter):
-            raise FlowValidationError(f"Parameter {downstream_task.name!r} cannot have upstream tasks")
-        upstream = upstream_task if isinstance(upstream_task, Task) else as_task(upstream_task, self)
-        return self.graph.add_edge(upstream, downstream_task, key, mapped, flattened)
+        if not isinstance(upstream_task, Task):
+            if isinstance(downstream_task, Parameter):  # refused before a Constant is made for nothing
+                raise FlowValidationError(f"Parameter {downstream_task.name!r} cannot have upstream tasks")
+            upstream_task = as_task(upstream_task, self)
+        return self.graph.add_edge(upstream_task, downstream_task, key, mapped, flattened)
 
     def set_dependencies(
         self,
@@ -315,11 +316,13 @@ class Flow(FlowRunning):
             FlowValidationError: For a key ``run`` does not accept or bound twice, a cycle, or
                 an upstream of a Parameter.
         """
-        marks = self.graph.marks(task)
+        graph = self.graph
+        consts = graph.constants.get(task)
+        marks = (len(graph.tasks), len(graph.edges), len(consts) if consts else 0)  # graph.marks(task), inlined
         try:
             wire(self, task, upstream_tasks, downstream_tasks, keyword_tasks, mapped)
         except BaseException:
-            self.graph.roll_back(task, marks)
+            graph.roll_back(task, marks)
             raise
 
     def chain(self, *tasks: Task) -> None:

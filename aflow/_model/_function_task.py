@@ -30,8 +30,8 @@ class FunctionTask(Task):
         if inspect.isbuiltin(fn) or isinstance(fn, type):
             raise TypeError(f"@task cannot wrap the builtin or class {fn!r}: wrap it in a def first")
         name = getattr(fn, "__name__", type(fn).__name__)
-        self._run_spec = check_run(fn, name, skip_self=False)
-        self._run_is_async = inspect.iscoroutinefunction(fn)
+        self.run_spec = check_run(fn, name, skip_self=False)
+        self.run_is_async = inspect.iscoroutinefunction(fn)
         self.run = fn  # type: ignore[method-assign]
         self.__doc__ = fn.__doc__
         kwargs.setdefault("name", name)

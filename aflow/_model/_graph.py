@@ -32,7 +32,6 @@ class TaskGraph:
     """
 
     __slots__ = (
-        "_constants",
         "_edges",
         "_edges_from",
         "_edges_to",
@@ -43,40 +42,33 @@ class TaskGraph:
         "_sorted_cache",
         "_tasks",
         "_version",
+        "constants",
+        "edges",
         "name",
+        "tasks",
     )
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._tasks: dict[Task, None] = {}
         self._edges: dict[Edge, None] = {}
+        self.tasks: KeysView[Task] = self._tasks.keys()
+        """The tasks, in the order they were added (a live read-only view)."""
+        self.edges: KeysView[Edge] = self._edges.keys()
+        """The edges, in the order they were added (a live read-only view)."""
         self._edges_to: dict[Task, list[Edge]] = {}
         self._edges_from: dict[Task, list[Edge]] = {}
         # run arguments bound per task: one key as a str (the common case, no set), more as a set
         self._keys: dict[Task, str | set[str]] = {}
         self._slugs: dict[str, Task] = {}
         self._slug_counts: dict[str, int] = {}
-        self._constants: dict[Task, dict[str, Any]] = {}
+        self.constants: dict[Task, dict[str, Any]] = {}
+        """Plain values bound to run arguments: task → {argument: value} (``Flow.constants``)."""
         self._reference_tasks: frozenset[Task] = frozenset()
         self._version = 0
         self._sorted_cache: tuple[int, list[Task]] | None = None
 
     # -- reading ------------------------------------------------------------------------------
-
-    @property
-    def tasks(self) -> KeysView[Task]:
-        """The tasks, in the order they were added (a live read-only view)."""
-        return self._tasks.keys()
-
-    @property
-    def edges(self) -> KeysView[Edge]:
-        """The edges, in the order they were added (a live read-only view)."""
-        return self._edges.keys()
-
-    @property
-    def constants(self) -> dict[Task, dict[str, Any]]:
-        """Plain values bound to run arguments: task → {argument: value} (``Flow.constants``)."""
-        return self._constants
 
     @property
     def version(self) -> int:
@@ -299,9 +291,9 @@ class TaskGraph:
             FlowValidationError: For a key ``run`` does not accept or that is bound twice.
         """
         self._reserve_key(task, key)
-        consts = self._constants.get(task)
+        consts = self.constants.get(task)
         if consts is None:
-            self._constants[task] = {key: value}
+            self.constants[task] = {key: value}
         else:
             consts[key] = value
         self._version += 1
@@ -321,7 +313,7 @@ class TaskGraph:
 
     def marks(self, task: Task) -> tuple[int, int, int]:
         """Where the graph stands, for `roll_back`: numbers of tasks, edges and ``task``'s constants."""
-        consts = self._constants.get(task)
+        consts = self.constants.get(task)
         return len(self._tasks), len(self._edges), len(consts) if consts else 0
 
     def roll_back(self, task: Task, marks: tuple[int, int, int]) -> None:
@@ -336,13 +328,13 @@ class TaskGraph:
             self._edges_from[e.upstream_task].remove(e)
             if e.key is not None:
                 self._release_key(e.downstream_task, e.key)
-        consts = self._constants.get(task)
+        consts = self.constants.get(task)
         if consts is not None:
             for key in list(consts)[n_consts:]:
                 del consts[key]
                 self._release_key(task, key)
             if not consts:
-                del self._constants[task]
+                del self.constants[task]
         for t in list(self._tasks)[n_tasks:]:
             self.remove(t)
             if t.__dict__.pop("_auto_slug", None):
@@ -360,7 +352,7 @@ class TaskGraph:
             if e.key is not None and e.downstream_task is not task:
                 self._release_key(e.downstream_task, e.key)
         self._keys.pop(task, None)
-        self._constants.pop(task, None)
+        self.constants.pop(task, None)
         self._tasks.pop(task, None)
         if task in self._reference_tasks:
             self._reference_tasks = self._reference_tasks - {task}
@@ -373,12 +365,14 @@ class TaskGraph:
         new = TaskGraph(self.name)
         new._tasks = dict(self._tasks)
         new._edges = dict(self._edges)
+        new.tasks = new._tasks.keys()
+        new.edges = new._edges.keys()
         new._edges_to = {t: list(es) for t, es in self._edges_to.items()}
         new._edges_from = {t: list(es) for t, es in self._edges_from.items()}
         new._keys = {t: ks if isinstance(ks, str) else set(ks) for t, ks in self._keys.items()}
         new._slugs = dict(self._slugs)
         new._slug_counts = dict(self._slug_counts)
-        new._constants = {t: dict(c) for t, c in self._constants.items()}
+        new.constants = {t: dict(c) for t, c in self.constants.items()}
         new._reference_tasks = self._reference_tasks
         new._version = self._version
         return new

@@ -61,9 +61,9 @@ class ResourceInitTask(_ResourceTask):
         self.resource_class = resource_class
         init = resource_class.__init__  # type: ignore[misc]  # the class itself, not an instance
         if init is object.__init__:
-            self._run_spec = RunSpec(inspect.Signature())
+            self.run_spec = RunSpec(inspect.Signature())
         else:
-            self._run_spec = check_run(init, resource_class.__name__, skip_self=True)
+            self.run_spec = check_run(init, resource_class.__name__, skip_self=True)
         kwargs.setdefault("name", resource_class.__name__)
         super().__init__(**kwargs)
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, final
 from .. import triggers as _triggers
 from .._runtime._logging import RunLoggerAdapter, get_logger, level_number
 from ..exceptions import TaskDefinitionError
-from ._building import current_flow
+from ._building import building
 from ._task_spec import (
     NO_RUN_SPEC,
     RunSpec,
@@ -114,8 +114,10 @@ class Task:
     run_on_cancel: ClassVar[bool] = False
     #: True for tasks made from a function by `task` (their errors name the function).
     wraps_function: ClassVar[bool] = False
-    _run_is_async: bool = True
-    _run_spec: RunSpec = NO_RUN_SPEC
+    #: Whether ``run`` is a coroutine function (a sync ``run`` goes to a worker thread); set by aflow.
+    run_is_async: bool = True
+    #: The checked signature of ``run``: the argument names a call or an edge may bind; set by aflow.
+    run_spec: RunSpec = NO_RUN_SPEC
 
     # Defaults of the attributes set by __init__ (an instance stores only what differs).
     name: str = "Task"
@@ -151,8 +153,8 @@ class Task:
             cls.name = cls.__name__
         run = cls.__dict__.get("run")
         if run is not None:
-            cls._run_spec = check_run(run, cls.__name__, skip_self=True)
-            cls._run_is_async = inspect.iscoroutinefunction(run)
+            cls.run_spec = check_run(run, cls.__name__, skip_self=True)
+            cls.run_is_async = inspect.iscoroutinefunction(run)
             if "nout" not in cls.__dict__:
                 cls.nout = infer_nout(run)
         init = cls.__dict__.get("__init__")
@@ -284,16 +286,6 @@ class Task:
         self._cache_for = seconds(value, "cache_for")
 
     @property
-    def run_is_async(self) -> bool:
-        """Whether ``run`` is a coroutine function (a sync ``run`` goes to a worker thread)."""
-        return self._run_is_async
-
-    @property
-    def run_spec(self) -> RunSpec:
-        """The checked signature of ``run``: the argument names a call or an edge may bind."""
-        return self._run_spec
-
-    @property
     def cache_seconds(self) -> float | None:
         """`cache_for` in seconds (None: not cached), the number the engine compares with."""
         return self._cache_for
@@ -414,13 +406,13 @@ class Task:
             TaskDefinitionError: If the arguments do not fit ``run``'s signature.
             ValueError: If there is no flow to bind in.
         """
-        flow = flow if flow is not None else current_flow()
+        flow = flow if flow is not None else building.get()
         if flow is None:
             raise ValueError(
                 f"Could not infer an active Flow for {self.name!r}: call it inside `with Flow(...) as flow:` "
                 "or pass flow=; to run its body directly, use `await task.run(...)`"
             )
-        spec = self._run_spec
+        spec = self.run_spec
         if spec is NO_RUN_SPEC:
             require_run(self)
         callargs = spec.bind(self.name, args, kwargs)
@@ -511,7 +503,7 @@ Task.__init__ = init_with_hints(Task.__init__)  # type: ignore[method-assign]
 
 
 def _need_flow(task: Task, flow: Flow | None) -> Flow:
-    found = flow if flow is not None else current_flow()
+    found = flow if flow is not None else building.get()
     if found is None:
         raise ValueError(f"No flow to add {task.name!r} to: use `with Flow(...)` or pass flow=")
     return found
