@@ -80,9 +80,9 @@ class _ScrubHttpxLog(logging.Filter):
         hidden = _hidden_var.get()
         if hidden:
             message = record.getMessage()
-            scrubbed = _scrub(message, hidden)
-            if scrubbed != message:
-                record.msg, record.args = scrubbed, None
+            redacted = _redact_values(message, hidden)
+            if redacted != message:
+                record.msg, record.args = redacted, None
         return True
 
 
@@ -212,7 +212,7 @@ def _origin(url: str) -> str:
         return "<secret URL>"
 
 
-def _scrub(text: str, secrets: Iterable[str]) -> str:
+def _redact_values(text: str, secrets: Iterable[str]) -> str:
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     return text
@@ -341,7 +341,7 @@ async def send_request(
         content, data = data, None
     hidden = [s for s in hidden if s]
     register(hidden)  # aflow's loggers and failed-state messages redact them too
-    label = _scrub(label or f"{method} {redact_url(url)}", hidden)
+    label = _redact_values(label or f"{method} {redact_url(url)}", hidden)
     request: dict[str, Any] = {"params": params, "json": json, "data": data, "content": content}
     if httpx_auth is not None:
         request["auth"] = httpx_auth
@@ -381,10 +381,10 @@ def _transport_errors(label: str, request_timeout: float | None, hidden: list[st
     def classify(exc: httpx.RequestError) -> Failure:
         if isinstance(exc, httpx.TimeoutException):
             after = f"after {request_timeout:g}s" if request_timeout is not None else "(client timeout)"
-            return Failure(_scrub(f"{label} timed out {after} ({type(exc).__name__})", hidden))
+            return Failure(_redact_values(f"{label} timed out {after} ({type(exc).__name__})", hidden))
         if isinstance(exc, httpx.ConnectError):
-            return Failure(_scrub(f"{label}: could not connect ({exc or type(exc).__name__})", hidden))
-        return Failure(_scrub(f"{label} failed: {type(exc).__name__}: {exc}", hidden))
+            return Failure(_redact_values(f"{label}: could not connect ({exc or type(exc).__name__})", hidden))
+        return Failure(_redact_values(f"{label} failed: {type(exc).__name__}: {exc}", hidden))
 
     def classify_url(exc: httpx.InvalidURL) -> Failure:
         return Failure(f"{label}: the URL is not valid")
@@ -400,7 +400,7 @@ def _status_failure(task: Task, response: httpx.Response, label: str, hidden: li
     """The signal for an error status: a 429 or 5xx is transient (`retry_or_fail`), others fail."""
     status = response.status_code
     reason = response.reason_phrase or "error"
-    problem = _scrub(f"{label} returned {status} {reason}: {_excerpt(response)}", hidden)
+    problem = _redact_values(f"{label} returned {status} {reason}: {_excerpt(response)}", hidden)
     fail = functools.partial(HttpStatusFail, status_code=status)
     if status == 429 or status >= 500:
         return retry_or_fail(problem, task=task, retry_after=_retry_after(response), fail=fail)
@@ -572,7 +572,7 @@ class HttpRequest(Task):
             path = urlsplit(url).path.strip("/")
             secrets += [url, path] if len(path) >= 8 else [url]
             label = f"{method} {_origin(url)}"
-        label = _scrub(label or f"{method} {redact_url(url)}", secrets)
+        label = _redact_values(label or f"{method} {redact_url(url)}", secrets)
         response = await send_request(
             self,
             method,
