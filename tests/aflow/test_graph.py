@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aflow import Flow, Parameter, task
+from aflow import Flow, Parameter, Task, task
 from aflow._model._graph import TaskGraph
 from aflow.exceptions import FlowValidationError
 
@@ -14,7 +14,7 @@ async def add(x: int, y: int = 0) -> int:
     return x + y
 
 
-def _flow() -> tuple[Flow, list[object]]:
+def _flow() -> tuple[Flow, list[Task]]:
     with Flow("g") as flow:
         p = Parameter("p")
         a = add(p)
