@@ -136,7 +136,7 @@ def _password(secret_name: str | None) -> str | None:
 
 
 def _failure(label: str) -> Any:
-    import redis.exceptions as errors
+    errors = _redis_asyncio()  # redis.asyncio re-exports redis-py's exceptions
 
     def classify(exc: Exception) -> Failure:
         text = redact(str(exc) or type(exc).__name__)
