@@ -140,6 +140,8 @@ def _failure(label: str) -> Any:
 
     def classify(exc: Exception) -> Failure:
         text = redact(str(exc) or type(exc).__name__)
+        if text != str(exc):  # the server echoed a secret: the chained exception must not show it
+            exc.args = (text,)
         if isinstance(exc, errors.AuthenticationError):
             return Failure(f"{label}: Redis refused the credentials: {text}")
         if isinstance(exc, (errors.ConnectionError, errors.TimeoutError)):

@@ -251,17 +251,37 @@ async def test_password_never_in_messages_or_logs(redis_auth_server: Server, cap
     caplog.set_level(logging.DEBUG)
     with Flow("echo") as flow:
         ref = RedisExecute(**at(redis_auth_server), redis_cmd=f"ECHO {PASSWORD}", max_retries=1)()
-        bad = RedisExecute(**at(redis_auth_server), redis_cmd=f"GET {PASSWORD} extra")()
+        bad = RedisExecute(**at(redis_auth_server), redis_cmd=f"NOSUCHCMD {PASSWORD}")()
     state = await run(flow, context={"secrets": {"REDIS_PASSWORD": PASSWORD}})
     assert state.result[ref].result == PASSWORD.encode()
     bad_state = state.result[bad]
     assert isinstance(bad_state, Failed)
-    assert "wrong number of arguments" in (bad_state.message or "")
+    # the server echoes the argument back: "unknown command 'NOSUCHCMD', with args beginning with: '...'"
+    assert "unknown command" in (bad_state.message or "")
+    assert "****" in (bad_state.message or "")
     assert PASSWORD not in (bad_state.message or "")
+    signal = bad_state.result
+    assert isinstance(signal, BaseException)
+    assert PASSWORD not in str(signal)
+    assert PASSWORD not in str(signal.__cause__)
     assert PASSWORD not in caplog.text
 
 
 # --- connections ------------------------------------------------------------------------------
+
+
+async def test_a_secret_that_is_not_a_string_is_refused(redis_server: Server) -> None:
+    with Flow("dict-secret") as flow:
+        ref = RedisGet(**at(redis_server), redis_key="k")()
+    state = await run(flow, context={"secrets": {"REDIS_PASSWORD": '{"user": "u", "password": "p-long"}'}})
+    assert isinstance(state.result[ref], Failed)
+    assert "must be a string" in (state.result[ref].message or "")
+    # a number is a password too (a JSON-decoded secret "12345" is the int 12345)
+    with Flow("int-secret") as flow:
+        ok = RedisGet(**at(redis_server), redis_key="k")()
+    state = await run(flow, context={"secrets": {"REDIS_PASSWORD": "12345"}})
+    # sent as "12345"; the open server has no password and redis-py ignores its answer to AUTH
+    assert isinstance(state.result[ok], Success)
 
 
 async def test_connection_errors_are_transient(caplog: pytest.LogCaptureFixture) -> None:
