@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,12 @@ def _start(tmp: Path, password: str | None) -> Iterator[Server]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+@contextmanager
+def start_server(tmp: Path, password: str | None = None) -> Iterator[Server]:
+    """A redis-server of its own for one test, stopped on exit."""
+    yield from _start(tmp, password)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -20,7 +21,7 @@ from aflow import Flow, Task
 from aflow.states import Failed, Retrying, State, Success, TimedOut
 from aflow_tasks.redis import RedisClient, RedisExecute, RedisGet, RedisSet
 
-from .conftest import PASSWORD, Server
+from .conftest import PASSWORD, Server, start_server
 
 GUARD = 20
 NO_RETRY = Retry(NoBackoff(), 0)
@@ -282,6 +283,18 @@ async def test_a_secret_that_is_not_a_string_is_refused(redis_server: Server) ->
     state = await run(flow, context={"secrets": {"REDIS_PASSWORD": "12345"}})
     # sent as "12345"; the open server has no password and redis-py ignores its answer to AUTH
     assert isinstance(state.result[ok], Success)
+
+
+async def test_a_numeric_password(tmp_path: Path) -> None:
+    """A secret "123456" is JSON-decoded to an int by aflow.Secret: it is sent as the string."""
+    with start_server(tmp_path, "123456") as server:
+        task = RedisSet(**at(server), redis_key="k", redis_val="v")
+        with Flow("numeric") as flow:
+            ref = task()
+        state = await run(flow, context={"secrets": {"REDIS_PASSWORD": "123456"}})
+        assert state.result[ref].result is True
+        with server.client() as client:
+            assert client.get("k") == b"v"
 
 
 async def test_connection_errors_are_transient(caplog: pytest.LogCaptureFixture) -> None:
