@@ -102,28 +102,28 @@ def start() -> PostgresServer:
         f"local all all trust\nhost all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 trust\n"
     )
     port = _free_port()
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - the server writes to it while it runs
-    process = subprocess.Popen(
-        [
-            BIN / "postgres",
-            "-D",
-            data,
-            "-F",
-            "-p",
-            str(port),
-            "-k",
-            sock,
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "max_connections=300",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=root,
-        env=env,
-        **as_owner,  # type: ignore[arg-type]
-    )
+    with open(root / "server.log", "wb") as log:  # the server keeps its own descriptor
+        process = subprocess.Popen(
+            [
+                BIN / "postgres",
+                "-D",
+                data,
+                "-F",
+                "-p",
+                str(port),
+                "-k",
+                sock,
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=300",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            env=env,
+            **as_owner,  # type: ignore[arg-type]
+        )
     server = PostgresServer("127.0.0.1", port, root, process)
     deadline = time.monotonic() + START_TIMEOUT
     import psycopg
