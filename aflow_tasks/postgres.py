@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import psycopg
 
 __all__ = (
+    "CANCEL_LIMIT",
     "FETCH_MODES",
     "POOL_SIZE",
     "PostgresExecute",

@@ -30,7 +30,8 @@ async def run_one(task: Any, **call: Any) -> Any:
 async def test_execute_commit_is_seen_by_other_connections(pg, pg_server, table):
     task = PostgresExecute(**pg, query=f"INSERT INTO {table} VALUES (%s, %s)", commit=True)
     state = await run_one(task, data=(1, "ada"))
-    assert isinstance(state, Success) and state.result is None
+    assert isinstance(state, Success)
+    assert state.result is None
     assert sql(pg_server, f"SELECT * FROM {table}") == [(1, "ada")]
 
 
@@ -61,7 +62,9 @@ async def test_execute_with_named_placeholders_and_call_values_win(pg, pg_server
 async def test_injection_is_data(pg, pg_server, table):
     evil = f"x'); DROP TABLE {table}; --"
     await run_one(PostgresExecute(**pg, query=f"INSERT INTO {table} VALUES (1, %s)", data=(evil,), commit=True))
-    rows = await run_one(PostgresFetch(**pg, fetch="all", query=f"SELECT name FROM {table} WHERE name = %s"), data=(evil,))
+    rows = await run_one(
+        PostgresFetch(**pg, fetch="all", query=f"SELECT name FROM {table} WHERE name = %s"), data=(evil,)
+    )
     assert rows.result == [(evil,)]
     assert sql(pg_server, f"SELECT count(*) FROM {table}") == [(1,)]
 
@@ -84,7 +87,8 @@ async def test_server_error_fails_with_its_message(pg):
 async def test_port_none_is_not_sent(pg_server):
     # port=None leaves libpq's default (5432): nothing listens there, so the task fails cleanly
     state = await run_one(PostgresExecute(db_name="aflow", user="aflow", host="127.0.0.1", port=None, query="SELECT 1"))
-    assert isinstance(state, Failed) and "5432" in str(state.message)
+    assert isinstance(state, Failed)
+    assert "5432" in str(state.message)
 
 
 # --- PostgresExecuteMany ---------------------------------------------------------------------
@@ -93,14 +97,16 @@ async def test_port_none_is_not_sent(pg_server):
 async def test_execute_many_commits_every_row(pg, pg_server, table):
     task = PostgresExecuteMany(**pg, query=f"INSERT INTO {table} VALUES (%s, %s)", commit=True)
     state = await run_one(task, data=[(1, "a"), (2, "b"), (3, "c")])
-    assert isinstance(state, Success) and state.result is None
+    assert isinstance(state, Success)
+    assert state.result is None
     assert sql(pg_server, f"SELECT * FROM {table} ORDER BY id") == [(1, "a"), (2, "b"), (3, "c")]
 
 
 async def test_execute_many_is_all_or_nothing(pg, pg_server, table):
     task = PostgresExecuteMany(**pg, query=f"INSERT INTO {table} VALUES (%s, %s)", commit=True)
     state = await run_one(task, data=[(1, "a"), (2, "b"), (1, "dup")])
-    assert isinstance(state, Failed) and "duplicate key" in str(state.message)
+    assert isinstance(state, Failed)
+    assert "duplicate key" in str(state.message)
     assert sql(pg_server, f"SELECT * FROM {table}") == []
 
 
@@ -156,7 +162,8 @@ async def test_fetch_bad_fetch_names_it(pg):
     with pytest.raises(ValueError, match="fetch"):
         await PostgresFetch(**pg, query="SELECT 1", fetch="some").run()
     state = await run_one(PostgresFetch(**pg, query="SELECT 1"), fetch="every")
-    assert isinstance(state, Failed) and "fetch" in str(state.message)
+    assert isinstance(state, Failed)
+    assert "fetch" in str(state.message)
 
 
 async def test_fetch_commit_and_rollback(pg, pg_server, table):
@@ -211,4 +218,5 @@ async def test_wrong_password_fails_with_the_server_message_and_no_password(pg, 
 
 async def test_missing_password_fails(pg):
     state = await run_one(PostgresFetch(**pw_settings(pg), query="SELECT 1"))
-    assert isinstance(state, Failed) and "password" in str(state.message)
+    assert isinstance(state, Failed)
+    assert "password" in str(state.message)

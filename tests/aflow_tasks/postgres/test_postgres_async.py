@@ -73,7 +73,8 @@ async def test_fifty_sleeps_run_at_once_on_one_pool(pg, pg_server):
     await until(count, lambda n: n >= 50 or run.done(), HANG_GUARD)
     state = await asyncio.wait_for(run, HANG_GUARD)
     assert state.is_successful()
-    assert len(state.result) == 50 and all(isinstance(s.result, tuple) for s in state.result.values())
+    assert len(state.result) == 50
+    assert all(isinstance(s.result, tuple) for s in state.result.values())
     assert most == 50 <= POOL_SIZE  # all fifty waited on the server at the same time
     # the run's pool is closed when the run ends: no connection of the run is left
     assert await until(lambda: connected(pg_server, marker), lambda n: n == 0) == 0
@@ -131,9 +132,7 @@ async def test_stream_fetches_many_from_a_huge_result(pg):
 
 
 async def test_stream_all_reads_in_batches(pg):
-    rows = await PostgresFetch(**pg, fetch="all", stream=True, query="SELECT generate_series(1, %s)").run(
-        data=(5000,)
-    )
+    rows = await PostgresFetch(**pg, fetch="all", stream=True, query="SELECT generate_series(1, %s)").run(data=(5000,))
     assert rows == [(i,) for i in range(1, 5001)]
 
 
