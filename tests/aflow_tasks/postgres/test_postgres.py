@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from aflow import Flow, Parameter, Secret
 from aflow.states import Failed, Success
+from aflow_tasks import postgres
 from aflow_tasks.postgres import PostgresExecute, PostgresExecuteMany, PostgresFetch
 from aflow_tasks.secrets import GetSecret
 
@@ -220,3 +222,43 @@ async def test_missing_password_fails(pg):
     state = await run_one(PostgresFetch(**pw_settings(pg), query="SELECT 1"))
     assert isinstance(state, Failed)
     assert "password" in str(state.message)
+
+
+# --- pools and transient errors --------------------------------------------------------------
+
+
+async def test_one_pool_per_run_and_configuration(pg):
+    opened: list[dict[str, Any]] = []
+
+    def counting(connect_args):
+        opened.append(dict(connect_args))
+        return postgres.clients.opener(connect_args)
+
+    fetch = PostgresFetch(**pg, query="SELECT %s::int")
+    as_other = PostgresFetch(**pw_settings(pg), query="SELECT %s::int")
+    with Flow("pools") as flow:
+        refs = [fetch(data=(i,), task_args={"name": f"q{i}"}) for i in range(5)]
+        other = as_other(data=(9,), password=PASSWORD)
+    with postgres.clients.override(counting):
+        state = await flow.run()
+        again = await flow.run()
+    assert state.is_successful()
+    assert again.is_successful()
+    assert [state.result[r].result for r in refs] == [(i,) for i in range(5)]
+    assert state.result[other].result == (9,)
+    assert sorted(args["user"] for args in opened) == ["aflow", "aflow", PASSWORD_USER, PASSWORD_USER]
+
+
+async def test_a_serialization_failure_is_retried(pg):
+    raising = "DO $$ BEGIN RAISE EXCEPTION 'try again later' USING ERRCODE = '40001'; END $$"
+    task = PostgresExecute(**pg, query=raising, max_retries=2, retry_delay=timedelta(0))
+    state = await run_one(task)
+    assert isinstance(state, Failed)
+    assert "try again later" in str(state.message)
+    assert "no retries left after 3 attempts" in str(state.message)
+
+
+async def test_fetch_of_a_statement_without_rows_fails(pg):
+    state = await run_one(PostgresFetch(**pg, query="SET search_path TO public"))
+    assert isinstance(state, Failed)
+    assert "didn't produce records" in str(state.message)
