@@ -21,7 +21,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BIN = Path("/usr/local/bin")
+
+def _bin_dir() -> Path:
+    """Where ``initdb`` and ``postgres`` are: $PG_BIN, the PATH, or Debian's /usr/lib/postgresql/N/bin."""
+    if os.environ.get("PG_BIN"):
+        return Path(os.environ["PG_BIN"])
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if debian:
+        return debian[-1].parent
+    raise RuntimeError("PostgreSQL's initdb is not installed (set PG_BIN, or apt-get install postgresql)")
+
+
 SUPERUSER = "aflow"
 DB = "aflow"
 PASSWORD_USER = "secret_user"
@@ -79,6 +92,7 @@ class PostgresServer:
 def start() -> PostgresServer:
     """Init a cluster in a new temp dir and start a server on it; fail loudly if it cannot start."""
     owner = _owner()
+    bin_dir = _bin_dir()
     root = Path(tempfile.mkdtemp(prefix="aflow-pg-"))
     data, sock = root / "data", root / "sock"
     sock.mkdir()
@@ -89,7 +103,7 @@ def start() -> PostgresServer:
         as_owner = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []}
     env = {**os.environ, "HOME": str(root), "LC_ALL": "C"}
     init = subprocess.run(
-        [BIN / "initdb", "-D", data, "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-sync"],
+        [bin_dir / "initdb", "-D", data, "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-sync"],
         capture_output=True,
         cwd=root,
         env=env,
@@ -105,7 +119,7 @@ def start() -> PostgresServer:
     with open(root / "server.log", "wb") as log:  # the server keeps its own descriptor
         process = subprocess.Popen(
             [
-                BIN / "postgres",
+                bin_dir / "postgres",
                 "-D",
                 data,
                 "-F",
