@@ -38,7 +38,7 @@ import anyio.to_thread
 
 from aflow import Task, defaults_from_attrs
 from aflow.integration import Failure, cleanup, is_lazy, map_errors, resolve_lazy
-from aflow.secrets import register
+from aflow.secrets import redact, register
 
 __all__ = ("SnowflakeQueriesFromFile", "SnowflakeQuery")
 
@@ -68,7 +68,8 @@ def _failure(exc: Exception) -> Failure:
     """The task failure a connector error means: the server's message; OperationalError is transient."""
     errors = _connector().errors
     transient = isinstance(exc, errors.OperationalError)
-    return Failure(f"Snowflake error: {exc}", transient=transient)
+    # the server may repeat what it was sent (a name, a literal): registered secrets are masked
+    return Failure(redact(f"Snowflake error: {exc}"), transient=transient)
 
 
 def _register_secret(value: Any) -> None:
@@ -185,7 +186,8 @@ async def _run(params: dict[str, Any], job: Callable[[_Session, Any], R]) -> R:
     """Run ``job`` on a new connection in a worker thread; on cancellation interrupt and close it."""
     session = _Session(params)
     try:
-        with map_errors(_connector().errors.Error, _failure):
+        # not chained: the connector's exception holds the server's unmasked text
+        with map_errors(_connector().errors.Error, _failure, chain=False):
             return await anyio.to_thread.run_sync(session.work, job, abandon_on_cancel=True)
     except anyio.get_cancelled_exc_class():
 
