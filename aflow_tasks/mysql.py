@@ -1,0 +1,565 @@
+"""MySQL and MariaDB tasks on aiomysql: run a statement, or fetch its rows, from the event loop.
+
+Prefect 1's `MySQLExecute` and `MySQLFetch` (``prefect.tasks.mysql``), with their argument
+names and defaults, on an async driver: many queries wait at once in one event loop. Each flow
+run keeps one connection pool per configuration (`clients`, an `aflow.integration.ClientFactory`),
+closed when the run ends; each task takes a connection from it for its statement.
+
+- Values go in through ``data``, bound by the driver to ``%s`` / ``%(name)s`` placeholders (and
+  escaped by it), never formatted into the SQL by aflow. Without ``data`` the query is sent as is
+  (a ``%`` needs no doubling); with ``data`` a literal ``%`` is written ``%%``.
+- ``commit=False`` (the default) rolls the statement's transaction back: no other connection, and
+  no later task, sees the change. DDL (``CREATE TABLE``...) commits implicitly in MySQL.
+- A server error fails the task with the server's code and message; a lost connection, a
+  deadlock or a lock-wait timeout is transient (the task's retries apply).
+- Cancelling the task (a flow cancelled, a task ``timeout``) while a statement runs kills the
+  statement on the server: ``KILL QUERY <thread id>`` from a second connection, shielded and
+  bounded (`KILL_LIMIT` seconds), and the interrupted connection is discarded.
+- The password may be an `aflow.Secret` (or any lazy value), read when the task runs; it is
+  registered for redaction and never appears in a state message, an error or a log record.
+
+Needs the ``mysql`` extra: ``pip install aflow-engine[mysql]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import ssl as ssl_module
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, TypeAlias
+
+from aflow import Task, defaults_from_attrs
+from aflow.integration import ClientFactory, Failure, cleanup, is_lazy, map_errors, resolve_lazy
+from aflow.secrets import REDACTED, register
+
+__all__ = (
+    "CURSOR_TYPES",
+    "KILL_LIMIT",
+    "POOL_SIZE",
+    "MySQLExecute",
+    "MySQLFetch",
+    "MySQLSettings",
+    "clients",
+    "open_pool",
+)
+
+Data: TypeAlias = "Sequence[Any] | Mapping[str, Any]"
+SSLArg: TypeAlias = "Mapping[str, Any] | ssl_module.SSLContext"
+
+POOL_SIZE = 50
+"""Connections one pool (one flow run and configuration) opens at most; more queries wait for one."""
+
+KILL_LIMIT = 10.0
+"""Seconds a cancelled task spends at most on ``KILL QUERY`` (connecting included)."""
+
+CURSOR_TYPES = ("cursor", "dictcursor", "sscursor", "ssdictcursor")
+"""The ``cursor_type`` names `MySQLFetch` accepts (case-insensitive), besides a cursor class."""
+
+# server errors that may pass when tried again: lock wait timeout, deadlock, can't connect,
+# server gone away, lost connection during query
+_TRANSIENT = frozenset({1205, 1213, 2003, 2006, 2013})
+_UNKNOWN_THREAD = 1094
+
+
+def _aiomysql() -> ModuleType:
+    try:
+        return importlib.import_module("aiomysql")
+    except ImportError as exc:
+        raise ImportError("mysql tasks need aiomysql: pip install aflow-engine[mysql]") from exc
+
+
+def _ssl_context(ssl: SSLArg | None) -> ssl_module.SSLContext | None:
+    """An SSL context from a pymysql-style dict (``ca``, ``cert``, ``key``...), or the context given."""
+    if ssl is None or isinstance(ssl, ssl_module.SSLContext):
+        return ssl
+    opts = {str(k).removeprefix("ssl_"): v for k, v in ssl.items()}
+    unknown = set(opts) - {"ca", "capath", "cert", "key", "password", "cipher", "check_hostname", "verify_mode"}
+    if unknown:
+        raise ValueError(
+            f"ssl has unknown keys {sorted(unknown)}: use ca, capath, cert, key, password, cipher, "
+            "check_hostname, verify_mode (or give an ssl.SSLContext)"
+        )
+    ctx = ssl_module.create_default_context(cafile=opts.get("ca"), capath=opts.get("capath"))
+    if "check_hostname" in opts:
+        ctx.check_hostname = bool(opts["check_hostname"])
+    if "verify_mode" in opts:
+        mode = opts["verify_mode"]
+        ctx.verify_mode = (
+            mode
+            if isinstance(mode, ssl_module.VerifyMode)
+            else (ssl_module.CERT_REQUIRED if mode else ssl_module.CERT_NONE)
+        )
+    elif "ca" not in opts and "capath" not in opts:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl_module.CERT_NONE
+    if "cert" in opts:
+        ctx.load_cert_chain(opts["cert"], opts.get("key"), opts.get("password"))
+    if "cipher" in opts:
+        ctx.set_ciphers(opts["cipher"])
+    return ctx
+
+
+def _ssl_key(ssl: SSLArg | None) -> Any:
+    if ssl is None:
+        return None
+    if isinstance(ssl, ssl_module.SSLContext):
+        return ("context", id(ssl))
+    return ("dict", tuple(sorted((str(k), repr(v)) for k, v in ssl.items())))
+
+
+@dataclass(frozen=True)
+class MySQLSettings:
+    """How to connect: what `open_pool` gets, and (with the password as a digest) the pool's key.
+
+    Args:
+        host: The server's host name or address.
+        user: The user name.
+        password: The password (None: none sent).
+        db_name: The default database (None: none).
+        port: The TCP port (None: the driver's 3306).
+        charset: The connection's character set (None: the driver's).
+        ssl: A pymysql-style dict or an ``ssl.SSLContext`` (None: no TLS).
+    """
+
+    host: str
+    user: str
+    password: str | None = field(default=None, repr=False)
+    db_name: str | None = None
+    port: int | None = None
+    charset: str | None = None
+    ssl: SSLArg | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """A hashable description of the configuration, holding no secret in the clear."""
+        digest = None if self.password is None else hashlib.sha256(self.password.encode()).hexdigest()
+        return (self.host, self.port, self.user, digest, self.db_name, self.charset, _ssl_key(self.ssl))
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments for ``aiomysql.connect``/``create_pool``: only those that are set."""
+        kwargs: dict[str, Any] = {"host": self.host, "user": self.user}
+        optional = {
+            "password": self.password,
+            "db": self.db_name,
+            "port": self.port,
+            "charset": self.charset,
+            "ssl": _ssl_context(self.ssl),
+        }
+        kwargs.update({k: v for k, v in optional.items() if v is not None})
+        return kwargs
+
+
+@asynccontextmanager
+async def open_pool(settings: MySQLSettings) -> AsyncIterator[Any]:
+    """An aiomysql pool for ``settings`` (the default opener of `clients`), closed on exit.
+
+    No connection is made before the first query; at most `POOL_SIZE` are open at once.
+
+    Args:
+        settings: Where and how to connect.
+    """
+    aiomysql = _aiomysql()
+    pool = await aiomysql.create_pool(minsize=0, maxsize=POOL_SIZE, autocommit=False, **settings.connect_kwargs())
+    try:
+        yield pool
+    finally:
+        pool.terminate()  # the run has ended: every connection is back (or discarded)
+        await pool.wait_closed()
+
+
+clients: ClientFactory[[MySQLSettings], Any] = ClientFactory("aflow_tasks.mysql", open_pool)
+"""The flow run's pools, one per `MySQLSettings` key. In tests: ``clients.override(opener)``
+(the opener takes a `MySQLSettings`) or ``clients.use(pool)`` (see
+`aflow.integration.ClientFactory`)."""
+
+
+def _hide(text: str, password: str | None) -> str:
+    if password:
+        text = text.replace(password, REDACTED).replace(repr(password)[1:-1], REDACTED)
+    return text
+
+
+def _classifier(what: str, password: str | None) -> Any:
+    def classify(exc: Exception) -> Failure:
+        args: tuple[Any, ...] = getattr(exc, "args", ())
+        if len(args) >= 2 and isinstance(args[0], int):
+            code: int | None = args[0]
+            message = f"{what} failed: ({args[0]}) {args[1]}"
+        else:
+            code = None
+            message = f"{what} failed: {type(exc).__name__}: {exc}"
+        return Failure(_hide(message, password), transient=code in _TRANSIENT)
+
+    return classify
+
+
+async def _kill_query(settings: MySQLSettings, thread_id: int) -> None:
+    """``KILL QUERY thread_id`` from a connection of its own (the pool's may all be busy)."""
+    conn = await _aiomysql().connect(connect_timeout=KILL_LIMIT, **settings.connect_kwargs())
+    try:
+        cursor = await conn.cursor()
+        await cursor.execute(f"KILL QUERY {int(thread_id)}")
+    finally:
+        conn.close()
+
+
+def _no_such_thread(exc: Exception) -> bool:
+    args: tuple[Any, ...] = getattr(exc, "args", ())
+    return bool(args) and args[0] == _UNKNOWN_THREAD
+
+
+def _cursor_class(cursor_type: Any) -> Any:
+    cursors = _aiomysql().cursors
+    classes = {
+        "cursor": cursors.Cursor,
+        "dictcursor": cursors.DictCursor,
+        "sscursor": cursors.SSCursor,
+        "ssdictcursor": cursors.SSDictCursor,
+    }
+    if isinstance(cursor_type, type):
+        # pymysql's cursor classes (Prefect 1's) stand for aiomysql's of the same name
+        if cursor_type.__module__.startswith("pymysql") and cursor_type.__name__.lower() in classes:
+            return classes[cursor_type.__name__.lower()]
+        return cursor_type
+    if isinstance(cursor_type, str) and cursor_type.lower() in classes:
+        return classes[cursor_type.lower()]
+    raise TypeError(f"'cursor_type' should be one of {list(classes)} or a full cursor class, got {cursor_type!r}")
+
+
+class _MySQLTask(Task):
+    """What the two tasks share: settings from the call or the task, one statement on a pooled connection."""
+
+    async def _value(self, name: str, value: Any) -> Any:
+        """The call's value, else the task's (an explicit None counts as left out); lazy ones awaited."""
+        if value is None:
+            value = getattr(self, name, None)
+        if value is not None and is_lazy(value):
+            value = await resolve_lazy(value)
+        return value
+
+    async def _settings(self, values: dict[str, Any]) -> MySQLSettings:
+        cls = type(self).__name__
+        resolved = {name: await self._value(name, value) for name, value in values.items()}
+        password = resolved["password"]
+        if password is not None:
+            if not isinstance(password, str):
+                raise ValueError(f"{cls} password must be a string, not {type(password).__name__}")
+            register(password)  # aflow's loggers and failed-state messages redact it
+        for name in ("host", "user"):
+            if resolved[name] is None or resolved[name] == "":
+                raise ValueError(f"{cls} needs {name}: give {cls}({name}=...) or pass {name}= to the call")
+        return MySQLSettings(
+            host=resolved["host"],
+            user=resolved["user"],
+            password=password,
+            db_name=resolved["db_name"],
+            port=resolved["port"],
+            charset=resolved["charset"],
+            ssl=resolved["ssl"],
+        )
+
+    def _query(self, query: str | None, data: Data | None) -> str:
+        cls = type(self).__name__
+        if query is None or query == "":
+            raise ValueError(f"{cls} needs query: give {cls}(query=...) or pass query= to the call")
+        if isinstance(data, (str, bytes)):
+            raise ValueError(
+                f"{cls} data must be a sequence or a mapping, not the string {data!r}: "
+                "wrap a single value in a tuple, e.g. data=(value,)"
+            )
+        return query
+
+    async def _execute(
+        self,
+        settings: MySQLSettings,
+        query: str,
+        data: Data | None,
+        commit: bool,
+        cursor_class: Any = None,
+        fetch: str | None = None,
+        fetch_count: int = 10,
+    ) -> Any:
+        what = f"{type(self).__name__} on {settings.host}:{settings.port or 3306}"
+        errors = _aiomysql().MySQLError
+        async with clients.client(settings.key, settings) as pool:
+            with map_errors(errors, _classifier(what, settings.password)):
+                conn = await pool.acquire()
+            reusable = False
+            try:
+                with map_errors(errors, _classifier(what, settings.password)):
+                    try:
+                        cursor = await (conn.cursor(cursor_class) if cursor_class else conn.cursor())
+                        affected = await cursor.execute(query, data)
+                        result: Any = affected
+                        if fetch == "one":
+                            row = await cursor.fetchone()
+                            result = row
+                        elif fetch == "many":
+                            result = list(await cursor.fetchmany(fetch_count))
+                        elif fetch == "all":
+                            result = list(await cursor.fetchall())
+                        await cursor.close()  # an unbuffered cursor reads what is left of the result
+                        await (conn.commit() if commit else conn.rollback())
+                    except BaseException as exc:
+                        if not isinstance(exc, Exception):  # cancelled (or interrupted) mid-statement
+                            thread_id = conn.thread_id()
+                            await cleanup(
+                                lambda: _kill_query(settings, thread_id),
+                                f"kill query {thread_id} on {settings.host}",
+                                self.logger,
+                                expected=_no_such_thread,
+                                limit=KILL_LIMIT,
+                            )
+                        raise
+                reusable = True
+            finally:
+                if not reusable:
+                    conn.close()  # its state is unknown: the pool makes a new one
+                pool.release(conn)
+        return result
+
+
+class MySQLExecute(_MySQLTask):
+    """Execute a statement on a MySQL (or MariaDB) database and return the number of affected rows.
+
+    Args:
+        db_name: The database's name (default None: give it to the call, or none).
+        user: The user name (default None: give it to the call). Required.
+        password: The password: a string or a lazy `aflow.Secret` (default None: none).
+        host: The server's host (default None: give it to the call). Required.
+        port: The server's port. Defaults to 3306.
+        query: The statement (default None: give it to the call). Required.
+        commit: Commit the transaction; False rolls it back. Defaults to False.
+        charset: The connection's character set. Defaults to ``"utf8mb4"``.
+        ssl: TLS options: a pymysql-style dict (``ca``, ``cert``, ``key``, ``check_hostname``...)
+            or an ``ssl.SSLContext`` (default None: no TLS).
+        data: Values bound to the query's ``%s`` (a sequence) or ``%(name)s`` (a mapping)
+            placeholders (default None: the query is sent as is).
+        **kwargs: `aflow.Task` attributes.
+    """
+
+    def __init__(
+        self,
+        db_name: str | None = None,
+        user: str | None = None,
+        password: Any = None,
+        host: str | None = None,
+        port: int = 3306,
+        query: str | None = None,
+        commit: bool = False,
+        charset: str = "utf8mb4",
+        ssl: SSLArg | None = None,
+        data: Data | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.db_name = db_name
+        self.user = user
+        self.password = password
+        self.host = host
+        self.port = port
+        self.query = query
+        self.commit = commit
+        self.charset = charset
+        self.ssl = ssl
+        self.data = data
+        super().__init__(**kwargs)
+
+    @defaults_from_attrs("db_name", "user", "password", "host", "port", "query", "commit", "charset", "ssl", "data")
+    async def run(
+        self,
+        db_name: str | None = None,
+        user: str | None = None,
+        password: Any = None,
+        host: str | None = None,
+        port: int | None = None,
+        query: str | None = None,
+        commit: bool | None = None,
+        charset: str | None = None,
+        ssl: SSLArg | None = None,
+        data: Data | None = None,
+    ) -> int:
+        """Execute the statement, commit it or roll it back, and return the number of affected rows.
+
+        Args:
+            db_name: The database (default None: the task's).
+            user: The user name (default None: the task's).
+            password: The password, a string or a lazy secret (default None: the task's).
+            host: The server's host (default None: the task's).
+            port: The server's port (default None: the task's).
+            query: The statement (default None: the task's).
+            commit: Commit instead of rolling back (default None: the task's).
+            charset: The character set (default None: the task's).
+            ssl: TLS options (default None: the task's).
+            data: Values for the placeholders (default None: the task's, or none).
+
+        Returns:
+            The number of rows the statement affected (for a ``SELECT``, the rows it returned).
+
+        Raises:
+            ValueError: If ``host``, ``user`` or ``query`` is missing, or ``data`` is a string.
+            aflow.signals.FAIL: The server's error (code and message), or a connection failure.
+        """
+        data = await self._value("data", data)
+        sql = self._query(await self._value("query", query), data)
+        settings = await self._settings(
+            {
+                "db_name": db_name,
+                "user": user,
+                "password": password,
+                "host": host,
+                "port": port,
+                "charset": charset,
+                "ssl": ssl,
+            }
+        )
+        do_commit = bool(await self._value("commit", commit))
+        affected: int = await self._execute(settings, sql, data, do_commit)
+        self.logger.debug("MySQLExecute affected %d rows", affected)
+        return affected
+
+
+class MySQLFetch(_MySQLTask):
+    """Run a query on a MySQL (or MariaDB) database and return one, some or all of its rows.
+
+    Rows are tuples, or dicts (column name to value) with a ``"dictcursor"`` or
+    ``"ssdictcursor"``. The ``ss`` cursors are unbuffered: rows are read from the server as they
+    are fetched, so ``fetch="one"``/``"many"`` on a huge result holds only those rows in memory.
+
+    Args:
+        db_name: The database's name (default None: give it to the call, or none).
+        user: The user name (default None: give it to the call). Required.
+        password: The password: a string or a lazy `aflow.Secret` (default None: none).
+        host: The server's host (default None: give it to the call). Required.
+        port: The server's port. Defaults to 3306.
+        fetch: ``"one"`` (a row or None), ``"many"`` (a list of at most ``fetch_count`` rows) or
+            ``"all"`` (a list of every row). Defaults to ``"one"``.
+        fetch_count: How many rows ``fetch="many"`` returns at most. Defaults to 10.
+        query: The query (default None: give it to the call). Required.
+        commit: Commit the transaction; False rolls it back. Defaults to False.
+        charset: The connection's character set. Defaults to ``"utf8mb4"``.
+        cursor_type: ``"cursor"``, ``"dictcursor"``, ``"sscursor"`` or ``"ssdictcursor"``
+            (case-insensitive), or an aiomysql cursor class. Defaults to ``"cursor"``.
+        ssl: TLS options: a pymysql-style dict or an ``ssl.SSLContext`` (default None: no TLS).
+        data: Values bound to the query's ``%s`` (a sequence) or ``%(name)s`` (a mapping)
+            placeholders (default None: the query is sent as is).
+        **kwargs: `aflow.Task` attributes.
+    """
+
+    def __init__(
+        self,
+        db_name: str | None = None,
+        user: str | None = None,
+        password: Any = None,
+        host: str | None = None,
+        port: int = 3306,
+        fetch: str = "one",
+        fetch_count: int = 10,
+        query: str | None = None,
+        commit: bool = False,
+        charset: str = "utf8mb4",
+        cursor_type: str | type = "cursor",
+        ssl: SSLArg | None = None,
+        data: Data | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.db_name = db_name
+        self.user = user
+        self.password = password
+        self.host = host
+        self.port = port
+        self.fetch = fetch
+        self.fetch_count = fetch_count
+        self.query = query
+        self.commit = commit
+        self.charset = charset
+        self.cursor_type = cursor_type
+        self.ssl = ssl
+        self.data = data
+        super().__init__(**kwargs)
+
+    @defaults_from_attrs(
+        "db_name",
+        "user",
+        "password",
+        "host",
+        "port",
+        "fetch",
+        "fetch_count",
+        "query",
+        "commit",
+        "charset",
+        "cursor_type",
+        "ssl",
+        "data",
+    )
+    async def run(
+        self,
+        db_name: str | None = None,
+        user: str | None = None,
+        password: Any = None,
+        host: str | None = None,
+        port: int | None = None,
+        fetch: str | None = None,
+        fetch_count: int | None = None,
+        query: str | None = None,
+        commit: bool | None = None,
+        charset: str | None = None,
+        cursor_type: str | type | None = None,
+        ssl: SSLArg | None = None,
+        data: Data | None = None,
+    ) -> Any:
+        """Run the query, fetch its rows, commit or roll back, and return the rows.
+
+        Args:
+            db_name: The database (default None: the task's).
+            user: The user name (default None: the task's).
+            password: The password, a string or a lazy secret (default None: the task's).
+            host: The server's host (default None: the task's).
+            port: The server's port (default None: the task's).
+            fetch: ``"one"``, ``"many"`` or ``"all"`` (default None: the task's).
+            fetch_count: The most rows ``fetch="many"`` returns (default None: the task's).
+            query: The query (default None: the task's).
+            commit: Commit instead of rolling back (default None: the task's).
+            charset: The character set (default None: the task's).
+            cursor_type: A cursor name or class (default None: the task's).
+            ssl: TLS options (default None: the task's).
+            data: Values for the placeholders (default None: the task's, or none).
+
+        Returns:
+            ``fetch="one"``: a row (a tuple, or a dict with a dict cursor) or None;
+            ``"many"``: a list of at most ``fetch_count`` rows; ``"all"``: a list of every row.
+
+        Raises:
+            ValueError: If ``host``, ``user`` or ``query`` is missing, ``fetch`` is not one of
+                ``"one"``, ``"many"``, ``"all"``, or ``data`` is a string.
+            TypeError: If ``cursor_type`` is neither one of the four names nor a class.
+            aflow.signals.FAIL: The server's error (code and message), or a connection failure.
+        """
+        data = await self._value("data", data)
+        sql = self._query(await self._value("query", query), data)
+        how = await self._value("fetch", fetch)
+        if how not in ("one", "many", "all"):
+            raise ValueError("The 'fetch' parameter must be one of the following - ('one', 'many', 'all')")
+        count = await self._value("fetch_count", fetch_count)
+        if how == "many" and (not isinstance(count, int) or isinstance(count, bool) or count < 0):
+            raise ValueError(f"MySQLFetch fetch_count must be a non-negative int for fetch='many', got {count!r}")
+        cursor_class = _cursor_class(await self._value("cursor_type", cursor_type) or "cursor")
+        settings = await self._settings(
+            {
+                "db_name": db_name,
+                "user": user,
+                "password": password,
+                "host": host,
+                "port": port,
+                "charset": charset,
+                "ssl": ssl,
+            }
+        )
+        do_commit = bool(await self._value("commit", commit))
+        rows = await self._execute(settings, sql, data, do_commit, cursor_class, how, count or 0)
+        self.logger.debug("MySQLFetch fetched %s", "a row" if how == "one" else f"{len(rows)} rows")
+        return rows
