@@ -23,9 +23,11 @@ Needs the ``mysql`` extra: ``pip install aflow-engine[mysql]``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib
 import ssl as ssl_module
+import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -33,7 +35,7 @@ from types import ModuleType
 from typing import Any, TypeAlias
 
 from aflow import Task, defaults_from_attrs
-from aflow.integration import ClientFactory, Failure, cleanup, is_lazy, map_errors, resolve_lazy
+from aflow.integration import ClientFactory, Failure, cleanup, is_lazy, map_errors, resolve_lazy, to_the_end
 from aflow.secrets import REDACTED, register
 
 __all__ = (
@@ -168,7 +170,14 @@ async def open_pool(settings: MySQLSettings) -> AsyncIterator[Any]:
         yield pool
     finally:
         pool.terminate()  # the run has ended: every connection is back (or discarded)
-        await pool.wait_closed()
+        await to_the_end(_closed(pool))
+
+
+async def _closed(pool: Any) -> None:
+    await pool.wait_closed()
+    # closed sockets are let go on the loop's next turn: take it, so that no transport of the
+    # pool (or discarded by a task) outlives a loop that ends now
+    await asyncio.sleep(0)
 
 
 clients: ClientFactory[[MySQLSettings], Any] = ClientFactory("aflow_tasks.mysql", open_pool)
@@ -197,14 +206,27 @@ def _classifier(what: str, password: str | None) -> Any:
     return classify
 
 
+_kill_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
 async def _kill_query(settings: MySQLSettings, thread_id: int) -> None:
-    """``KILL QUERY thread_id`` from a connection of its own (the pool's may all be busy)."""
-    conn = await _aiomysql().connect(connect_timeout=KILL_LIMIT, **settings.connect_kwargs())
-    try:
-        cursor = await conn.cursor()
-        await cursor.execute(f"KILL QUERY {int(thread_id)}")
-    finally:
-        conn.close()
+    """``KILL QUERY thread_id`` from a connection of its own (the pool's may all be busy).
+
+    Kills from one event loop go one at a time: MariaDB makes concurrent ``KILL``s of sleeping
+    statements wait up to 2 s each (they contend for one server mutex), one after another takes
+    milliseconds.
+    """
+    loop = asyncio.get_running_loop()
+    lock = _kill_locks.get(loop)
+    if lock is None:
+        lock = _kill_locks[loop] = asyncio.Lock()
+    async with lock:
+        conn = await _aiomysql().connect(connect_timeout=KILL_LIMIT, **settings.connect_kwargs())
+        try:
+            cursor = await conn.cursor()
+            await cursor.execute(f"KILL QUERY {int(thread_id)}")
+        finally:
+            conn.close()
 
 
 def _no_such_thread(exc: Exception) -> bool:
@@ -296,12 +318,16 @@ class _MySQLTask(Task):
                         affected = await cursor.execute(query, data)
                         result: Any = affected
                         if fetch == "one":
-                            row = await cursor.fetchone()
-                            result = row
+                            result = await cursor.fetchone()
                         elif fetch == "many":
                             result = list(await cursor.fetchmany(fetch_count))
                         elif fetch == "all":
                             result = list(await cursor.fetchall())
+                        unbuffered = isinstance(cursor, _aiomysql().cursors.SSCursor)
+                        if unbuffered and fetch != "all" and not commit:
+                            # the rest of a streamed result is not read (a million rows take
+                            # seconds): the connection is closed instead, which rolls back
+                            return result
                         await cursor.close()  # an unbuffered cursor reads what is left of the result
                         await (conn.commit() if commit else conn.rollback())
                     except BaseException as exc:

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,13 @@ def _binary(name: str) -> str:
 
 @pytest.fixture(scope="session")
 def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
-    base = tmp_path_factory.mktemp("mariadb")
+    with running_mariadb(tmp_path_factory.mktemp("mariadb")) as server:
+        yield server
+
+
+@contextmanager
+def running_mariadb(base: Path) -> Iterator[MariaDB]:
+    """Make a data directory in ``base``, serve it on 127.0.0.1 at a free port; stop it by pid on exit."""
     data = base / "data"
     user = ["--user=root"] if os.geteuid() == 0 else []
     install = subprocess.run(
