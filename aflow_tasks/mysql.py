@@ -24,6 +24,7 @@ Needs the ``mysql`` extra: ``pip install aflow-engine[mysql]``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import importlib
 import ssl as ssl_module
@@ -33,6 +34,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, TypeAlias
+
+import anyio
 
 from aflow import Task, defaults_from_attrs
 from aflow.integration import ClientFactory, Failure, cleanup, is_lazy, map_errors, resolve_lazy, to_the_end
@@ -44,6 +47,7 @@ __all__ = (
     "POOL_SIZE",
     "MySQLExecute",
     "MySQLFetch",
+    "MySQLPool",
     "MySQLSettings",
     "clients",
     "open_pool",
@@ -155,32 +159,116 @@ class MySQLSettings:
         return kwargs
 
 
+def _drop(conn: Any) -> None:
+    """Close an aiomysql connection now: its socket is let go on the loop's next turn.
+
+    A TLS connection's ``close()`` waits for the server's close_notify, which may outlive the
+    event loop (a ``ResourceWarning``): the transport is aborted instead.
+    """
+    transport = _transport(conn)
+    if transport is not None:
+        transport.abort()
+    conn.close()
+
+
+def _transport(conn: Any) -> Any:
+    writer = getattr(conn, "_writer", None)
+    return None if writer is None else writer.transport
+
+
+class MySQLPool:
+    """The connections of one flow run and configuration: at most ``size`` open, reused by its tasks.
+
+    What `clients` hands out (``clients.use(pool)`` takes one). A connection given back healthy
+    (its transaction ended) is reused; any other is closed.
+
+    Args:
+        settings: Where and how to connect.
+        size: The most connections open at once; more `acquire` calls wait. Defaults to `POOL_SIZE`.
+    """
+
+    def __init__(self, settings: MySQLSettings, size: int = POOL_SIZE) -> None:
+        self.settings = settings
+        self.size = size
+        self.closed = False
+        self._free: list[Any] = []
+        self._open: set[Any] = set()
+        self._slots = asyncio.Semaphore(size)
+
+    async def acquire(self) -> Any:
+        """A connection (an ``aiomysql.Connection``, autocommit off): a free one, else a new one.
+
+        Raises:
+            pymysql.err.MySQLError: If a new connection cannot be made.
+        """
+        if self.closed:
+            raise RuntimeError("this MySQLPool is closed")
+        await self._slots.acquire()
+        try:
+            while self._free:
+                conn = self._free.pop()
+                if not conn.closed:
+                    return conn
+                self._open.discard(conn)
+            conn = await _aiomysql().connect(autocommit=False, **self.settings.connect_kwargs())
+        except BaseException:
+            self._slots.release()
+            raise
+        self._open.add(conn)
+        return conn
+
+    def release(self, conn: Any, *, reusable: bool) -> None:
+        """Give ``conn`` back: kept for reuse if ``reusable`` (and open), else closed.
+
+        Args:
+            conn: A connection from `acquire`.
+            reusable: Whether its state is known and clean (no open transaction, no unread result).
+        """
+        if reusable and not self.closed and not conn.closed:
+            self._free.append(conn)
+        else:
+            self._open.discard(conn)
+            _drop(conn)
+        self._slots.release()
+
+    async def close(self) -> None:
+        """Close every connection: free ones say goodbye to the server (bounded), others are dropped."""
+        self.closed = True
+        free, self._free = self._free, []
+        conns, self._open = self._open, set()
+
+        async def quit(conn: Any) -> None:
+            with contextlib.suppress(Exception):
+                await conn.ensure_closed()
+
+        transports = [t for t in map(_transport, conns) if t is not None]
+        with anyio.move_on_after(2.0):
+            await asyncio.gather(*(quit(conn) for conn in free))
+        for conn in conns:
+            _drop(conn)
+        for transport in transports:  # ensure_closed() closes a TLS one gracefully: too slow
+            transport.abort()
+        await asyncio.sleep(0)  # the dropped sockets are let go now, not after the loop ends
+
+
 @asynccontextmanager
-async def open_pool(settings: MySQLSettings) -> AsyncIterator[Any]:
-    """An aiomysql pool for ``settings`` (the default opener of `clients`), closed on exit.
+async def open_pool(settings: MySQLSettings) -> AsyncIterator[MySQLPool]:
+    """A `MySQLPool` for ``settings`` (the default opener of `clients`), closed on exit.
 
     No connection is made before the first query; at most `POOL_SIZE` are open at once.
 
     Args:
         settings: Where and how to connect.
     """
-    aiomysql = _aiomysql()
-    pool = await aiomysql.create_pool(minsize=0, maxsize=POOL_SIZE, autocommit=False, **settings.connect_kwargs())
+    _aiomysql()  # fail early, with the extra to install, when aiomysql is missing
+    pool = MySQLPool(settings)
     try:
         yield pool
     finally:
-        pool.terminate()  # the run has ended: every connection is back (or discarded)
-        await to_the_end(_closed(pool))
+        await to_the_end(pool.close())
 
 
-async def _closed(pool: Any) -> None:
-    await pool.wait_closed()
-    # closed sockets are let go on the loop's next turn: take it, so that no transport of the
-    # pool (or discarded by a task) outlives a loop that ends now
-    await asyncio.sleep(0)
-
-
-clients: ClientFactory[[MySQLSettings], Any] = ClientFactory("aflow_tasks.mysql", open_pool)
+clients: ClientFactory[[MySQLSettings], MySQLPool] = ClientFactory("aflow_tasks.mysql", open_pool)
 """The flow run's pools, one per `MySQLSettings` key. In tests: ``clients.override(opener)``
 (the opener takes a `MySQLSettings`) or ``clients.use(pool)`` (see
 `aflow.integration.ClientFactory`)."""
@@ -226,7 +314,7 @@ async def _kill_query(settings: MySQLSettings, thread_id: int) -> None:
             cursor = await conn.cursor()
             await cursor.execute(f"KILL QUERY {int(thread_id)}")
         finally:
-            conn.close()
+            _drop(conn)
 
 
 def _no_such_thread(exc: Exception) -> bool:
@@ -343,9 +431,7 @@ class _MySQLTask(Task):
                         raise
                 reusable = True
             finally:
-                if not reusable:
-                    conn.close()  # its state is unknown: the pool makes a new one
-                pool.release(conn)
+                pool.release(conn, reusable=reusable)  # not reusable: its state is unknown, closed
         return result
 
 

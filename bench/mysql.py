@@ -22,11 +22,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import aiomysql  # type: ignore[import-untyped]  # noqa: E402
+import aiomysql  # type: ignore[import-untyped]
 
-from aflow import Flow  # noqa: E402
-from aflow_tasks.mysql import POOL_SIZE, MySQLFetch  # noqa: E402
-from tests.aflow_tasks.mysql.conftest import DB, PASSWORD, USER, MariaDB, running_mariadb  # noqa: E402
+from aflow import Flow
+from aflow_tasks.mysql import POOL_SIZE, MySQLFetch
+from tests.aflow_tasks.mysql.conftest import DB, PASSWORD, USER, MariaDB, running_mariadb
 
 
 async def fifty(server: MariaDB, width: int) -> float:
@@ -60,12 +60,12 @@ async def cancel_to_clean(server: MariaDB, width: int = 10) -> float:
         for i in range(width):
             MySQLFetch(**server.settings, query=f"SELECT SLEEP(30), '{marker}', {i}")()
     handle = flow.start()
-    while await processlist(server, marker) < width:
+    while await processlist(server, marker) < width:  # noqa: ASYNC110 (polling the server)
         await asyncio.sleep(0.01)
     start = time.perf_counter()
     handle.cancel()
     await handle.wait()
-    while await processlist(server, marker):
+    while await processlist(server, marker):  # noqa: ASYNC110
         await asyncio.sleep(0.005)
     return time.perf_counter() - start
 
