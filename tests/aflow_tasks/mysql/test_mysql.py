@@ -408,3 +408,30 @@ async def test_many_fetches_of_one_run_wait_at_once(mariadb: MariaDB) -> None:
     state = await handle.wait()
     assert isinstance(state, Success)
     assert [state.result[r].result for r in refs] == [(2, marker)] * width
+
+
+async def test_streaming_a_million_rows_stays_in_bounded_memory(mariadb: MariaDB) -> None:
+    import tracemalloc
+
+    marker = f"stream_{uuid.uuid4().hex[:8]}"
+    task = MySQLFetch(
+        **mariadb.settings,
+        query=f"SELECT seq, REPEAT('x', 100), '{marker}' FROM seq_1_to_1000000",
+        cursor_type="ssdictcursor",
+        fetch="many",
+        fetch_count=1000,
+    )
+    tracemalloc.start()
+    try:
+        rows = await run_one(task)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(rows.result) == 1000
+    assert rows.result[-1]["seq"] == 1000
+    assert peak < 20_000_000  # the whole result would be ~150 MB of Python objects
+
+    async def none_running() -> bool:
+        return await running_queries(marker) == []
+
+    await wait_for(none_running, "the streamed query ended on the server")
