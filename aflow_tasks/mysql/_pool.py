@@ -137,6 +137,10 @@ def _drop(conn: Any) -> None:
     conn.close()
 
 
+async def _drop_later(conn: Any) -> None:
+    _drop(conn)
+
+
 def _transport(conn: Any) -> Any:
     writer = getattr(conn, "_writer", None)
     return None if writer is None else writer.transport
@@ -176,7 +180,10 @@ class MySQLPool:
                 if not conn.closed:
                     return conn
                 self._open.discard(conn)
-            conn = await _aiomysql().connect(autocommit=False, **self.settings.connect_kwargs())
+            # aiomysql leaves the socket of a connect cut off by a cancellation open: let it
+            # finish (bounded), then close what it made
+            connect = _aiomysql().connect(autocommit=False, **self.settings.connect_kwargs())
+            conn = await to_the_end(connect, _drop_later, limit=KILL_LIMIT)
         except BaseException:
             self._slots.release()
             raise

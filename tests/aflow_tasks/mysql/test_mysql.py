@@ -435,3 +435,39 @@ async def test_streaming_a_million_rows_stays_in_bounded_memory(mariadb: MariaDB
         return await running_queries(marker) == []
 
     await wait_for(none_running, "the streamed query ended on the server")
+
+
+CANCEL_POINTS = [("iterations", n) for n in (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)] + [
+    ("seconds", d) for d in (0.001, 0.003, 0.01, 0.03, 0.1)
+]
+
+
+async def test_a_cancel_at_any_moment_leaves_no_running_query(mariadb: MariaDB) -> None:
+    import asyncio
+
+    left: dict[Any, Any] = {}
+    for kind, amount in CANCEL_POINTS:
+        marker = f"point_{uuid.uuid4().hex[:8]}"
+        with Flow("points") as flow:
+            for i in range(5):
+                MySQLFetch(**mariadb.settings, query=f"SELECT SLEEP(30), '{marker}', {i}")()
+        handle = flow.start()
+        if kind == "iterations":
+            for _ in range(int(amount)):
+                await asyncio.sleep(0)
+        else:
+            await asyncio.sleep(amount)
+        handle.cancel()
+        state = await handle.wait()
+        assert state.is_cancelled(), (kind, amount)
+
+        async def none_running(marker: str = marker) -> bool:
+            return await running_queries(marker) == []
+
+        try:
+            await wait_for(none_running, "no running query", guard=500)
+        except AssertionError:
+            left[(kind, amount)] = await running_queries(marker)
+            for thread, *_ in left[(kind, amount)]:
+                mariadb.query(f"KILL {int(thread)}")
+    assert left == {}
