@@ -16,7 +16,7 @@ import pytest
 import aflow_tasks.mysql as mysql
 from aflow import Flow, Secret
 from aflow.signals import FAIL
-from aflow.states import Failed, Success
+from aflow.states import Failed, Success, TimedOut
 from aflow_tasks.mysql import MySQLExecute, MySQLFetch, MySQLSettings, clients
 
 from .conftest import DB, PASSWORD, USER, MariaDB
@@ -371,7 +371,7 @@ async def test_a_task_timeout_kills_the_query_on_the_server(mariadb: MariaDB) ->
     marker = f"timeout_{uuid.uuid4().hex[:8]}"
     task = MySQLFetch(**mariadb.settings, query=f"SELECT SLEEP(30), '{marker}'", timeout=0.5)
     state = await run_one(task)
-    assert isinstance(state, Failed)  # TimedOut
+    assert isinstance(state, TimedOut)
 
     async def none_running() -> bool:
         return await running_queries(marker) == []
@@ -471,3 +471,29 @@ async def test_a_cancel_at_any_moment_leaves_no_running_query(mariadb: MariaDB) 
             for thread, *_ in left[(kind, amount)]:
                 mariadb.query(f"KILL {int(thread)}")
     assert left == {}
+
+
+async def test_a_transient_error_is_retried_then_fails(mariadb: MariaDB) -> None:
+    import socket
+    from datetime import timedelta
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    settings = {**mariadb.settings, "port": closed}
+    task = MySQLFetch(**settings, query="SELECT 1", max_retries=1, retry_delay=timedelta(0))
+    state = await run_one(task)
+    assert isinstance(state, Failed)
+    assert "no retries left after 2 attempts" in str(state.message)
+
+
+async def test_unbuffered_partial_fetch_with_commit_reads_the_rest(mariadb: MariaDB, table: str) -> None:
+    query = f"SELECT seq FROM seq_1_to_5000 WHERE seq > (SELECT COUNT(*) FROM {table})"
+    task = MySQLFetch(**mariadb.settings, query=query, cursor_type="SSCursor", commit=True)
+    after = MySQLFetch(**mariadb.settings, query="SELECT 'next'")
+    with Flow("ss-commit") as flow:
+        first = task()
+        second = after(upstream_tasks=[first])
+    state = await flow.run()
+    assert state.result[first].result == (4,)
+    assert state.result[second].result == ("next",)
