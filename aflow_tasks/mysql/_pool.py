@@ -80,7 +80,8 @@ def _ssl_key(ssl: SSLArg | None) -> Any:
         return None
     if isinstance(ssl, ssl_module.SSLContext):
         return ("context", id(ssl))
-    return ("dict", tuple(sorted((str(k), repr(v)) for k, v in ssl.items())))
+    # a digest: the dict may hold a key's password
+    return ("dict", hashlib.sha256(repr(sorted((str(k), repr(v)) for k, v in ssl.items())).encode()).hexdigest())
 
 
 @dataclass(frozen=True)
