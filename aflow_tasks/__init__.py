@@ -15,6 +15,10 @@ error boundary, one transient-error policy); ``aflow new-task FAMILY CLASS`` sta
 | `aflow_tasks.templates` | StringFormatter, JinjaTemplate | ``aflow-engine[templates]`` |
 | `aflow_tasks.secrets` | GetSecret, EnvVarSecret | (none) |
 | `aflow_tasks.sqlite` | SQLiteQuery, SQLiteScript | ``aflow-engine[sqlite]`` |
+| `aflow_tasks.postgres` | PostgresExecute, PostgresExecuteMany, PostgresFetch | ``aflow-engine[postgres]`` |
+| `aflow_tasks.mysql` | MySQLExecute, MySQLFetch | ``aflow-engine[mysql]`` |
+| `aflow_tasks.redis` | RedisSet, RedisGet, RedisExecute | ``aflow-engine[redis]`` |
+| `aflow_tasks.snowflake` | SnowflakeQuery, SnowflakeQueriesFromFile | ``aflow-engine[snowflake]`` |
 | `aflow_tasks.email` | EmailTask | ``aflow-engine[email]`` |
 | `aflow_tasks.aws` | S3Upload, S3Download, S3List, S3Result, Lambda*, StepActivate, BatchSubmit... | ``[aws]`` |
 | `aflow_tasks.kubernetes` | Create/Delete/List/Patch/Read/ReplaceNamespaced*, RunNamespacedJob | ``[kubernetes]`` |
