@@ -20,6 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def _bin_dir() -> Path:
@@ -98,16 +99,16 @@ def start() -> PostgresServer:
     sock.mkdir()
     for path in (root, sock):
         os.chown(path, owner.pw_uid, owner.pw_gid)
-    as_owner: dict[str, object] = {}
+    as_owner: dict[str, Any] = {}
     if os.geteuid() == 0:
         as_owner = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []}
     env = {**os.environ, "HOME": str(root), "LC_ALL": "C"}
     init = subprocess.run(
-        [bin_dir / "initdb", "-D", data, "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-sync"],
+        [str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-sync"],
         capture_output=True,
         cwd=root,
         env=env,
-        **as_owner,  # type: ignore[arg-type]
+        **as_owner,
     )
     if init.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
@@ -119,14 +120,14 @@ def start() -> PostgresServer:
     with open(root / "server.log", "wb") as log:  # the server keeps its own descriptor
         process = subprocess.Popen(
             [
-                bin_dir / "postgres",
+                str(bin_dir / "postgres"),
                 "-D",
-                data,
+                str(data),
                 "-F",
                 "-p",
                 str(port),
                 "-k",
-                sock,
+                str(sock),
                 "-c",
                 "listen_addresses=127.0.0.1",
                 "-c",
@@ -136,7 +137,7 @@ def start() -> PostgresServer:
             stderr=subprocess.STDOUT,
             cwd=root,
             env=env,
-            **as_owner,  # type: ignore[arg-type]
+            **as_owner,
         )
     server = PostgresServer("127.0.0.1", port, root, process)
     deadline = time.monotonic() + START_TIMEOUT

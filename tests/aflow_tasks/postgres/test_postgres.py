@@ -121,7 +121,8 @@ async def test_execute_many_without_commit_rolls_back(pg, pg_server, table):
 
 async def test_execute_many_needs_data(pg, table):
     task = PostgresExecuteMany(**pg, query=f"INSERT INTO {table} VALUES (%s, %s)")
-    for data in (None, []):
+    missing: tuple[Any, ...] = (None, [])
+    for data in missing:
         with pytest.raises(ValueError, match="data"):
             await task.run(data=data)
 
@@ -132,7 +133,8 @@ async def test_execute_many_needs_data(pg, table):
 @pytest.fixture
 def filled(pg_server, table) -> str:
     sql(pg_server, f"INSERT INTO {table} SELECT i, 'n' || i FROM generate_series(1, 25) i")
-    return table
+    name: str = table
+    return name
 
 
 async def test_fetch_one_many_all(pg, filled):

@@ -41,7 +41,8 @@ async def one(task: Task, **call: Any) -> State:
     with Flow("one") as flow:
         ref = task(**call)
     state = await run(flow)
-    return state.result[ref]
+    found: State = state.result[ref]
+    return found
 
 
 async def eventually(check: Any, what: str) -> None:

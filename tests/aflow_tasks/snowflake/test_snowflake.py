@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,9 @@ def sql(creds: dict[str, Any], statement: str, data: Any = None) -> list[Any]:
     """Run a statement on a connection of its own (autocommit), outside aflow."""
     conn = snowflake.connector.connect(**creds)
     try:
-        return list(conn.cursor().execute(statement, data).fetchall())
+        cursor = conn.cursor().execute(statement, data)
+        assert cursor is not None
+        return list(cursor.fetchall())
     finally:
         conn.close()
 
@@ -57,7 +58,7 @@ def table(creds: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Record the keyword arguments and the thread of every connect (fakesnow's still answers)."""
     seen: list[dict[str, Any]] = []
     inner = snowflake.connector.connect
