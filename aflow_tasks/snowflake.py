@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -56,7 +57,11 @@ _SECRET_ARGS = ("password", "private_key", "token")
 
 def _connector() -> ModuleType:
     try:
-        import snowflake.connector
+        with warnings.catch_warnings():
+            # the connector's vendored requests warns at import about a chardet newer than it knows
+            # (6+, which other packages bring along); it reads no chardet with charset_normalizer there
+            warnings.filterwarnings("ignore", "urllib3 .* doesn't match a supported version")
+            import snowflake.connector
     except ImportError as exc:
         raise ImportError(
             "snowflake tasks need snowflake-connector-python: pip install aflow-engine[snowflake]"
