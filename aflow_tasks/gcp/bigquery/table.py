@@ -20,7 +20,8 @@ def _status(exc: BaseException) -> int | None:
 class CreateBigQueryTable(Task):
     """Make sure a BigQuery table exists.
 
-    Creates it (and its dataset when missing), or ends in Success with ``"{dataset}.{table} already exists."`` when it does (as Prefect 1).
+    Creates it (and its dataset when missing), or ends in Success with
+    ``"{dataset}.{table} already exists."`` when it does (as Prefect 1).
 
     Every setting but ``clustering_fields`` and ``time_partitioning`` can also be given to the
     call, which wins.
