@@ -207,6 +207,7 @@ class BigQueryTask(Task):
             if dry_run_max_bytes is not None:
                 self.logger.debug("Performing a dry run...")
                 body = query_body(query, query_params, config, bq.project, destination, dry_run=True)
+                body["jobReference"] = {"projectId": bq.project, "location": location}
                 dry = await bq.job(location=location).insert(body)
                 processed = int((dry.get("statistics") or {}).get("totalBytesProcessed") or 0)
                 if processed > dry_run_max_bytes:
@@ -215,6 +216,7 @@ class BigQueryTask(Task):
                         f"{dry_run_max_bytes} for this task."
                     )
             body = query_body(query, query_params, config, bq.project, destination)
+            body["jobReference"] = {"projectId": bq.project, "location": location}
             job = await insert_job(bq, body, location, self.logger)
             job = await wait_for_job(bq, job, location, self.logger, what="query job")
             if (job.get("configuration") or {}).get("dryRun"):
