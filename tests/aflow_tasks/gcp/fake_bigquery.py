@@ -217,7 +217,8 @@ class FakeBigQuery:
             if fault[0] in request.path:
                 self.faults.remove(fault)
                 return _error(fault[1], f"fake fault {fault[1]}", "backendError")
-        return await handler(request)
+        response: web.StreamResponse = await handler(request)
+        return response
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
