@@ -84,11 +84,15 @@ def query_body(
     return {"configuration": configuration}
 
 
-def _dataframe(rows: list[dict[str, Any]], schema: Mapping[str, Any]) -> Any:
+def _pandas() -> Any:
     try:
-        pd = importlib.import_module("pandas")
+        return importlib.import_module("pandas")
     except ImportError as exc:
         raise ImportError("BigQueryTask(to_dataframe=True) needs pandas: pip install aflow-engine[gcp] pandas") from exc
+
+
+def _dataframe(rows: list[dict[str, Any]], schema: Mapping[str, Any]) -> Any:
+    pd = _pandas()
     columns = [field["name"] for field in schema.get("fields", [])]
     return pd.DataFrame(rows, columns=columns)
 
@@ -200,7 +204,7 @@ class BigQueryTask(Task):
         if (dataset_dest is None) != (table_dest is None):
             raise ValueError("Both `dataset_dest` and `table_dest` must be provided if writing to a destination table.")
         if to_dataframe:
-            _dataframe([], {})  # fail before running anything when pandas is missing
+            _pandas()  # fail before running anything when pandas is missing
         destination = None if dataset_dest is None or table_dest is None else (dataset_dest, table_dest)
         config = dict(job_config or {})
         async with bigquery(project, credentials) as bq, bq_errors(self, "BigQuery query"):
