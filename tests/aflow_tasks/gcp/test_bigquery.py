@@ -145,8 +145,9 @@ async def test_destination_table_both_or_neither(bq: FakeBigQuery) -> None:
     people(bq, 5)
     task = BigQueryTask(query="SELECT id, name FROM `ds.people` WHERE id <= 2")
     for one in ({"dataset_dest": "ds"}, {"table_dest": "copy"}):
+        kwargs: dict[str, Any] = one
         with pytest.raises(ValueError, match="Both `dataset_dest` and `table_dest` must be provided"):
-            await task.run(**one)
+            await task.run(**kwargs)
     assert bq.jobs == {}
     rows = await task.run(dataset_dest="ds", table_dest="copy")
     assert rows == [{"id": 1, "name": "p1"}, {"id": 2, "name": "p2"}]
@@ -200,7 +201,12 @@ async def test_to_dataframe(bq: FakeBigQuery, monkeypatch: pytest.MonkeyPatch) -
     assert bq.jobs == {}
     made: list[tuple[Any, Any]] = []
     stub = types.ModuleType("pandas")
-    stub.DataFrame = lambda rows, columns: made.append((rows, columns)) or "frame"  # type: ignore[attr-defined]
+
+    def frame(rows: Any, columns: Any) -> str:
+        made.append((rows, columns))
+        return "frame"
+
+    stub.DataFrame = frame  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pandas", stub)
     assert await task.run() == "frame"
     assert made == [([{"id": 1, "name": "p1"}, {"id": 2, "name": "p2"}, {"id": 3, "name": "p3"}], ["id", "name"])]
@@ -283,7 +289,7 @@ async def test_tasks_of_a_flow_run_share_one_session(bq: FakeBigQuery) -> None:
 async def test_streaming_insert(bq: FakeBigQuery) -> None:
     bq.add_table("dev", "ds", "people", PEOPLE, [])
     task = BigQueryStreamingInsert(dataset_id="ds", table="people", location="EU")
-    records = [{"id": 1, "name": "a", "score": 1.5, "active": True}, {"id": 2, "name": None}]
+    records: list[dict[str, Any]] = [{"id": 1, "name": "a", "score": 1.5, "active": True}, {"id": 2, "name": None}]
     assert await task.run(records) == []
     assert bq.rows("dev", "ds", "people") == [(1, "a", 1.5, 1), (2, None, None, None)]
 
@@ -291,7 +297,7 @@ async def test_streaming_insert(bq: FakeBigQuery) -> None:
 async def test_streaming_insert_row_errors(bq: FakeBigQuery) -> None:
     bq.add_table("dev", "ds", "people", PEOPLE, [])
     task = BigQueryStreamingInsert(dataset_id="ds", table="people")
-    records = [{"id": 1}, {"id": "x"}, {"name": "no id"}]
+    records: list[dict[str, Any]] = [{"id": 1}, {"id": "x"}, {"name": "no id"}]
     with pytest.raises(ValueError, match="Could not parse 'x' as INT64 for field id") as caught:
         await task.run(records)
     errors = caught.value.args[0]
@@ -429,7 +435,7 @@ async def test_create_table_creates_the_dataset_then_succeeds_as_existing(bq: Fa
         clustering_fields=["name"],
         time_partitioning={"type": "DAY"},
     )
-    assert await task.run() is None
+    await task.run()
     assert ("dev", "ds") in bq.datasets
     table = bq.tables[("dev", "ds", "events")]
     assert table["schema"] == {"fields": PEOPLE}
