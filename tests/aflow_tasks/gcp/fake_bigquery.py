@@ -134,6 +134,8 @@ class FakeBigQuery:
         self.queries: list[str] = []
         self.dry_runs: list[str] = []
         self.uploads: list[bytes] = []
+        self.insert_delay = 0.0
+        """Seconds jobs.insert waits before answering (the job exists meanwhile)."""
         self.faults: list[tuple[str, int]] = []
         """(path fragment, status): the next request whose path holds the fragment gets the status."""
         self.gcs.clear()
@@ -342,7 +344,9 @@ class FakeBigQuery:
 
     async def _insert_job(self, request: web.Request, project: str) -> web.Response:
         body = await request.json()
-        return web.json_response(self._start(project, body, None))
+        job = self._start(project, body, None)
+        await asyncio.sleep(self.insert_delay)  # the job exists; its creator hears of it later
+        return web.json_response(job)
 
     async def _upload(self, request: web.Request, project: str) -> web.Response:
         if request.query.get("uploadType") != "multipart":

@@ -234,6 +234,22 @@ async def test_cancelling_the_task_cancels_the_running_job(bq: FakeBigQuery) -> 
     assert bq.jobs[job_id]["status"]["errorResult"]["reason"] == "stopped"
 
 
+async def test_a_cancellation_while_the_job_is_created_cancels_it_once_it_exists(bq: FakeBigQuery) -> None:
+    people(bq, 2)
+    bq.insert_delay = 0.5
+    running = asyncio.ensure_future(BigQueryTask(query="SELECT /* hold */ id FROM `ds.people`").run())
+    for _ in range(500):
+        if bq.jobs:
+            break
+        await asyncio.sleep(0.01)
+    (job_id,) = bq.jobs
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert bq.cancelled == [job_id]
+    assert paths(bq, "GET", "/jobs/") == []  # never polled: cancelled as soon as its id came back
+
+
 async def test_cancelling_the_flow_cancels_the_running_job(bq: FakeBigQuery) -> None:
     people(bq, 2)
     with Flow("held") as flow:
