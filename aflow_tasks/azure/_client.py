@@ -27,6 +27,7 @@ __all__ = (
     "blob_service",
     "clients",
     "connection_string_from",
+    "error_code",
     "register_connection_string",
     "require_azure",
 )
@@ -91,7 +92,9 @@ async def _open_service(connection_string: str) -> AsyncIterator[BlobServiceClie
     """Open a ``BlobServiceClient`` (the default opener of `clients`), closed on exit."""
     from azure.storage.blob.aio import BlobServiceClient
 
-    client = BlobServiceClient.from_connection_string(connection_string)
+    # no retries inside the SDK (its storage policy waits 15 s and more): a task's max_retries
+    # decide, through aflow.integration.retry_or_fail
+    client = BlobServiceClient.from_connection_string(connection_string, retry_total=0)
     try:
         yield client
     finally:
@@ -120,6 +123,14 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0].strip() if text.strip() else ""
 
 
+def error_code(exc: BaseException) -> str | None:
+    """The storage error code (``BlobNotFound``...) of an azure-core error, as a plain str."""
+    code = getattr(exc, "error_code", None)
+    if code is None:
+        return None
+    return str(getattr(code, "value", code))
+
+
 def azure_failure(exc: BaseException, action: str) -> Failure:
     """What an azure-core error means: transient for 429, 5xx and connection failures.
 
@@ -131,8 +142,8 @@ def azure_failure(exc: BaseException, action: str) -> Failure:
 
     if isinstance(exc, HttpResponseError):
         status = exc.status_code
-        error_code = getattr(exc, "error_code", None)
-        code = error_code or (str(status) if status is not None else "Error")
+        known = error_code(exc)
+        code = known or (str(status) if status is not None else "Error")
         message = _first_line(str(exc.message or "")) or _first_line(exc.reason or "") or "no message"
         retry_after = None
         response: Any = exc.response
@@ -156,7 +167,7 @@ def azure_errors(action: str, hint: dict[str, str] | None = None) -> map_errors:
 
     def classify(exc: BaseException) -> Failure:
         failure = azure_failure(exc, action)
-        code = getattr(exc, "error_code", None)
+        code = error_code(exc)
         if hint and code in hint:
             return Failure(f"{failure.message} ({hint[code]})", failure.transient, failure.retry_after)
         return failure

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, final
 
 from aflow.results import Result, Serializer
 
-from ._client import blob_service, connection_string_from, require_azure
+from ._client import blob_service, connection_string_from, error_code, require_azure
 
 if TYPE_CHECKING:
     from azure.storage.blob.aio import BlobServiceClient
@@ -116,7 +116,8 @@ class AzureResult(Result):
                 downloader = await blob.download_blob()
                 data = await downloader.readall()
             except ResourceNotFoundError as exc:
-                what = "no such container" if getattr(exc, "error_code", None) == "ContainerNotFound" else "no such blob"
+                missing = error_code(exc) == "ContainerNotFound"
+                what = "no such container" if missing else "no such blob"
                 raise FileNotFoundError(f"no result at {self._where(location)}: {what}") from None
             except AzureError as exc:
                 raise OSError(f"AzureResult: reading {self._where(location)} failed: {_text(exc)}") from None
@@ -151,7 +152,7 @@ class AzureResult(Result):
 
 
 def _text(exc: BaseException) -> str:
-    code = getattr(exc, "error_code", None)
+    code = error_code(exc)
     message = str(getattr(exc, "message", None) or exc).strip()
     first = message.splitlines()[0] if message else type(exc).__name__
     return f"{code}: {first}" if code else first
