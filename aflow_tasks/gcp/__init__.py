@@ -1,7 +1,9 @@
 """Google Cloud tasks on gcloud-aio (Storage, BigQuery, Secret Manager), with Prefect 1's names.
 
 One aiohttp session per flow run is shared by every gcp task (`aflow_tasks.gcp._auth`).
-`aflow_tasks.gcp.bigquery`: BigQuery queries, streaming inserts, load jobs and tables.
+
+- `aflow_tasks.gcp.bigquery`: BigQuery queries, streaming inserts, load jobs and tables.
+- `aflow_tasks.gcp.secretmanager`: `GCPSecret`, a secret's payload from Secret Manager.
 
 Needs the ``gcp`` extra: ``pip install aflow-engine[gcp]``.
 """
@@ -13,6 +15,7 @@ from .bigquery import BigQueryLoadGoogleCloudStorage as BigQueryLoadGoogleCloudS
 from .bigquery import BigQueryStreamingInsert as BigQueryStreamingInsert
 from .bigquery import BigQueryTask as BigQueryTask
 from .bigquery import CreateBigQueryTable as CreateBigQueryTable
+from .secretmanager import GCPSecret as GCPSecret
 
 __all__: tuple[str, ...] = (
     "BigQueryLoadFile",
@@ -20,4 +23,5 @@ __all__: tuple[str, ...] = (
     "BigQueryStreamingInsert",
     "BigQueryTask",
     "CreateBigQueryTable",
+    "GCPSecret",
 )
