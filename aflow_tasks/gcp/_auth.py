@@ -62,13 +62,16 @@ def emulator_host(variable: str) -> str | None:
 
 
 def _service_info(credentials: Mapping[str, Any] | str) -> dict[str, Any]:
+    info: Any
     if isinstance(credentials, str):
         try:
             info = json.loads(credentials)
         except ValueError:
             raise ValueError("credentials must be a service account's JSON key (a dict or its JSON text)") from None
-    else:
+    elif isinstance(credentials, Mapping):
         info = dict(credentials)
+    else:
+        info = None
     if not isinstance(info, dict):
         raise ValueError("credentials must be a service account's JSON key (a dict or its JSON text)")
     return info
