@@ -187,18 +187,28 @@ async def bucket_exists(storage: Storage, bucket: str, client_timeout: Any) -> b
 
 
 async def make_bucket(storage: Storage, bucket: str, project: str | None, client_timeout: Any, task: Task) -> None:
+    """Create ``bucket`` in ``project`` (else the credentials' project); one made meanwhile is fine.
+
+    Args:
+        storage: The client.
+        bucket: The bucket's name.
+        project: The project, or None.
+        client_timeout: An ``aiohttp.ClientTimeout``.
+        task: The task creating it (its name and logger).
+    """
     import aiohttp
 
     if project is None and not storage._api_is_dev:
         project = await storage.token.get_project()
-    if project is None:
+    if project is None and not storage._api_is_dev:  # an emulator takes any project
         raise ValueError(f"{type(task).__name__} needs project to create the bucket {bucket!r}")
     task.logger.debug("bucket %s not found; creating it", bucket)
     headers = {**await storage._headers(), "Content-Type": "application/json; charset=UTF-8"}
     url = f"{storage._api_root}/storage/v1/b"
     body = json.dumps({"name": bucket})
     try:
-        await storage.session.post(url, headers=headers, params={"project": project}, data=body, timeout=client_timeout)
+        params = {"project": project or "emulator"}
+        await storage.session.post(url, headers=headers, params=params, data=body, timeout=client_timeout)
     except aiohttp.ClientResponseError as exc:  # created meanwhile by another task: fine
         if exc.status != 409:
             raise
@@ -272,9 +282,10 @@ async def upload_bytes(
         resumable: True for a resumable upload; None lets gcloud-aio decide by size.
         client_timeout: An ``aiohttp.ClientTimeout``.
     """
-    metadata: dict[str, Any] = {"contentType": content_type}
+    # gcloud-aio turns "Content-Type" into the JSON field contentType (and "contentType" into contenttype)
+    metadata: dict[str, Any] = {"Content-Type": content_type}
     if content_encoding:
-        metadata["contentEncoding"] = content_encoding
+        metadata["Content-Encoding"] = content_encoding
     return await storage.upload(
         bucket,
         blob,

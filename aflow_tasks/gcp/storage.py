@@ -42,8 +42,8 @@ __all__ = ("GCSBlobExists", "GCSCopy", "GCSDownload", "GCSUpload", "storages")
 
 
 class _GCSTask(Task):
-    def _missing(self, what: str) -> FAIL:
-        return FAIL(f"{type(self).__name__}: {what} not found")
+    def _missing(self, what: str, hint: str = "") -> FAIL:
+        return FAIL(f"{type(self).__name__}: {what} not found{hint}")
 
 
 class GCSDownload(_GCSTask):
@@ -239,7 +239,7 @@ class GCSUpload(_GCSTask):
                 if status_of(exc) != 404 or await bucket_exists(storage, bucket, timeout):
                     raise
                 if not create_bucket:
-                    raise self._missing(f"bucket {bucket!r} (create_bucket=True creates it)") from None
+                    raise self._missing(f"bucket {bucket!r}", " (create_bucket=True creates it)") from None
                 await make_bucket(storage, bucket, project or project_of(credentials), timeout, self)
                 await upload(storage)
         return blob
@@ -346,7 +346,8 @@ class GCSCopy(_GCSTask):
                 if await bucket_exists(storage, dest_bucket, timeout):
                     raise self._missing(f"source object gs://{source_bucket}/{source_blob}") from None
                 if not create_bucket:
-                    raise self._missing(f"destination bucket {dest_bucket!r} (create_bucket=True creates it)") from None
+                    hint = " (create_bucket=True creates it)"
+                    raise self._missing(f"destination bucket {dest_bucket!r}", hint) from None
                 await make_bucket(storage, dest_bucket, project or project_of(credentials), timeout, self)
                 await copy(storage)
         return dest_blob
@@ -360,7 +361,7 @@ class GCSBlobExists(_GCSTask):
         blob: The default object name. Defaults to None.
         project: The default project (unused by the check; kept for Prefect 1's signature).
             Defaults to None.
-        wait_seconds: Check again (after 1, 2, 4... seconds) until the object exists or this
+        wait_seconds: Check again (after 0.25, 0.5, 1... seconds) until the object exists or this
             many seconds have passed. Defaults to 0 (one check).
         fail_if_not_found: Fail the task when the object is not there. Defaults to True.
         request_timeout: Seconds to wait for the service, or ``(connect, read)``. Defaults to 60.
@@ -424,7 +425,7 @@ class GCSBlobExists(_GCSTask):
             raise ValueError(f"wait_seconds must be 0 or more, got {wait_seconds!r}")
         timeout = client_timeout_of(request_timeout)
         deadline = anyio.current_time() + wait_seconds
-        delay = 1.0
+        delay = 0.25
         async with storage_client(credentials) as storage, gcs_errors(f"GCS check of gs://{bucket_name}/{blob}"):
             while True:
                 if await object_exists(storage, bucket_name, blob, timeout):

@@ -24,8 +24,8 @@ class StorageEmulator:
     """
 
     def __init__(self, host: str = "127.0.0.1") -> None:
-        from gcp_storage_emulator.server import RequestHandler
-        from gcp_storage_emulator.storage import Storage
+        from gcp_storage_emulator.server import RequestHandler  # type: ignore[import-untyped]
+        from gcp_storage_emulator.storage import Storage  # type: ignore[import-untyped]
 
         logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)
         self.storage = Storage(use_memory_fs=True)
