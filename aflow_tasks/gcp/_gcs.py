@@ -266,10 +266,10 @@ async def upload_bytes(
     resumable: bool | None = None,
     client_timeout: Any = None,
 ) -> dict[str, Any]:
-    """Upload ``body`` to ``gs://bucket/blob`` in one multipart request (a resumable one when asked or over 5 MiB).
+    """Upload ``body`` to ``gs://bucket/blob`` in one request (a resumable upload when asked or over 5 MiB).
 
-    The object's metadata always goes with the data (a multipart upload), so the content type
-    and encoding are set in the same request and an empty object needs no special case.
+    The content type and encoding are set in the same request (a content encoding, an empty body
+    or JSON go up as a multipart upload, with the object's metadata).
 
     Args:
         storage: The client.
@@ -282,10 +282,15 @@ async def upload_bytes(
         resumable: True for a resumable upload; None lets gcloud-aio decide by size.
         client_timeout: An ``aiohttp.ClientTimeout``.
     """
-    # gcloud-aio turns "Content-Type" into the JSON field contentType (and "contentType" into contenttype)
-    metadata: dict[str, Any] = {"Content-Type": content_type}
-    if content_encoding:
-        metadata["Content-Encoding"] = content_encoding
+    metadata: dict[str, Any] | None = None
+    if content_encoding or not body or content_type.startswith("application/json"):
+        # metadata makes it a multipart upload. A plain media upload (one request, the type in its
+        # header) is the common case; gcp-storage-emulator fails on media uploads of JSON and of
+        # nothing, which a multipart upload (valid on GCS too) sidesteps. gcloud-aio turns
+        # "Content-Type" into the JSON field contentType ("contentType" would become contenttype).
+        metadata = {"Content-Type": content_type}
+        if content_encoding:
+            metadata["Content-Encoding"] = content_encoding
     return await storage.upload(
         bucket,
         blob,

@@ -27,8 +27,14 @@ class StorageEmulator:
         from gcp_storage_emulator.server import RequestHandler  # type: ignore[import-untyped]
         from gcp_storage_emulator.storage import Storage  # type: ignore[import-untyped]
 
-        logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)
-        self.storage = Storage(use_memory_fs=True)
+        class MemoryStorage(Storage):  # type: ignore[misc]
+            def _write_config_to_file(self) -> None:
+                # the emulator rewrites its whole index as JSON after every write (O(objects) each);
+                # it only reads it back at start, which an in-memory store never needs
+                return None
+
+        logging.getLogger("gcp_storage_emulator").setLevel(logging.CRITICAL)
+        self.storage = MemoryStorage(use_memory_fs=True)
         self._httpd = _Server((host, 0), partial(RequestHandler, self.storage))
         port = self._httpd.server_address[1]
         self.url = f"http://{host}:{port}"
