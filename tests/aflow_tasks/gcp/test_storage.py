@@ -484,3 +484,73 @@ async def test_gcs_result_errors_are_os_errors(failing_server: Callable[[int, fl
 
 def test_storage_module_exports() -> None:
     assert storage.__all__ == ("GCSBlobExists", "GCSCopy", "GCSDownload", "GCSUpload", "storages")
+
+
+# ----------------------------------------------------------------------------- real auth (a fake Google)
+
+
+async def test_a_key_signs_a_token_sent_as_bearer_and_kept_out_of_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside an emulator: the key signs a JWT for a token, sent on every call, never in a message."""
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from gcloud.aio.storage import Storage
+
+    pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
+    seen: list[str] = []
+
+    async def token(request: web.Request) -> web.Response:
+        form = await request.post()
+        assert form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+        return web.json_response({"access_token": "ya29.fake-access-token-1234", "expires_in": 3600})
+
+    async def upload(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        await request.read()
+        return web.json_response({"name": request.query["name"], "bucket": request.match_info["bucket"]})
+
+    async def download(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return web.Response(status=403, text="caller lacks storage.objects.get")
+
+    app = web.Application()
+    app.router.add_post("/token", token)
+    app.router.add_post("/upload/storage/v1/b/{bucket}/o", upload)
+    app.router.add_get("/storage/v1/b/{bucket}/o/{name}", download)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    key = {**SERVICE_ACCOUNT, "type": "service_account", "private_key": pem, "token_uri": f"{url}/token"}
+    opened: list[bool] = []
+
+    @asynccontextmanager
+    async def open_storage(credentials: Any, emulated: bool) -> AsyncIterator[Storage]:
+        opened.append(emulated)
+        async with _auth.session() as client:
+            token = _auth.token_for(credentials, client, emulated=emulated)
+            yield Storage(session=client, token=token, api_root=url, api_is_dev=False)  # type: ignore[arg-type]
+
+    try:
+        with storage.storages.override(open_storage):
+            with Flow("auth") as flow:
+                up = GCSUpload(BUCKET)(data=b"x", blob="k", credentials=key)
+                down = GCSDownload(BUCKET)(blob="k", credentials=key, upstream_tasks=[up])
+            state = await flow.run()
+    finally:
+        await runner.cleanup()
+    assert state.result[up].result == "k"
+    assert state.result[down].is_failed()
+    message = str(state.result[down].message)
+    assert "HTTP 403" in message
+    assert "caller lacks storage.objects.get" in message
+    assert seen == ["Bearer ya29.fake-access-token-1234"] * 2
+    assert opened == [False]  # one Storage (one token) for both tasks
+    assert "fake-access-token" not in message
+    assert "PRIVATE KEY" not in message
+    assert redact(pem) == "****"
