@@ -89,10 +89,10 @@ async def resolve_credentials(credentials: Any) -> Mapping[str, Any] | str | Non
             f"{type(credentials).__name__}"
         )
     credentials_key(credentials)  # validates it
+    info = json.loads(credentials) if isinstance(credentials, str) else credentials
+    register([str(info.get(k) or "") for k in ("private_key", "private_key_id")])
     if isinstance(credentials, str):
         register(credentials)
-    else:
-        register([str(credentials.get(k, "")) for k in ("private_key", "private_key_id")])
     return credentials
 
 

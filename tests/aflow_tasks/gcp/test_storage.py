@@ -554,3 +554,12 @@ async def test_a_key_signs_a_token_sent_as_bearer_and_kept_out_of_messages(monke
     assert "fake-access-token" not in message
     assert "PRIVATE KEY" not in message
     assert redact(pem) == "****"
+
+
+async def test_a_json_text_key_is_accepted_and_its_private_parts_redacted(gcs: StorageEmulator) -> None:
+    import json
+
+    await make_bucket()
+    text_key = {**SERVICE_ACCOUNT, "private_key": "json-text-private-key-93b1", "private_key_id": "json-kid-93b1"}
+    assert await GCSDownload(BUCKET).run(blob="seed", credentials=json.dumps(text_key)) == b"seed"
+    assert redact("json-text-private-key-93b1 json-kid-93b1") == "**** ****"
