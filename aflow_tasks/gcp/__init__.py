@@ -2,6 +2,8 @@
 
 One aiohttp session per flow run is shared by every gcp task (`aflow_tasks.gcp._auth`).
 
+- `aflow_tasks.gcp.storage`: `GCSDownload`, `GCSUpload`, `GCSCopy`, `GCSBlobExists` (Cloud Storage).
+- `aflow_tasks.gcp.result`: `GCSResult`, a result store in a Cloud Storage bucket.
 - `aflow_tasks.gcp.bigquery`: BigQuery queries, streaming inserts, load jobs and tables.
 - `aflow_tasks.gcp.secretmanager`: `GCPSecret`, a secret's payload from Secret Manager.
 
@@ -15,7 +17,12 @@ from .bigquery import BigQueryLoadGoogleCloudStorage as BigQueryLoadGoogleCloudS
 from .bigquery import BigQueryStreamingInsert as BigQueryStreamingInsert
 from .bigquery import BigQueryTask as BigQueryTask
 from .bigquery import CreateBigQueryTable as CreateBigQueryTable
+from .result import GCSResult as GCSResult
 from .secretmanager import GCPSecret as GCPSecret
+from .storage import GCSBlobExists as GCSBlobExists
+from .storage import GCSCopy as GCSCopy
+from .storage import GCSDownload as GCSDownload
+from .storage import GCSUpload as GCSUpload
 
 __all__: tuple[str, ...] = (
     "BigQueryLoadFile",
@@ -24,4 +31,9 @@ __all__: tuple[str, ...] = (
     "BigQueryTask",
     "CreateBigQueryTable",
     "GCPSecret",
+    "GCSBlobExists",
+    "GCSCopy",
+    "GCSDownload",
+    "GCSResult",
+    "GCSUpload",
 )
