@@ -21,6 +21,8 @@ error boundary, one transient-error policy); ``aflow new-task FAMILY CLASS`` sta
 | `aflow_tasks.snowflake` | SnowflakeQuery, SnowflakeQueriesFromFile | ``aflow-engine[snowflake]`` |
 | `aflow_tasks.email` | EmailTask | ``aflow-engine[email]`` |
 | `aflow_tasks.aws` | S3Upload, S3Download, S3List, S3Result, Lambda*, StepActivate, BatchSubmit... | ``[aws]`` |
+| `aflow_tasks.gcp` | GCSDownload, GCSUpload, GCSCopy, GCSBlobExists, GCSResult, BigQuery*, GCPSecret | ``[gcp]`` |
+| `aflow_tasks.azure` | BlobStorageDownload, BlobStorageUpload, AzureResult | ``aflow-engine[azure]`` |
 | `aflow_tasks.kubernetes` | Create/Delete/List/Patch/Read/ReplaceNamespaced*, RunNamespacedJob | ``[kubernetes]`` |
 """
 
