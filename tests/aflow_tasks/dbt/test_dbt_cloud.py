@@ -28,14 +28,17 @@ def job(cloud: FakeDbtCloud, **kwargs: Any) -> DbtCloudRunJob:
 
 async def test_trigger_only_returns_the_trigger_data(cloud: FakeDbtCloud) -> None:
     run = await job(cloud, job_id=1, additional_args={"git_branch": "main"}).run()
-    assert run["status"] == 1 and run["finished_at"] is None and run["job_definition_id"] == 1
+    assert run["status"] == 1
+    assert run["finished_at"] is None
+    assert run["job_definition_id"] == 1
     assert cloud.triggers[-1] == {"job": 1, "account": 7, "body": {"git_branch": "main", "cause": "test"}}
     assert cloud.runs[run["id"]]["trigger"] == {"cause": "test"}
 
 
 async def test_waiting_returns_the_finished_run_with_artifact_urls(cloud: FakeDbtCloud, logs: Records) -> None:
     run = await job(cloud, job_id=1, wait_for_job_run_completion=True).run()
-    assert run["status"] == 10 and run["finished_at"]
+    assert run["status"] == 10
+    assert run["finished_at"]
     base = f"{cloud.url}/api/v2/accounts/7/runs/{run['id']}/artifacts/"
     assert run["artifact_urls"] == [base + name for name in ARTIFACTS]
     # each status change reached the logger while the run went on
@@ -45,7 +48,8 @@ async def test_waiting_returns_the_finished_run_with_artifact_urls(cloud: FakeDb
 
 async def test_artifacts_that_cannot_be_listed_give_a_warning_and_no_urls(cloud: FakeDbtCloud, logs: Records) -> None:
     run = await job(cloud, job_id=5, wait_for_job_run_completion=True).run()
-    assert run["status"] == 10 and run["artifact_urls"] == []
+    assert run["status"] == 10
+    assert run["artifact_urls"] == []
     assert any("Unable to retrieve artifacts" in m for m in logs.messages)
 
 
@@ -54,16 +58,18 @@ async def test_error_and_cancelled_runs_fail(cloud: FakeDbtCloud, job_id: int, s
     with pytest.raises(DbtCloudRunFailed) as info:
         await job(cloud, job_id=job_id, wait_for_job_run_completion=True).run()
     assert f"ended with status {status} ({name})" in str(info.value)
-    assert info.value.run is not None and info.value.run["status"] == status
+    assert info.value.run is not None
+    assert info.value.run["status"] == status
     if status == 20:
         assert "Database Error in model broken" in str(info.value)
 
 
 async def test_max_wait_time_cancels_the_run_and_fails(cloud: FakeDbtCloud) -> None:
-    with pytest.raises(DbtCloudRunFailed, match="did not finish within max_wait_time=0.2s") as info:
+    with pytest.raises(DbtCloudRunFailed, match=r"did not finish within max_wait_time=0\.2s") as info:
         await job(cloud, job_id=4, wait_for_job_run_completion=True, max_wait_time=0.2).run()
     run_id = max(cloud.runs)
-    assert cloud.runs[run_id]["job_definition_id"] == 4 and run_id in cloud.cancels
+    assert cloud.runs[run_id]["job_definition_id"] == 4
+    assert run_id in cloud.cancels
     assert info.value.run is None
 
 
@@ -76,7 +82,8 @@ async def test_a_cancelled_flow_cancels_the_cloud_run(cloud: FakeDbtCloud, logs:
     assert run_id not in cloud.cancels
     handle.cancel()
     state = await asyncio.wait_for(handle, 30)
-    assert isinstance(state, Cancelled) and isinstance(state.result[t], Cancelled)
+    assert isinstance(state, Cancelled)
+    assert isinstance(state.result[t], Cancelled)
     assert run_id in cloud.cancels
 
 
@@ -103,7 +110,8 @@ async def test_runs_concurrently_in_one_flow_run_on_one_client(cloud: FakeDbtClo
         state = await flow.run()
     assert isinstance(state, Failed)
     assert all(isinstance(state.result[t], Success) for t in ok)
-    assert isinstance(state.result[bad], Failed) and "status 20 (Error)" in (state.result[bad].message or "")
+    assert isinstance(state.result[bad], Failed)
+    assert "status 20 (Error)" in (state.result[bad].message or "")
     assert len(opened) == 1
 
 
@@ -113,7 +121,8 @@ async def test_env_vars_fill_in_ids_and_token(cloud: FakeDbtCloud, monkeypatch: 
     monkeypatch.setenv("DBT_CLOUD_TOKEN", TOKEN)
     task = DbtCloudRunJob(cause="env", account_id_env_var_name="MY_ACCOUNT", domain=cloud.url)
     run = await task.run()
-    assert cloud.triggers[-1]["account"] == 9 and run["job_definition_id"] == 1
+    assert cloud.triggers[-1]["account"] == 9
+    assert run["job_definition_id"] == 1
 
 
 @pytest.mark.parametrize("missing", ["cause", "account_id", "job_id", "token"])
@@ -126,7 +135,8 @@ async def test_missing_values_raise_naming_them(cloud: FakeDbtCloud, missing: st
 async def test_call_values_win_over_init(cloud: FakeDbtCloud) -> None:
     task = job(cloud, job_id=2, cause="init")
     await task.run(job_id=1, cause="call")
-    assert cloud.triggers[-1]["job"] == 1 and cloud.triggers[-1]["body"]["cause"] == "call"
+    assert cloud.triggers[-1]["job"] == 1
+    assert cloud.triggers[-1]["body"]["cause"] == "call"
 
 
 async def test_a_wrong_token_fails_and_the_token_is_redacted(cloud: FakeDbtCloud, logs: Records) -> None:
@@ -135,8 +145,10 @@ async def test_a_wrong_token_fails_and_the_token_is_redacted(cloud: FakeDbtCloud
         t = DbtCloudRunJob(cause="c", account_id=1, job_id=1, token=Secret("DBT_TOKEN"), domain=cloud.url)()
     state = await flow.run(context={"secrets": {"DBT_TOKEN": wrong}})
     failed = state.result[t]
-    assert isinstance(failed, Failed) and "401" in (failed.message or "")
-    assert all(wrong not in m for m in logs.messages) and wrong not in (failed.message or "")
+    assert isinstance(failed, Failed)
+    assert "401" in (failed.message or "")
+    assert all(wrong not in m for m in logs.messages)
+    assert wrong not in (failed.message or "")
     with pytest.raises(FAIL, match="trigger dbt Cloud job 1 returned 401"):
         await DbtCloudRunJob(cause="c", account_id=1, job_id=1, token=wrong, domain=cloud.url).run()
 

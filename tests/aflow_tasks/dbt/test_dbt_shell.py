@@ -8,12 +8,13 @@ model) and one cancelled while a slow model runs.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 
 from aflow import Flow, Secret
 from aflow.signals import FAIL
@@ -22,11 +23,14 @@ from aflow_tasks.dbt import DbtShellTask
 
 from .conftest import Records, survivors
 
+yaml: Any = importlib.import_module("yaml")  # dbt-core's dependency (untyped here)
+
 DUCK = {"type": "duckdb", "threads": 1}
 
 
-def profile(path: Path) -> dict[str, object]:
-    return yaml.safe_load((path / "profiles.yml").read_text(encoding="utf-8"))
+def profile(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((path / "profiles.yml").read_text(encoding="utf-8"))
+    return loaded
 
 
 # -- profiles.yml (no dbt needed) ----------------------------------------------------------------
@@ -52,7 +56,7 @@ async def test_writes_profiles_with_run_time_kwargs_merged_and_announces_the_dir
 
 async def test_an_existing_profile_is_kept_unless_overwrite_profiles(tmp_path: Path) -> None:
     (tmp_path / "profiles.yml").write_text("mine: {}\n", encoding="utf-8")
-    args = {"profile_name": "demo", "environment": "dev", "profiles_dir": tmp_path, "dbt_kwargs": DUCK}
+    args: dict[str, Any] = {"profile_name": "demo", "environment": "dev", "profiles_dir": tmp_path, "dbt_kwargs": DUCK}
     await DbtShellTask(command="true", **args).run()
     assert profile(tmp_path) == {"mine": {}}
     await DbtShellTask(command="true", overwrite_profiles=True, **args).run()
@@ -98,12 +102,12 @@ async def test_lazy_dbt_kwargs_are_read_and_written(tmp_path: Path) -> None:
         task()
     flow_state = await flow.run(context={"secrets": {"PW": "hunter2-secret"}})
     assert isinstance(flow_state, Success)
-    assert profile(tmp_path)["p"]["outputs"]["e"] == {"password": "hunter2-secret"}  # type: ignore[index]
+    assert profile(tmp_path)["p"]["outputs"]["e"] == {"password": "hunter2-secret"}
 
 
 @pytest.mark.parametrize("missing", ["profile_name", "environment"])
 async def test_writing_a_profile_needs_its_names(tmp_path: Path, missing: str) -> None:
-    args = {"profile_name": "p", "environment": "e", missing: None}
+    args: dict[str, Any] = {"profile_name": "p", "environment": "e", missing: None}
     with pytest.raises(ValueError, match=missing):
         await DbtShellTask(command="true", profiles_dir=tmp_path, **args).run()
 
@@ -201,7 +205,7 @@ async def test_real_dbt_success_and_failing_model_in_one_flow_run(
     assert not any("\x1b[" in line for line in lines)  # no colour codes
     failed = state.result[broken]
     assert isinstance(failed, Failed)
-    assert failed.message.splitlines()[0] == "dbt failed with exit code 1 (model broken)"
+    assert (failed.message or "").splitlines()[0] == "dbt failed with exit code 1 (model broken)"
     # each node's events reached the task's logger
     node_lines = [r.getMessage() for r in logs.records if r.name == "aflow.task.good"]
     assert any("OK created sql view model main.first" in m for m in node_lines)
