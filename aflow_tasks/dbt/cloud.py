@@ -113,7 +113,7 @@ class DbtCloudRunJob(Task):
     download URLs of its artifacts. A run ending in Error (20) or Cancelled (30) fails the task
     (`DbtCloudRunFailed`, naming the status and dbt Cloud's message); so does a run still going
     after ``max_wait_time`` seconds, which is then cancelled. When the task is cancelled or times out
-    while it waits (or while the trigger is on its way), the run is cancelled in dbt Cloud
+    while it waits, or while the trigger is on its way (waiting or not), the run is cancelled in dbt Cloud
     (``POST .../runs/{id}/cancel/``), shielded from the cancellation and bounded in time.
 
     Requests go through the flow run's shared ``httpx.AsyncClient`` (`aflow_tasks.http.clients`); a
@@ -262,7 +262,7 @@ class DbtCloudRunJob(Task):
 
         # a cancellation landing while the trigger is on its way waits for the run's id, then cancels it
         trigger = cloud.request("POST", f"jobs/{job}/run/", f"trigger dbt Cloud job {job}", json=body)
-        answer = await to_the_end(trigger, undo if wait_for_job_run_completion else None, limit=_CLEANUP_SECONDS)
+        answer = await to_the_end(trigger, undo, limit=_CLEANUP_SECONDS)
         run: dict[str, Any] = answer.json()["data"]
         run_id = run["id"]
         self.logger.info("dbt Cloud job %s triggered: run %s", job, run_id)

@@ -28,6 +28,8 @@ class FakeDbtCloud:
         self.triggers: list[dict[str, Any]] = []
         self.cancels: list[int] = []
         self.runs: dict[int, dict[str, Any]] = {}
+        self.trigger_delay = 0.0  # seconds a trigger's answer takes
+        self.triggers_received = 0
         self._polls: dict[int, int] = {}
         self._ids = itertools.count(100)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -56,6 +58,8 @@ class FakeDbtCloud:
         if job not in SCRIPTS:
             return web.json_response({"status": {"user_message": "Job not found"}}, status=404)
         body = await request.json()
+        self.triggers_received += 1
+        await asyncio.sleep(self.trigger_delay)
         run_id = next(self._ids)
         self.triggers.append({"job": job, "account": int(request.match_info["account"]), "body": body})
         self.runs[run_id] = {"id": run_id, "job_definition_id": job, "trigger": {"cause": body.get("cause")}}

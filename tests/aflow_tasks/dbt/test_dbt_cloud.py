@@ -87,6 +87,24 @@ async def test_a_cancelled_flow_cancels_the_cloud_run(cloud: FakeDbtCloud, logs:
     assert run_id in cloud.cancels
 
 
+@pytest.mark.parametrize("wait", [True, False])
+async def test_a_cancellation_during_the_trigger_cancels_the_run_it_made(cloud: FakeDbtCloud, wait: bool) -> None:
+    cloud.trigger_delay = 0.3
+    try:
+        before = cloud.triggers_received
+        running = asyncio.ensure_future(job(cloud, job_id=4, wait_for_job_run_completion=wait).run())
+        for _ in range(500):
+            if cloud.triggers_received > before:
+                break
+            await asyncio.sleep(0.01)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+    finally:
+        cloud.trigger_delay = 0.0
+    assert max(cloud.runs) in cloud.cancels  # the answer was awaited, then the run cancelled
+
+
 async def test_a_task_timeout_cancels_the_cloud_run(cloud: FakeDbtCloud) -> None:
     with Flow("dbt-cloud-timeout") as flow:
         t = job(cloud, job_id=4, wait_for_job_run_completion=True, timeout=0.3)()
