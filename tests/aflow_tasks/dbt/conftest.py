@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,28 @@ MODELS = {
     # a table whose query runs for hours: the cancellation test stops it
     "slow.sql": "{{ config(materialized='table') }}\nselect count(*) as n from range(100000000000000)\n",
 }
+
+
+# dbt in a venv of its own (dbt-core pins pathspec<0.13, which the test tools' mypy cannot use);
+# dbt-core 1.11+ pulls a parser whose build downloads from the internet
+DBT_PACKAGES = ("dbt-core>=1.8,<1.11", "dbt-duckdb>=1.8,<1.11")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dbt_command() -> Iterator[Path]:
+    """The ``dbt`` program, first on PATH for the session: installed once into a cached venv."""
+    venv = Path(os.environ.get("AFLOW_DBT_VENV") or Path.home() / ".cache" / "aflow-tests" / "dbt-venv")
+    dbt = venv / "bin" / "dbt"
+    if not dbt.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        subprocess.run([*pip, *DBT_PACKAGES], check=True, timeout=900)
+    path = os.environ["PATH"]
+    os.environ["PATH"] = f"{venv / 'bin'}{os.pathsep}{path}"
+    try:
+        yield dbt
+    finally:
+        os.environ["PATH"] = path
 
 
 @pytest.fixture(scope="session")
