@@ -199,7 +199,8 @@ def engine() -> Iterator[Engine]:
             body=_rootfs_tar(root),
             headers={"Content-Type": "application/x-tar"},
         )
-        assert status == 200 and "error" not in str(answer), answer
+        if status != 200 or "error" in str(answer):
+            raise RuntimeError(f"importing the tiny image failed: {status} {answer}")
         port = _free_port()
         config = root / "registry.yml"
         config.write_text(

@@ -128,14 +128,14 @@ async def test_create_maps_prefect_arguments_to_the_engine_api(engine: Engine) -
 
 async def test_stop_and_remove_a_running_container(engine: Engine) -> None:
     cid = await started(engine, "sleep 300")
-    status, info = engine.call("GET", f"/containers/{cid}/json")
+    _, info = engine.call("GET", f"/containers/{cid}/json")
     assert info["State"]["Running"] is True
     # a running container cannot be removed without force
     with pytest.raises(DockerFail, match="You cannot remove a running container") as caught:
         await RemoveContainer(cid, docker_server_url=engine.url).run()
     assert caught.value.status == 409
     await StopContainer(cid, docker_server_url=engine.url, extra_docker_kwargs={"t": 0}).run()
-    status, info = engine.call("GET", f"/containers/{cid}/json")
+    _, info = engine.call("GET", f"/containers/{cid}/json")
     assert info["State"]["Running"] is False
     await StopContainer(docker_server_url=engine.url).run(container_id=cid)  # stopped already: fine
     await RemoveContainer(docker_server_url=engine.url).run(container_id=cid)
@@ -250,4 +250,3 @@ async def test_engine_errors_fail_naming_what_was_done(engine: Engine) -> None:
 async def test_a_missing_required_value_is_a_value_error_naming_it(task: Any, name: str) -> None:
     with pytest.raises(ValueError, match=f"needs {name}"):
         await task.run()
-
