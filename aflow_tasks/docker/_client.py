@@ -9,6 +9,7 @@ parameters and ``host_config`` is the Engine API's ``HostConfig`` object.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -24,10 +25,12 @@ __all__ = (
     "DockerFail",
     "api_errors",
     "clients",
+    "container_output",
     "docker_client",
     "json_stream",
     "log_progress",
     "registry_auth",
+    "request",
     "require_aiodocker",
 )
 
@@ -145,9 +148,12 @@ async def json_stream(
     """
     items: list[dict[str, Any]] = []
     with api_errors(action):
-        async with docker._query(
-            path, method, params=dict(params or {}), data=data, headers=dict(headers or {}), timeout=None
-        ) as response:
+        async with (
+            docker._query(
+                path, method, params=dict(params or {}), data=data, headers=dict(headers or {}), timeout=None
+            ) as response,
+            response,  # released however the block ends (an error item, a cancellation)
+        ):
             while line := await response.content.readline():
                 text = line.decode("utf-8", "replace").strip()
                 if not text:
@@ -166,6 +172,62 @@ async def json_stream(
                 if on_item is not None:
                     on_item(item)
     return items
+
+
+async def request(
+    docker: Any, path: str, method: str = "POST", *, params: Mapping[str, Any] | None = None
+) -> tuple[int, bytes]:
+    """One Engine API call whose answer is read whole and released: ``(status, body)``.
+
+    Args:
+        docker: The client.
+        path: The Engine API path.
+        method: The HTTP method.
+        params: The query parameters.
+    """
+    async with docker._query(path, method, params=dict(params or {}), timeout=None) as response, response:
+        return int(response.status), await response.read()
+
+
+async def container_output(
+    docker: Any, container_id: str, params: Mapping[str, Any], on_text: Callable[[str], None]
+) -> None:
+    """Read ``GET /containers/{id}/logs`` (following it if ``params`` say so), passing the text on as it comes.
+
+    The engine multiplexes stdout and stderr in frames (an 8-byte header, then the payload) unless
+    the container has a TTY, when the stream is raw.
+
+    Args:
+        docker: The client.
+        container_id: The container.
+        params: The query parameters (``stdout``, ``stderr``, ``follow``, ``tail``...).
+        on_text: Called with each piece of output, decoded.
+    """
+    import codecs
+
+    info = await docker._query_json(f"containers/{container_id}/json")
+    tty = bool((info.get("Config") or {}).get("Tty"))
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    path = f"containers/{container_id}/logs"
+    async with docker._query(path, "GET", params=dict(params), timeout=None) as response, response:
+        content = response.content
+        while True:
+            if tty:
+                data = await content.readany()
+                if not data:
+                    break
+            else:
+                try:
+                    header = await content.readexactly(8)
+                    data = await content.readexactly(int.from_bytes(header[4:8], "big"))
+                except asyncio.IncompleteReadError:
+                    break
+            text = decoder.decode(data)
+            if text:
+                on_text(text)
+    rest = decoder.decode(b"", final=True)
+    if rest:
+        on_text(rest)
 
 
 def log_progress(logger: logging.Logger | logging.LoggerAdapter[Any], prefix: str) -> Callable[[dict[str, Any]], None]:

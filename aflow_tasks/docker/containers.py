@@ -17,7 +17,15 @@ import anyio
 from aflow import Task, defaults_from_attrs
 from aflow.integration import cleanup
 
-from ._client import DEFAULT_URL, DockerFail, api_errors, docker_client, require_aiodocker
+from ._client import (
+    DEFAULT_URL,
+    DockerFail,
+    api_errors,
+    container_output,
+    docker_client,
+    request,
+    require_aiodocker,
+)
 
 __all__ = (
     "CreateContainer",
@@ -213,8 +221,7 @@ class _ContainerTask(Task):
         self.logger.debug("%s container %s", doing.capitalize(), container_id)
         async with docker_client(url) as docker:
             with api_errors(f"{doing} container {container_id!r}"):
-                async with docker._query(path, method, params=dict(extra or {}), timeout=None):
-                    pass
+                await request(docker, path, method, params=extra)
         self.logger.debug("Done %s container %s", doing, container_id)
 
 
@@ -370,8 +377,8 @@ class ListContainers(Task):
 
 async def _logs(docker: Any, container_id: str, extra: Mapping[str, Any] | None) -> str:
     params = {"stdout": True, "stderr": True, **dict(extra or {})}
-    stdout, stderr = bool(params.pop("stdout")), bool(params.pop("stderr"))
-    chunks = await docker.containers.container(container_id).log(stdout=stdout, stderr=stderr, **params)
+    chunks: list[str] = []
+    await container_output(docker, container_id, params, chunks.append)
     return "".join(chunks)
 
 
@@ -454,14 +461,18 @@ class WaitOnContainer(_ContainerTask):
         """Log the container's output line by line as it comes (never raises)."""
         short = container_id[:12]
         pending = ""
+
+        def on_text(text: str) -> None:
+            nonlocal pending
+            pending += text
+            *complete, pending = pending.split("\n")
+            for line in complete:
+                lines.append(line)
+                self.logger.info("%s: %s", short, line)
+
+        params = {"stdout": True, "stderr": True, "follow": True}
         try:
-            stream = docker.containers.container(container_id).log(stdout=True, stderr=True, follow=True)
-            async for chunk in stream:
-                pending += chunk
-                *complete, pending = pending.split("\n")
-                for line in complete:
-                    lines.append(line)
-                    self.logger.info("%s: %s", short, line)
+            await container_output(docker, container_id, params, on_text)
         except Exception as exc:
             self.logger.warning("Could not follow the logs of container %s: %s", container_id, exc)
         if pending:
@@ -472,14 +483,12 @@ class WaitOnContainer(_ContainerTask):
         """Stop the container, then remove it (the engine's errors are raised as they are)."""
         aiodocker = require_aiodocker()
         try:
-            async with docker._query(f"containers/{container_id}/stop", "POST", params={"t": self.stop_timeout}):
-                pass
+            await request(docker, f"containers/{container_id}/stop", params={"t": self.stop_timeout})
         except aiodocker.DockerError as exc:
             if exc.status == 404:
                 return  # gone already
             self.logger.warning("Could not stop container %s: %s", container_id, exc)  # the removal kills it
-        async with docker._query(f"containers/{container_id}", "DELETE", params={"force": True, "v": True}):
-            pass
+        await request(docker, f"containers/{container_id}", "DELETE", params={"force": True, "v": True})
         self.logger.info("Container %s stopped and removed (the task was cancelled)", container_id)
 
     @defaults_from_attrs(

@@ -18,7 +18,7 @@ import anyio
 
 from aflow import Task, defaults_from_attrs
 
-from ._client import DEFAULT_URL, api_errors, docker_client, json_stream, log_progress, registry_auth
+from ._client import DEFAULT_URL, api_errors, docker_client, json_stream, log_progress, registry_auth, request
 
 __all__ = ("BuildImage", "ListImages", "PullImage", "PushImage", "RemoveImage", "TagImage")
 
@@ -358,8 +358,8 @@ class TagImage(Task):
         self.logger.debug("Tagging image %s as %s:%s", image, repository, tag or "latest")
         async with docker_client(docker_server_url) as docker:
             with api_errors(f"tagging image {image!r} as {repository}:{tag or 'latest'}"):
-                async with docker._query(f"images/{image}/tag", "POST", params=params) as response:
-                    return bool(response.status == 201)
+                status, _ = await request(docker, f"images/{image}/tag", params=params)
+        return status == 201
 
 
 def _context_tar(path: str) -> bytes:
