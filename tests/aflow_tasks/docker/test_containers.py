@@ -251,3 +251,48 @@ async def test_engine_errors_fail_naming_what_was_done(engine: Engine) -> None:
 async def test_a_missing_required_value_is_a_value_error_naming_it(task: Any, name: str) -> None:
     with pytest.raises(ValueError, match=f"needs {name}"):
         await task.run()
+
+
+async def test_containers_are_waited_on_concurrently_in_one_flow_run(engine: Engine, tmp_path: Path) -> None:
+    # each container announces itself, then waits until all have started: waited on one after
+    # another, the first would never finish (it gives up after about 30 s and fails)
+    n = 5
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    script = (
+        f"touch /shared/started-$NAME; i=0; "
+        f'while set -- /shared/started-*; [ "$#" -lt {n} ]; do '
+        f"i=$((i+1)); [ $i -gt 600 ] && exit 9; sleep 0.05; done; echo all {n} started"
+    )
+    ids = [
+        await CreateContainer(
+            image_name=engine.image,
+            command=["sh", "-c", script],
+            environment={"NAME": str(i)},
+            docker_server_url=engine.url,
+            host_config={**NO_NET, "Binds": [f"{shared}:/shared"]},
+        ).run()
+        for i in range(n)
+    ]
+    opened: list[str] = []
+
+    def counting(url: str) -> AbstractAsyncContextManager[Any]:
+        opened.append(url)
+        return clients.opener(url)
+
+    with Flow("docker-concurrent") as flow:
+        waits = []
+        for cid in ids:
+            start = StartContainer(cid, docker_server_url=engine.url)()
+            waits.append(WaitOnContainer(cid, docker_server_url=engine.url)(upstream_tasks=[start]))
+        logs = [GetContainerLogs(cid, docker_server_url=engine.url)(upstream_tasks=waits) for cid in ids]
+    try:
+        with clients.override(counting), anyio.fail_after(GUARD):
+            state = await flow.run()
+        assert isinstance(state, Success), state.result
+        assert [state.result[w].result["StatusCode"] for w in waits] == [0] * n
+        assert [state.result[t].result for t in logs] == [f"all {n} started\n"] * n
+        assert opened == [engine.url]
+    finally:
+        for cid in ids:
+            await RemoveContainer(cid, docker_server_url=engine.url, extra_docker_kwargs={"force": True}).run()
