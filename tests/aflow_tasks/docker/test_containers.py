@@ -194,17 +194,25 @@ async def test_a_non_zero_exit_code_fails_with_the_id_the_code_and_the_log_tail(
         await RemoveContainer(cid, docker_server_url=engine.url).run()
 
 
-async def test_cancelling_the_flow_stops_and_removes_the_container(engine: Engine, lines: LineWaiter) -> None:
+@pytest.mark.parametrize("how", ["handle", "caller"])
+async def test_cancelling_the_flow_stops_and_removes_the_container(engine: Engine, lines: LineWaiter, how: str) -> None:
     cid = await started(engine, "echo begun; sleep 300")
     with Flow("docker-wait-cancel") as flow:
         WaitOnContainer(cid, docker_server_url=engine.url, stop_timeout=1)()
-    handle = flow.start()
     with anyio.fail_after(GUARD):
+        if how == "handle":
+            handle = flow.start()
+        else:
+            run = asyncio.ensure_future(flow.run())
         await lines.wait_for_text(f"{cid[:12]}: begun")
         assert engine.container_exists(cid)
-        handle.cancel()
-        state = await handle
-    assert isinstance(state, Cancelled)
+        if how == "handle":
+            handle.cancel()
+            assert isinstance(await handle, Cancelled)
+        else:
+            run.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await run
     assert await gone(engine, cid)
     assert any(f"Container {cid} stopped and removed" in m for m in lines.messages)
 
