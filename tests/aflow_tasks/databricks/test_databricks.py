@@ -190,7 +190,7 @@ async def test_transitions_are_logged_while_the_run_runs(
         "DatabricksSubmitRun (run 101) in run state: RUNNING: In run",
         "DatabricksSubmitRun (run 101) in run state: TERMINATED/SUCCESS",
     ]  # each change once, however many polls saw it
-    assert dbx.runs[101]["polls"] > 3
+    assert dbx.runs[101]["polls"] >= 3
     assert any(m.endswith("/#job/1/run/101") for m in lines.messages)
 
 
