@@ -152,7 +152,9 @@ class FivetranSyncTask(Task):
                 current = await self._call("GET", url, auth)
                 succeeded_at, failed_at = _parse(current.get("succeeded_at")), _parse(current.get("failed_at"))
                 if failed_at > previous:
-                    raise FivetranFail(f'Fivetran sync for connector "{connector_id}" failed; please see logs at {url_logs}')
+                    raise FivetranFail(
+                        f'Fivetran sync for connector "{connector_id}" failed; please see logs at {url_logs}'
+                    )
                 sync_state = (current.get("status") or {}).get("sync_state")
                 if sync_state != seen:
                     seen = sync_state

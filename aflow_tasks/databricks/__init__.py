@@ -9,6 +9,8 @@ by its name. Requests go through the flow run's shared httpx client (`aflow_task
 Needs the ``databricks`` extra: ``pip install aflow-engine[databricks]``.
 """
 
+from __future__ import annotations
+
 from ._api import DatabricksFail, DatabricksRunFail, RunState
 from .jobs import DatabricksGetJobID, DatabricksRunNow, DatabricksSubmitMultitaskRun, DatabricksSubmitRun
 

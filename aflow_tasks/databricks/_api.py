@@ -20,7 +20,14 @@ from ..http import redact_url, resolve_value, send_request
 if TYPE_CHECKING:
     from aflow import Task
 
-__all__ = ("DatabricksApi", "DatabricksFail", "DatabricksRunFail", "RunState", "deep_string_coerce", "idempotency_token")
+__all__ = (
+    "DatabricksApi",
+    "DatabricksFail",
+    "DatabricksRunFail",
+    "RunState",
+    "deep_string_coerce",
+    "idempotency_token",
+)
 
 TERMINAL_STATES = frozenset({"TERMINATED", "SKIPPED", "INTERNAL_ERROR"})
 """Life-cycle states after which a run does not change."""

@@ -95,7 +95,7 @@ class DatabricksSubmitRun(Task):
 
     def __init__(
         self,
-        databricks_conn_secret: dict[str, str] | None = None,
+        databricks_conn_secret: Any = None,
         json: dict[str, Any] | None = None,
         spark_jar_task: dict[str, Any] | None = None,
         notebook_task: dict[str, Any] | None = None,
@@ -137,7 +137,7 @@ class DatabricksSubmitRun(Task):
     )
     async def run(
         self,
-        databricks_conn_secret: dict[str, str] | None = None,
+        databricks_conn_secret: Any = None,
         json: dict[str, Any] | None = None,
         spark_jar_task: dict[str, Any] | None = None,
         notebook_task: dict[str, Any] | None = None,
@@ -221,7 +221,7 @@ class DatabricksRunNow(Task):
 
     def __init__(
         self,
-        databricks_conn_secret: dict[str, str] | None = None,
+        databricks_conn_secret: Any = None,
         job_id: str | int | None = None,
         json: dict[str, Any] | None = None,
         notebook_params: dict[str, Any] | None = None,
@@ -250,7 +250,7 @@ class DatabricksRunNow(Task):
     )
     async def run(
         self,
-        databricks_conn_secret: dict[str, str] | None = None,
+        databricks_conn_secret: Any = None,
         job_id: str | int | None = None,
         json: dict[str, Any] | None = None,
         notebook_params: dict[str, Any] | None = None,
@@ -332,7 +332,7 @@ class DatabricksSubmitMultitaskRun(Task):
 
     def __init__(
         self,
-        databricks_conn_secret: dict[str, str] | None = None,
+        databricks_conn_secret: Any = None,
         tasks: list[Any] | None = None,
         run_name: str | None = None,
         timeout_seconds: int | None = None,
@@ -375,7 +375,7 @@ class DatabricksSubmitMultitaskRun(Task):
     )
     async def run(
         self,
-        databricks_conn_secret: dict[str, str] | None = None,
+        databricks_conn_secret: Any = None,
         tasks: list[Any] | None = None,
         run_name: str | None = None,
         timeout_seconds: int | None = None,
@@ -444,7 +444,7 @@ class DatabricksGetJobID(Task):
 
     def __init__(
         self,
-        databricks_conn_secret: dict[str, str] | None = None,
+        databricks_conn_secret: Any = None,
         search_limit: int = 25,
         polling_period_seconds: float = 30,
         databricks_retry_limit: int = 3,
@@ -462,7 +462,7 @@ class DatabricksGetJobID(Task):
     async def run(
         self,
         job_name: str | None = None,
-        databricks_conn_secret: dict[str, str] | None = None,
+        databricks_conn_secret: Any = None,
         search_limit: int | None = None,
         polling_period_seconds: float | None = None,
         databricks_retry_limit: int | None = None,

@@ -74,7 +74,9 @@ class FakeAirbyte(ThreadedApp):
 
     def _job(self, job_id: int) -> dict[str, Any]:
         job = self.jobs[job_id]
-        return {"job": {"id": job_id, "status": job["status"], "createdAt": job["created"], "updatedAt": job["updated"]}}
+        return {
+            "job": {"id": job_id, "status": job["status"], "createdAt": job["created"], "updatedAt": job["updated"]}
+        }
 
     async def sync(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -137,7 +137,8 @@ async def test_cancelling_the_flow_cancels_the_job(airbyte: FakeAirbyte, lines: 
         await lines.wait_for_text("Airbyte job 1: running")
         handle.cancel()
         state = await handle
-    assert isinstance(state, Cancelled) and isinstance(state.result[t], Cancelled)
+    assert isinstance(state, Cancelled)
+    assert isinstance(state.result[t], Cancelled)
     assert airbyte.cancelled == [1]
     assert "Airbyte job 1 cancelled" in lines.messages
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import anyio
 import pytest
@@ -16,7 +17,7 @@ from .conftest import API_KEY, API_SECRET
 from .fake_fivetran import FakeFivetran
 
 GUARD = 30
-FAST = {"poll_status_every_n_seconds": 0.02}
+FAST: dict[str, Any] = {"poll_status_every_n_seconds": 0.02}
 
 
 async def test_sync_returns_prefects_shape_and_logs_each_state(fivetran: FakeFivetran, lines: LineWaiter) -> None:
@@ -27,7 +28,8 @@ async def test_sync_returns_prefects_shape_and_logs_each_state(fivetran: FakeFiv
     assert result["connector_id"] == "c1"
     stored = fivetran.connectors["c1"]["succeeded_at"]
     assert datetime.fromisoformat(result["succeeded_at"]) == datetime.fromisoformat(stored)
-    assert result["succeeded_at"].endswith("Z") and result["succeeded_at"] > "2024-01-02"
+    assert result["succeeded_at"].endswith("Z")
+    assert result["succeeded_at"] > "2024-01-02"
     assert fivetran.patches == [{"schedule_type": "manual"}]
     assert fivetran.forced == ["c1"]
     states = [m for m in lines.messages if "current sync_state" in m]
@@ -40,7 +42,8 @@ async def test_run_connector_wins_and_manual_false_keeps_the_schedule(fivetran: 
     task = FivetranSyncTask(connector_id="c1", base_url=fivetran.url + "/")
     result = await task.run(api_key=API_KEY, api_secret=API_SECRET, connector_id="c2", manual=False, **FAST)
     assert result["connector_id"] == "c2"
-    assert fivetran.patches == [] and fivetran.forced == ["c2"]
+    assert fivetran.patches == []
+    assert fivetran.forced == ["c2"]
 
 
 @pytest.mark.parametrize(
@@ -52,7 +55,7 @@ async def test_run_connector_wins_and_manual_false_keeps_the_schedule(fivetran: 
         ({"connector_id": "c", "api_key": "k", "api_secret": "s", "poll_status_every_n_seconds": 0}, "poll_status"),
     ],
 )
-async def test_missing_values_are_named(kwargs: dict[str, str], message: str) -> None:
+async def test_missing_values_are_named(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         await FivetranSyncTask().run(**kwargs)
 
@@ -93,8 +96,11 @@ async def test_wrong_credentials_fail_without_showing_them(fivetran: FakeFivetra
         t = FivetranSyncTask("c6", base_url=fivetran.url)(API_KEY, "wrong-secret-9", **FAST)
     state = await flow.run()
     message = str(state.result[t].message)
-    assert isinstance(state.result[t], Failed) and "returned 401: " in message and "Invalid API key" in message
-    assert "wrong-secret-9" not in message and API_KEY not in message
+    assert isinstance(state.result[t], Failed)
+    assert "returned 401: " in message
+    assert "Invalid API key" in message
+    assert "wrong-secret-9" not in message
+    assert API_KEY not in message
 
 
 async def test_cancelling_or_timing_out_ends_the_task_and_says_the_sync_goes_on(
@@ -109,7 +115,8 @@ async def test_cancelling_or_timing_out_ends_the_task_and_says_the_sync_goes_on(
         await lines.wait_for_text("current sync_state = syncing")
         handle.cancel()
         state = await handle
-    assert isinstance(state, Cancelled) and isinstance(state.result[t], Cancelled)
+    assert isinstance(state, Cancelled)
+    assert isinstance(state.result[t], Cancelled)
     assert any("cannot stop a running sync: connector c7" in m for m in lines.messages)
     with Flow("fivetran-timeout") as flow:
         t = FivetranSyncTask("c7", base_url=fivetran.url, timeout=0.3)(API_KEY, API_SECRET, **FAST)

@@ -65,7 +65,9 @@ class ThreadedApp:
         return self.url
 
     def stop(self) -> None:
-        assert self._loop is not None and self._thread is not None and self._runner is not None
+        assert self._loop is not None
+        assert self._thread is not None
+        assert self._runner is not None
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=20)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
@@ -171,7 +173,9 @@ class FakeDatabricks(ThreadedApp):
         if bad := self._check(request):
             return bad
         if not any(str(j["job_id"]) == str(body.get("job_id")) for j in self.jobs):
-            return web.json_response({"error_code": "INVALID_PARAMETER_VALUE", "message": "Job 7 does not exist."}, status=400)
+            return web.json_response(
+                {"error_code": "INVALID_PARAMETER_VALUE", "message": "Job 7 does not exist."}, status=400
+            )
         return self._start_run(body, str(body.get("job_id")))
 
     async def get(self, request: web.Request) -> web.Response:

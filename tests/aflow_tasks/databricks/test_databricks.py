@@ -23,7 +23,7 @@ from .conftest import LOGIN, PASSWORD, TOKEN
 from .fake_databricks import FAILED, PENDING, RUNNING, SUCCESS, FakeDatabricks
 
 GUARD = 30
-FAST = {"polling_period_seconds": 0.02, "databricks_retry_delay": 0.01}
+FAST: dict[str, Any] = {"polling_period_seconds": 0.02, "databricks_retry_delay": 0.01}
 NOTEBOOK = {"notebook_path": "/Users/ada/etl"}
 
 
@@ -43,7 +43,8 @@ async def test_submit_run_merges_named_parameters_over_json(dbx: FakeDatabricks,
     assert body["existing_cluster_id"] == "c-1"
     assert body["timeout_seconds"] == "60"  # numbers go as strings, as in Prefect 1
     assert body["new_cluster"] == {"num_workers": "2", "spark_version": "13.3.x"}
-    assert body["notebook_task"] == NOTEBOOK and body["libraries"] == [{"jar": "dbfs:/a.jar"}]
+    assert body["notebook_task"] == NOTEBOOK
+    assert body["libraries"] == [{"jar": "dbfs:/a.jar"}]
     assert body["idempotency_token"]
     assert dbx.runs[101]["state"] == SUCCESS
 
@@ -57,7 +58,7 @@ async def test_submit_run_spark_jar_and_default_run_name(dbx: FakeDatabricks, co
 async def test_basic_auth_and_a_host_without_scheme(dbx: FakeDatabricks) -> None:
     conn = {"host": dbx.url, "login": LOGIN, "password": PASSWORD}
     assert await DatabricksSubmitRun(conn, notebook_task=NOTEBOOK, **FAST).run() == 101
-    assert dbx.requests[0][2].startswith("Basic ")
+    assert str(dbx.requests[0][2]).startswith("Basic ")
     # a bare host gets https:// (here nothing listens there: the attempt fails fast)
     task = DatabricksSubmitRun({"host": "127.0.0.1:9", "token": TOKEN}, notebook_task=NOTEBOOK, **FAST)
     with pytest.raises(DatabricksFail, match=r"https://127\.0\.0\.1:9|could not connect|gave up"):
@@ -102,7 +103,9 @@ async def test_run_now_merges_parameters(dbx: FakeDatabricks, conn: dict[str, st
     (body,) = dbx.bodies
     assert body["job_id"] == "7"
     assert body["notebook_params"] == {"a": "1", "b": "3"}
-    assert body["python_params"] == ["x"] and body["spark_submit_params"] == ["--v"] and body["jar_params"] == ["j"]
+    assert body["python_params"] == ["x"]
+    assert body["spark_submit_params"] == ["--v"]
+    assert body["jar_params"] == ["j"]
     assert body["idempotency_token"]
 
 
@@ -215,7 +218,8 @@ async def test_5xx_is_retried_up_to_the_limit(dbx: FakeDatabricks, conn: dict[st
     task = DatabricksSubmitRun(conn, notebook_task=NOTEBOOK, databricks_retry_limit=3, **FAST)
     assert await task.run() == 101
     assert len(dbx.runs) == 1  # the same idempotency token each time
-    assert len(dbx.attempts) == 3 and len(set(dbx.attempts)) == 1
+    assert len(dbx.attempts) == 3
+    assert len(set(dbx.attempts)) == 1
     assert sum(1 for m in lines.messages if "returned 503" in m) == 4
     dbx.failures = {"/api/2.1/jobs/runs/submit": 3}
     dbx.failure_status = 500
@@ -235,7 +239,9 @@ async def test_the_task_retries_reuse_the_idempotency_token(dbx: FakeDatabricks,
         )()
     state = await flow.run()
     assert isinstance(state, Success), state.result[t]
-    assert len(dbx.attempts) == 3 and len(set(dbx.attempts)) == 1 and len(dbx.runs) == 1
+    assert len(dbx.attempts) == 3
+    assert len(set(dbx.attempts)) == 1
+    assert len(dbx.runs) == 1
 
 
 async def test_cancelling_the_flow_cancels_the_run(
@@ -265,7 +271,8 @@ async def test_a_task_timeout_cancels_the_run(dbx: FakeDatabricks, conn: dict[st
         b = DatabricksRunNow(conn, job_id=5, timeout=0.5, **FAST)()
     with anyio.fail_after(GUARD):
         state = await flow.run()
-    assert isinstance(state.result[a], TimedOut) and isinstance(state.result[b], TimedOut)
+    assert isinstance(state.result[a], TimedOut)
+    assert isinstance(state.result[b], TimedOut)
     assert sorted(dbx.cancelled) == [101, 102]
 
 
