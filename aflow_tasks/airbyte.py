@@ -176,6 +176,30 @@ class AirbyteConnectionTask(Task):
                 raise AirbyteSyncJobFailed(f"Job {job_id} {status}.")
             await anyio.sleep(poll)
 
+    async def _checked(
+        self, host: Any, port: Any, version: Any, connection_id: str | None, poll_interval_s: float
+    ) -> str:
+        """Check the arguments and the server's health; return the API's base URL."""
+        if not connection_id:
+            raise ValueError("Value for parameter `connection_id` *must* be provided.")
+        try:
+            uuid.UUID(str(connection_id))
+        except ValueError:
+            raise ValueError(
+                "Parameter `connection_id` *must* be a valid UUID i.e. 32 hex characters, including hyphens."
+            ) from None
+        if poll_interval_s <= 0:
+            raise ValueError(f"poll_interval_s must be positive, got {poll_interval_s!r}")
+        base = f"http://{host}:{port}/api/{version}"
+        try:
+            health = await self._call(base, "GET", "health/")
+        except (_NotFound, FAIL) as exc:
+            raise AirbyteServerNotHealthyException(f"Airbyte Server at {base} is not reachable: {exc}") from None
+        healthy = health.get("available" if "available" in health else "db")
+        if not healthy:
+            raise AirbyteServerNotHealthyException(f"Airbyte Server health status: {healthy}")
+        return base
+
     @defaults_from_attrs("airbyte_server_host", "airbyte_server_port", "airbyte_api_version", "connection_id")
     async def run(
         self,
@@ -202,24 +226,10 @@ class AirbyteConnectionTask(Task):
             AirbyteFail: When the server is unhealthy, the connection missing, inactive or
                 deprecated, or the job fails.
         """
-        if not connection_id:
-            raise ValueError("Value for parameter `connection_id` *must* be provided.")
-        try:
-            uuid.UUID(str(connection_id))
-        except ValueError:
-            raise ValueError(
-                "Parameter `connection_id` *must* be a valid UUID i.e. 32 hex characters, including hyphens."
-            ) from None
-        if poll_interval_s <= 0:
-            raise ValueError(f"poll_interval_s must be positive, got {poll_interval_s!r}")
-        base = f"http://{airbyte_server_host}:{airbyte_server_port}/api/{airbyte_api_version}"
-        try:
-            health = await self._call(base, "GET", "health/")
-        except (_NotFound, FAIL) as exc:
-            raise AirbyteServerNotHealthyException(f"Airbyte Server at {base} is not reachable: {exc}") from None
-        healthy = health.get("available" if "available" in health else "db")
-        if not healthy:
-            raise AirbyteServerNotHealthyException(f"Airbyte Server health status: {healthy}")
+        base = await self._checked(
+            airbyte_server_host, airbyte_server_port, airbyte_api_version, connection_id, poll_interval_s
+        )
+        connection_id = str(connection_id)
         self.logger.info(
             "Getting Airbyte Connection %s, poll interval %s seconds, airbyte_base_url %s",
             connection_id,

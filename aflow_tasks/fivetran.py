@@ -87,6 +87,36 @@ class FivetranSyncTask(Task):
         data = response.json() if response.content else {}
         return (data.get("data") or {}) if isinstance(data, dict) else {}
 
+    async def _wait(
+        self, url: str, auth: tuple[str, str], connector_id: str, previous: datetime, url_logs: str, poll: float
+    ) -> datetime:
+        """Poll the connector until its sync ends; return when it succeeded (logging each sync_state)."""
+        poll_status_every_n_seconds = poll
+        seen = None
+        try:
+            while True:
+                current = await self._call("GET", url, auth)
+                succeeded_at, failed_at = _parse(current.get("succeeded_at")), _parse(current.get("failed_at"))
+                if failed_at > previous:
+                    raise FivetranFail(
+                        f'Fivetran sync for connector "{connector_id}" failed; please see logs at {url_logs}'
+                    )
+                sync_state = (current.get("status") or {}).get("sync_state")
+                if sync_state != seen:
+                    seen = sync_state
+                    self.logger.info('Connector "%s" current sync_state = %s', connector_id, sync_state)
+                if max(succeeded_at, failed_at) > previous:
+                    break
+                await anyio.sleep(poll_status_every_n_seconds)
+        except anyio.get_cancelled_exc_class():
+            self.logger.warning(
+                "Fivetran's API cannot stop a running sync: connector %s goes on syncing (see %s)",
+                connector_id,
+                url_logs,
+            )
+            raise
+        return succeeded_at
+
     @defaults_from_attrs("connector_id")
     async def run(
         self,
@@ -146,28 +176,6 @@ class FivetranSyncTask(Task):
         if manual:
             await self._call("PATCH", url, auth, {"schedule_type": "manual"})
         await self._call("POST", f"{url}/force", auth)
-        seen = None
-        try:
-            while True:
-                current = await self._call("GET", url, auth)
-                succeeded_at, failed_at = _parse(current.get("succeeded_at")), _parse(current.get("failed_at"))
-                if failed_at > previous:
-                    raise FivetranFail(
-                        f'Fivetran sync for connector "{connector_id}" failed; please see logs at {url_logs}'
-                    )
-                sync_state = (current.get("status") or {}).get("sync_state")
-                if sync_state != seen:
-                    seen = sync_state
-                    self.logger.info('Connector "%s" current sync_state = %s', connector_id, sync_state)
-                if max(succeeded_at, failed_at) > previous:
-                    break
-                await anyio.sleep(poll_status_every_n_seconds)
-        except anyio.get_cancelled_exc_class():
-            self.logger.warning(
-                "Fivetran's API cannot stop a running sync: connector %s goes on syncing (see %s)",
-                connector_id,
-                url_logs,
-            )
-            raise
+        succeeded_at = await self._wait(url, auth, connector_id, previous, url_logs, poll_status_every_n_seconds)
         self.logger.info('Fivetran sync for connector "%s" succeeded at %s', connector_id, _iso(succeeded_at))
         return {"succeeded_at": _iso(succeeded_at), "connector_id": connector_id}
