@@ -122,6 +122,7 @@ class FakeDatabricks(ThreadedApp):
         self.cancelled: list[int] = []
         self.jobs: list[dict[str, Any]] = []
         self.max_active = 0
+        self.answer_delay = 0.0  # seconds runs/submit waits, after starting the run, before answering
         self.requests.clear()
 
     def clear(self) -> None:
@@ -165,7 +166,10 @@ class FakeDatabricks(ThreadedApp):
     async def submit(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.attempts.append(body.get("idempotency_token"))
-        return self._check(request) or self._start_run(body, str(body.get("run_name")))
+        answer = self._check(request) or self._start_run(body, str(body.get("run_name")))
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
+        return answer
 
     async def run_now(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -286,3 +286,31 @@ async def test_ten_runs_are_polled_concurrently(dbx: FakeDatabricks, conn: dict[
     assert isinstance(state, Success), [state.result[t] for t in ts]
     assert sorted(state.result[t].result for t in ts) == list(range(101, 111))
     assert dbx.max_active == 10  # all ten were running at once
+
+
+async def test_a_cancellation_during_the_submit_cancels_the_run_it_started(
+    dbx: FakeDatabricks, conn: dict[str, str]
+) -> None:
+    dbx.answer_delay = 0.3
+    with Flow("dbx-cancel-submit") as flow:
+        t = DatabricksSubmitRun(conn, notebook_task=NOTEBOOK, **FAST)()
+    handle = flow.start()
+    with anyio.fail_after(GUARD):
+        while not dbx.call(lambda: len(dbx.runs)):  # noqa: ASYNC110 - the fake has no event to wait on
+            await anyio.sleep(0.01)
+        handle.cancel()  # the submit's answer is still on its way
+        state = await handle
+    assert isinstance(state.result[t], Cancelled)
+    assert dbx.cancelled == [101]
+
+
+async def test_a_wrong_token_fails_without_showing_it(dbx: FakeDatabricks) -> None:
+    wrong = "dapi-wrong-token-0000"
+    with Flow("dbx-401") as flow:
+        t = DatabricksSubmitRun({"host": dbx.url, "token": wrong}, notebook_task=NOTEBOOK, **FAST)()
+    state = await flow.run()
+    message = str(state.result[t].message)
+    assert isinstance(state.result[t], Failed)
+    assert "returned 401: Invalid access token." in message
+    assert wrong not in message
+    assert dbx.attempts == [dbx.attempts[0]]  # a 4xx is not retried
