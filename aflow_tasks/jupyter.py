@@ -21,7 +21,7 @@ import asyncio
 import math
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.to_thread
@@ -81,7 +81,7 @@ def _parameters_source(parameters: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def inject_parameters(nb: NotebookNode, parameters: Mapping[str, Any]) -> None:
+def _inject_parameters(nb: NotebookNode, parameters: Mapping[str, Any]) -> None:
     """Insert a cell tagged ``injected-parameters`` into ``nb``, in place, as papermill does.
 
     A previous ``injected-parameters`` cell is removed; the new one goes right after the first
@@ -153,7 +153,7 @@ async def _shutdown(client: NotebookClient, km: AsyncKernelManager, now: bool) -
         await ensure_async(kc.stop_channels())  # type: ignore[func-returns-value]
         client.kc = None
     if not km.has_kernel:
-        await ensure_async(km.cleanup_resources())  # type: ignore[func-returns-value]
+        await ensure_async(km.cleanup_resources())
         return
     if not now:
         with anyio.move_on_after(_GRACEFUL_SECONDS):
@@ -229,11 +229,14 @@ class ExecuteNotebook(Task):
             raise ValueError("ExecuteNotebook needs a `path`: give it to __init__ or to run")
         nbformat, _, nbconvert = _require()
         fmt = "notebook" if output_format in (None, "json") else str(output_format)
-        exporter = nbconvert.get_exporter(fmt)  # ValueError for an unknown name, before any kernel starts
+        try:  # before any kernel starts
+            exporter = nbconvert.get_exporter(fmt)
+        except NameError as exc:  # nbconvert's ExporterNameError
+            raise ValueError(f"ExecuteNotebook: unknown output_format {fmt!r}: {exc}") from None
         text = await anyio.Path(path).read_text(encoding="utf-8")
         nb = nbformat.reads(text, as_version=4)
         if parameters:
-            inject_parameters(nb, parameters)
+            _inject_parameters(nb, parameters)
         executed = await self._execute(nb, os.fspath(path))
         body, _resources = await anyio.to_thread.run_sync(
             lambda: nbconvert.export(exporter, executed, **(exporter_kwargs or {}))
@@ -248,7 +251,7 @@ class ExecuteNotebook(Task):
         from jupyter_core.utils import ensure_async
 
         client = _client(nb, self, self.kernel_name)
-        km: AsyncKernelManager = client.create_kernel_manager()
+        km = cast("AsyncKernelManager", client.create_kernel_manager())  # nbclient's default class
         client.km = km
         clean = False
         current = -1
@@ -282,4 +285,6 @@ class ExecuteNotebook(Task):
             raise signals.FAIL(f"notebook {where!r} failed in {label}: {exc.ename}: {exc.evalue}") from None
         finally:
             now = not clean
-            await cleanup(lambda: _shutdown(client, km, now), "shut down the kernel", self.logger, limit=_CLEANUP_SECONDS)
+            await cleanup(
+                lambda: _shutdown(client, km, now), "shut down the kernel", self.logger, limit=_CLEANUP_SECONDS
+            )
