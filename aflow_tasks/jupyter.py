@@ -227,14 +227,15 @@ class ExecuteNotebook(Task):
         """
         if path is None:
             raise ValueError("ExecuteNotebook needs a `path`: give it to __init__ or to run")
-        nbformat, _, nbconvert = _require()
         fmt = "notebook" if output_format in (None, "json") else str(output_format)
+        # importing nbconvert (a first time) and validating the notebook take a while: off the loop
+        nbformat, _, nbconvert = await anyio.to_thread.run_sync(_require)
         try:  # before any kernel starts
-            exporter = nbconvert.get_exporter(fmt)
+            exporter = await anyio.to_thread.run_sync(nbconvert.get_exporter, fmt)
         except NameError as exc:  # nbconvert's ExporterNameError
             raise ValueError(f"ExecuteNotebook: unknown output_format {fmt!r}: {exc}") from None
         text = await anyio.Path(path).read_text(encoding="utf-8")
-        nb = nbformat.reads(text, as_version=4)
+        nb = await anyio.to_thread.run_sync(lambda: nbformat.reads(text, as_version=4))
         if parameters:
             _inject_parameters(nb, parameters)
         executed = await self._execute(nb, os.fspath(path))
@@ -256,10 +257,11 @@ class ExecuteNotebook(Task):
         clean = False
         current = -1
         try:
-            try:
-                await km.start_kernel(extra_arguments=client.extra_arguments)
+            try:  # finding the kernelspec may import ipykernel (a first time): off the loop
+                await anyio.to_thread.run_sync(lambda: km.kernel_spec)
             except NoSuchKernel as exc:
                 raise signals.FAIL(f"notebook {where!r}: no such kernel {exc.args[0]!r}") from None
+            await km.start_kernel(extra_arguments=client.extra_arguments)
             await client.async_start_new_kernel_client()
             client.reset_execution_trackers()
             self.logger.debug("executing notebook %r with kernel %r", where, client.kernel_name)
