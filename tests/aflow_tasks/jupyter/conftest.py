@@ -52,7 +52,10 @@ def notebooks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "forever": notebook(
             root / "forever.ipynb",
             code("pidfile = ''", "parameters"),
-            code("import os\nopen(pidfile, 'w').write(str(os.getpid()))\nprint('kernel up', flush=True)"),
+            code(
+                "import os, subprocess\nchild = subprocess.Popen(['sleep', '300'])\n"
+                "open(pidfile, 'w').write(f'{os.getpid()} {child.pid}')\nprint('kernel up', flush=True)"
+            ),
             code("import time\nwhile True:\n    time.sleep(0.1)"),
         ),
         "other_kernel": notebook(

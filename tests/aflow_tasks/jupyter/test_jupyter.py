@@ -125,14 +125,30 @@ async def test_cancelling_the_flow_kills_the_kernel(
         t = ExecuteNotebook(notebooks["forever"], log_output=True)(parameters={"pidfile": str(pidfile)})
     handle = flow.start()
     await lines.wait_for_text("kernel up", limit=GUARD)
-    pid = int(pidfile.read_text())
-    assert running(pid)
+    pids = [int(p) for p in pidfile.read_text().split()]  # the kernel and a child it started
+    assert all(running(p) for p in pids)
     handle.cancel()
     with anyio.fail_after(GUARD):
         state = await handle
     assert isinstance(state, Cancelled)
     assert isinstance(state.result[t], Cancelled)
-    await assert_no_kernel(pid)
+    await assert_no_kernel(*pids)  # the kernel's process group is killed
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.01, 0.1, 0.3, 0.6, 1.0])
+async def test_cancelling_at_any_moment_of_the_kernel_start_leaves_no_kernel(
+    notebooks: dict[str, str], tmp_path: Path, delay: float
+) -> None:
+    pidfile = tmp_path / "pid"
+    with Flow("notebook-cancel-early") as flow:
+        t = ExecuteNotebook(notebooks["forever"])(parameters={"pidfile": str(pidfile)})
+    handle = flow.start()
+    await anyio.sleep(delay)
+    handle.cancel()
+    with anyio.fail_after(GUARD):
+        state = await handle
+    assert isinstance(state.result[t], Cancelled)
+    await assert_no_kernel(*(int(p) for p in pidfile.read_text().split()) if pidfile.exists() else ())
 
 
 async def test_a_task_timeout_times_out_and_kills_the_kernel(notebooks: dict[str, str], tmp_path: Path) -> None:
@@ -142,7 +158,7 @@ async def test_a_task_timeout_times_out_and_kills_the_kernel(notebooks: dict[str
     with anyio.fail_after(GUARD):
         state = await flow.run()
     assert isinstance(state.result[t], TimedOut)
-    await assert_no_kernel(*([int(pidfile.read_text())] if pidfile.exists() else []))
+    await assert_no_kernel(*(int(p) for p in pidfile.read_text().split()) if pidfile.exists() else ())
 
 
 async def test_kernel_name_is_honoured(notebooks: dict[str, str]) -> None:
