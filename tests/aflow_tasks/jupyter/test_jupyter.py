@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -183,3 +184,18 @@ async def test_a_missing_path_or_an_unknown_format_is_a_value_error(notebooks: d
     with pytest.raises(ValueError, match="identifiers"):
         await ExecuteNotebook(notebooks["params"], parameters={"not a name": 1}).run()
     assert child_kernels() == []
+
+
+async def test_cancelling_a_direct_run_raises_cancelled_error_and_kills_the_kernel(
+    notebooks: dict[str, str], tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "pid"
+    run = asyncio.ensure_future(ExecuteNotebook(notebooks["forever"]).run(parameters={"pidfile": str(pidfile)}))
+    with anyio.fail_after(GUARD):
+        while not pidfile.exists() or len(pidfile.read_text().split()) < 2:  # noqa: ASYNC110 - a file to poll
+            await anyio.sleep(0.02)
+    pids = [int(p) for p in pidfile.read_text().split()]
+    run.cancel()  # nbclient turns this into DeadKernelError: the task must turn it back
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(run, GUARD)
+    await assert_no_kernel(*pids)
