@@ -12,6 +12,13 @@ nbconvert in ``output_format``.
   (killed), shielded from the cancellation and bounded in time, so no kernel process outlives
   the task; the task ends Cancelled (TimedOut on a ``timeout``).
 
+The kernel is started and stopped by the task itself rather than by nbclient's
+``async_setup_kernel``, which would replace the event loop's SIGINT/SIGTERM handlers (the
+engine's, or another notebook's) and register an ``atexit`` hook per run; the cells run through
+nbclient's ``async_execute_cell`` as in ``async_execute``. The file is read with `anyio.Path`;
+importing nbconvert, validating the notebook, finding the kernelspec and the export run in worker
+threads, so the loop stays free for the flow's other tasks.
+
 Needs the ``jupyter`` extra: ``pip install aflow-engine[jupyter]``.
 """
 
