@@ -25,8 +25,8 @@ error boundary, one transient-error policy); ``aflow new-task FAMILY CLASS`` sta
 | `aflow_tasks.azure` | BlobStorageDownload, BlobStorageUpload, AzureResult | ``aflow-engine[azure]`` |
 | `aflow_tasks.dbt` | DbtShellTask, DbtCloudRunJob | ``aflow-engine[dbt]`` (+ dbt and an adapter) |
 | `aflow_tasks.jupyter` | ExecuteNotebook | ``aflow-engine[jupyter]`` |
-| `aflow_tasks.docker` | Create/Start/Stop/RemoveContainer, WaitOnContainer, Pull/Push/Build/TagImage... | ``[docker]`` |
-| `aflow_tasks.databricks` | DatabricksSubmitRun, DatabricksRunNow, DatabricksSubmitMultitaskRun, DatabricksGetJobID | ``[databricks]`` |
+| `aflow_tasks.docker` | *Container, WaitOnContainer, Pull/Push/Build/TagImage... | ``[docker]`` |
+| `aflow_tasks.databricks` | DatabricksSubmitRun, DatabricksRunNow, ...MultitaskRun, ...GetJobID | ``[databricks]`` |
 | `aflow_tasks.airbyte` | AirbyteConnectionTask | ``aflow-engine[http]`` |
 | `aflow_tasks.fivetran` | FivetranSyncTask | ``aflow-engine[http]`` |
 | `aflow_tasks.kubernetes` | Create/Delete/List/Patch/Read/ReplaceNamespaced*, RunNamespacedJob | ``[kubernetes]`` |
