@@ -41,3 +41,20 @@ def test_bench_quick(tmp_path: Path) -> None:
     assert doc["memory"]["ok"] is True
     assert doc["import"]["wall_ms"] > 0
     assert {"python", "platform", "cpu_count", "date"} <= set(doc["machine"])
+
+
+@pytest.mark.timeout(150)
+def test_the_dask_comparison_runs_when_dask_is_installed(tmp_path: Path) -> None:
+    """Nothing in bench/ shadows the dask package: ``--with-dask`` times dask, it does not skip it."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--only", "W1", "--with-dask", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    cases = json.loads(out.read_text())["workloads"]["W1"]["cases"]
+    assert all("dask" in case["variants"] for case in cases), proc.stdout[-3000:]

@@ -11,7 +11,7 @@ same run, with interleaved repetitions:
 Printed: the median wall time, the time per task and the ratio aflow / dask (target: at most
 1.5x). Every repetition checks its result.
 
-Run: ``python bench/dask.py [--n 1000] [--repeat 5] [--workers 2] [--threads] [--json out.json]``.
+Run: ``python bench/dask_executor.py [--n 1000] [--repeat 5] [--workers 2] [--threads] [--json out.json]``.
 """
 
 from __future__ import annotations
