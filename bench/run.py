@@ -9,6 +9,8 @@ targets are printed as PASS/MISS.
 Variants, timed in the same process with interleaved repetitions (the order rotates per repetition):
 
 - ``aflow``: ``await flow.run()`` alone ("run"); building the flow is timed apart ("build").
+- ``floor, aflow's gc`` (W1, W6): the same DAG floor under the garbage-collector thresholds aflow
+  sets for a run of that size (``aflow._runtime._gc``), so the two compare on even terms.
 - ``dag floor``: ``floor.Dag``, one asyncio task per node awaiting its parents, with a per-node
   state record. Its time includes building its (tiny) DAG.
 - ``gather``: plain ``asyncio.gather`` of coroutines (where it applies; not on the chain).
@@ -41,6 +43,7 @@ from floor import Dag
 
 import aflow
 from aflow import Flow, task
+from aflow._runtime._gc import relaxed_gc  # the floor gets aflow's collector settings too
 
 HERE = Path(__file__).resolve().parent
 
@@ -155,6 +158,17 @@ def w1_aflow(n: int) -> Trial:
 
 def w1_dag(n: int) -> Trial:
     return dag_trial(lambda dag: dag.add(total, *[dag.add(inc, i) for i in range(n)]))
+
+
+def w1_dag_gc(n: int) -> Trial:
+    """The DAG floor under the collector settings aflow gives a run of as many tasks (an even floor)."""
+    floor = w1_dag(n)
+
+    async def run() -> Any:
+        with relaxed_gc(n + 1):
+            return await floor.run()
+
+    return Trial(run)
 
 
 def w1_gather(n: int) -> Trial:
@@ -440,7 +454,7 @@ def make_case(workload: str, n: int) -> Case:
             n,
             n,
             expect_sum,
-            {"dag floor": w1_dag, "gather": w1_gather, "aflow": w1_aflow},
+            {"dag floor": w1_dag, "floor, aflow's gc": w1_dag_gc, "gather": w1_gather, "aflow": w1_aflow},
             repeat=W6_REPEAT if workload == "W6" else None,
         )
     if workload == "W2":
