@@ -52,19 +52,12 @@ class FlowRunner:
         self.flow = flow
         self.graph = flow.graph
         self.settings = settings
-        self.warn_blocking = settings.warn_blocking
-        self.cancel_grace = settings.cancel_grace
-        self.history = settings.history
-        self.log_level = settings.history_log_level
+        self.clock = settings.clock
         executor = settings.executor
         self.executor = None if isinstance(executor, LocalExecutor) else executor
         self.parameters = self._check_parameters(flow, parameters)
         # edges are checked for cycles as they are added, so insertion order is enough here
         self.order = list(self.graph.tasks)
-        self.max_concurrency = settings.max_concurrency
-        self.concurrency = dict(settings.concurrency)
-        self.clock = settings.clock
-        self.extra = dict(settings.context)
         self.run_id = str(uuid.uuid4())
         self.run_name = settings.flow_run_name or self.run_id
         self.nodes: dict[Task, Node] = {}
@@ -93,14 +86,14 @@ class FlowRunner:
     # -- the run ------------------------------------------------------------------------------
 
     async def run(self) -> State:
-        flow = self.flow
+        flow, settings = self.flow, self.settings
         frun = FlowRunContext(
             flow_name=flow.name,
             flow_run_id=self.run_id,
             flow_run_name=self.run_name,
             parameters=self.parameters,
             date=self.clock.now(),
-            extra=self.extra,
+            extra=dict(settings.context),
             clock=self.clock,
             resources=RunResources(),
         )
@@ -108,11 +101,11 @@ class FlowRunner:
         self.loop = asyncio.get_running_loop()
         self.done = self.loop.create_future()
         store, own_store = await self._open_store()
-        recorder = store.recorder(self.run_id, log_level=self.log_level) if store is not None else None
+        recorder = store.recorder(self.run_id, log_level=settings.history_log_level) if store is not None else None
         runner = self.runner = TaskRunEnv(
-            frun, self.clock, self.max_concurrency, self.concurrency, logger if debug else None, recorder
+            frun, self.clock, settings.max_concurrency, settings.concurrency, logger if debug else None, recorder
         )
-        runner.cancel_grace = self.cancel_grace
+        runner.cancel_grace = settings.cancel_grace
         if hasattr(self.observer, "task_waiting"):
             runner.observer = self.observer  # type: ignore[assignment]
         if recorder is not None:
@@ -123,7 +116,7 @@ class FlowRunner:
         token = flow_run_var.set(frun)
         state: State = Pending()
         executor = self.executor
-        blocking = BlockWatch.acquire(self.warn_blocking) if self.warn_blocking is not None else None
+        blocking = BlockWatch.acquire(settings.warn_blocking) if settings.warn_blocking is not None else None
         try:
             if executor is not None:
                 await executor.start()
@@ -155,7 +148,7 @@ class FlowRunner:
             raise
         finally:
             if blocking is not None:
-                blocking.release(self.warn_blocking)  # type: ignore[arg-type]
+                blocking.release(settings.warn_blocking)  # type: ignore[arg-type]
             flow_run_var.reset(token)
             with anyio.CancelScope(shield=True):
                 if runner.executor is not None:
@@ -169,15 +162,16 @@ class FlowRunner:
 
     async def _open_store(self) -> tuple[Any, bool]:
         """The run store to record in, and whether this run opened it (and must close it)."""
-        if self.history is None:
+        history = self.settings.history
+        if history is None:
             return None, False
-        if isinstance(self.history, (str, os.PathLike)):
+        if isinstance(history, (str, os.PathLike)):
             from ..history import RunStore
 
-            store = RunStore(self.history)
+            store = RunStore(history)
             await store.open()
             return store, True
-        return self.history, False
+        return history, False
 
     def _build(self) -> None:
         graph = self.graph
@@ -455,13 +449,13 @@ class FlowRunner:
         pending = [t for t in running if t is not None and not t.done()]
         if not pending:
             return []
-        return [running[t] for t in await stop_all(pending, self.cancel_grace, self.clock) if t in running]
+        return [running[t] for t in await stop_all(pending, self.settings.cancel_grace, self.clock) if t in running]
 
     def _gave_up(self, node: Node, index: int | None) -> None:
         """Mark a task run that ignored its cancellation as Cancelled, with a message saying so."""
         task = node.task
         name = task.name if index is None else f"{task.name}[{index}]"
-        msg = ignored_message(name, task.run_is_async, self.cancel_grace, "the flow run was cancelled")
+        msg = ignored_message(name, task.run_is_async, self.settings.cancel_grace, "the flow run was cancelled")
         if index is None:
             if node.state is None:
                 node.state = Cancelled(msg)
