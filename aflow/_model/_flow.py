@@ -317,8 +317,7 @@ class Flow(FlowRunning):
                 an upstream of a Parameter.
         """
         graph = self.graph
-        consts = graph.constants.get(task)
-        marks = (len(graph.tasks), len(graph.edges), len(consts) if consts else 0)  # graph.marks(task), inlined
+        marks = graph.marks(task)
         try:
             wire(self, task, upstream_tasks, downstream_tasks, keyword_tasks, mapped)
         except BaseException:
