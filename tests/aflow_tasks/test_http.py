@@ -3,7 +3,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ from aflow_tasks.http import (
     send_request,
     set_client_factory,
 )
+from tests.net import free_port
 
 SECRET = "s3cr3t-t0ken-value"
 
@@ -81,12 +81,6 @@ def sequence(*responses: Response):
         return queue.pop(0) if len(queue) > 1 else queue[0]
 
     return handler
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class HangingServer:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ast
-import socket
 from pathlib import Path
 
 import aflow_tasks
 from aflow import Flow, Secret, context, task
 from aflow.secrets import REDACTED, redact
 from aflow.testing import FakeClock
+from tests.net import free_port
 
 
 def is_private_aflow_name(dotted: str) -> bool:
@@ -63,9 +63,7 @@ async def test_http_clients_override_injects_a_transport_for_the_block_only() ->
     def mock_client(transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.MockTransport(answer))
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{s.getsockname()[1]}/item"  # nothing listens there once closed
+    url = f"http://127.0.0.1:{free_port()}/item"  # nothing listens there
     with Flow("seam") as flow:
         r = HttpRequest(url=url)()
     with clients.override(mock_client):

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import sys
 from collections.abc import Iterator
 
@@ -14,6 +13,7 @@ from aflow import Flow, signals
 from aflow.testing import FakeClock
 from aflow_tasks.http import HttpStatusFail
 from aflow_tasks.slack import SlackTask
+from tests.net import free_port
 
 HOOK_PATH = "/services/T0AFLOW/B0AFLOW/hookSecretPart123"
 ENV_VAR = "AFLOW__CONTEXT__SECRETS__SLACK_WEBHOOK_URL"
@@ -122,9 +122,7 @@ async def test_slack_errors_fail_without_showing_the_url(
 
 
 async def test_unreachable_slack_fails_without_showing_the_url() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with pytest.raises(signals.FAIL) as info:
         await SlackTask(message="hi", webhook_url=f"http://127.0.0.1:{port}{HOOK_PATH}").run()
     assert str(info.value).startswith("Slack webhook POST: could not connect")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.net import free_port
+
 ACCOUNT = "devstoreaccount1"
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
@@ -50,16 +52,10 @@ def _azurite_bin() -> Path:
     return binary
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     binary = _azurite_bin()
-    port = _free_port()
+    port = free_port()
     workdir = tmp_path_factory.mktemp("azurite")
     log = (workdir / "azurite.log").open("wb")
     proc = subprocess.Popen(

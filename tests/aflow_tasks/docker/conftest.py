@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from tests.net import free_port
+
 IMAGE = "aflow-tiny:latest"
 BUSYBOX_TOOLS = ("sh", "echo", "sleep", "cat", "ls", "true", "false", "test", "[", "touch", "seq")
 START_LIMIT = 60.0  # seconds for dockerd (and the registry) to answer
@@ -81,12 +83,6 @@ class Engine:
         """Whether the engine has the image."""
         status, _ = self.call("GET", f"/images/{name}/json")
         return bool(status == 200)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(check: Any, what: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -201,7 +197,7 @@ def engine() -> Iterator[Engine]:
         )
         if status != 200 or "error" in str(answer):
             raise RuntimeError(f"importing the tiny image failed: {status} {answer}")
-        port = _free_port()
+        port = free_port()
         config = root / "registry.yml"
         config.write_text(
             "version: 0.1\n"

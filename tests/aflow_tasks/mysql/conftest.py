@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +20,8 @@ from typing import Any
 
 import pymysql  # type: ignore[import-untyped]
 import pytest
+
+from tests.net import free_port
 
 USER = "aflow_user"
 PASSWORD = "pw-Quux-7319-zz"
@@ -51,12 +52,6 @@ class MariaDB:
         with self.connect() as conn, conn.cursor() as cur:
             cur.execute(sql, args)
             return list(cur.fetchall())
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _binary(name: str) -> str:
@@ -127,7 +122,7 @@ def running_mariadb(base: Path) -> Iterator[MariaDB]:
     )
     if made.returncode != 0:
         raise RuntimeError(f"openssl could not make a test certificate:\n{made.stderr}")
-    port = _free_port()
+    port = free_port()
     log = base / "error.log"
     server = subprocess.Popen(
         [

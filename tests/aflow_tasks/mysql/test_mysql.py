@@ -18,6 +18,7 @@ from aflow import Flow, Secret
 from aflow.signals import FAIL
 from aflow.states import Failed, Success, TimedOut
 from aflow_tasks.mysql import MySQLExecute, MySQLFetch, MySQLSettings, clients
+from tests.net import free_port
 
 from .conftest import DB, PASSWORD, USER, MariaDB
 
@@ -136,11 +137,7 @@ async def test_charset(mariadb: MariaDB) -> None:
 
 
 async def test_port_a_closed_port_fails(mariadb: MariaDB) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = free_port()
     state = await run_one(MySQLFetch(**mariadb.settings, query="SELECT 1"), port=closed)
     assert isinstance(state, Failed)
     assert "Can't connect" in str(state.message)
@@ -474,12 +471,9 @@ async def test_a_cancel_at_any_moment_leaves_no_running_query(mariadb: MariaDB) 
 
 
 async def test_a_transient_error_is_retried_then_fails(mariadb: MariaDB) -> None:
-    import socket
     from datetime import timedelta
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = free_port()
     settings = {**mariadb.settings, "port": closed}
     task = MySQLFetch(**settings, query="SELECT 1", max_retries=1, retry_delay=timedelta(0))
     state = await run_one(task)

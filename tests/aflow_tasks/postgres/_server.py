@@ -14,13 +14,14 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.net import free_port
 
 
 def _bin_dir() -> Path:
@@ -52,12 +53,6 @@ def _owner() -> pwd.struct_passwd:
         except KeyError:
             continue
     raise RuntimeError("no 'postgres' or 'nobody' user to run PostgreSQL as (initdb refuses root)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -116,7 +111,7 @@ def start() -> PostgresServer:
     (data / "pg_hba.conf").write_text(
         f"local all all trust\nhost all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 trust\n"
     )
-    port = _free_port()
+    port = free_port()
     with open(root / "server.log", "wb") as log:  # the server keeps its own descriptor
         process = subprocess.Popen(
             [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import redis
+
+from tests.net import free_port
 
 PASSWORD = "s3cret-redis-pw"
 START_GUARD = 20.0  # seconds the server may take to answer PING
@@ -29,18 +30,11 @@ class Server:
         return redis.Redis(host="127.0.0.1", port=self.port, db=db, password=self.password, **kwargs)  # type: ignore[arg-type]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _start(tmp: Path, password: str | None) -> Iterator[Server]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed (Debian package redis-server)")
-    port = _free_port()
+    port = free_port()
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)]
     if password is not None:
         args += ["--requirepass", password]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -20,6 +19,7 @@ import aflow_tasks.redis as aredis
 from aflow import Flow, Task
 from aflow.states import Failed, Retrying, State, Success, TimedOut
 from aflow_tasks.redis import RedisClient, RedisExecute, RedisGet, RedisSet
+from tests.net import free_port
 
 from .conftest import PASSWORD, Server, start_server
 
@@ -299,7 +299,7 @@ async def test_a_numeric_password(tmp_path: Path) -> None:
 
 
 async def test_connection_errors_are_transient(caplog: pytest.LogCaptureFixture) -> None:
-    port = closed_port()
+    port = free_port()
     params = {"retry": NO_RETRY, "socket_connect_timeout": 2}
     with Flow("down") as flow:
         ref = RedisGet(
@@ -311,14 +311,6 @@ async def test_connection_errors_are_transient(caplog: pytest.LogCaptureFixture)
     message = task_state.message or ""
     assert "could not talk to Redis" in message
     assert "no retries left after 3 attempts" in message
-
-
-def closed_port() -> int:
-    """A port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 async def test_one_client_per_run_and_configuration(redis_server: Server, r: redis.Redis) -> None:
