@@ -17,15 +17,30 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, cast
 
-from aflow.integration import ClientFactory
+from aflow import Secret
+from aflow.exceptions import SecretNotFound
+from aflow.integration import ClientFactory, is_lazy, resolve_lazy
+from aflow.secrets import register
 
 if TYPE_CHECKING:
     import aiohttp
     from gcloud.aio.auth import Token
 
-__all__ = ("CLOUD_SCOPE", "credentials_key", "emulator_host", "session", "sessions", "token_for")
+__all__ = (
+    "CLOUD_SCOPE",
+    "CREDENTIALS_SECRET",
+    "credentials_key",
+    "emulator_host",
+    "resolve_credentials",
+    "session",
+    "sessions",
+    "token_for",
+)
 
 CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+CREDENTIALS_SECRET = "GCP_CREDENTIALS"
+"""The secret read when a task is given no credentials (as Prefect 1)."""
+_SECRET_KEYS = ("private_key", "private_key_id", "client_secret", "refresh_token")
 
 
 def _aiohttp() -> Any:
@@ -74,6 +89,41 @@ def _service_info(credentials: Mapping[str, Any] | str) -> dict[str, Any]:
         info = None
     if not isinstance(info, dict):
         raise ValueError("credentials must be a service account's JSON key (a dict or its JSON text)")
+    return info
+
+
+async def resolve_credentials(credentials: Any) -> dict[str, Any] | None:
+    """The service-account key to use, its secret parts registered for redaction.
+
+    ``credentials`` (awaited when lazy, an `aflow.Secret`), else the ``GCP_CREDENTIALS`` secret
+    when set (as Prefect 1), else None: Application Default Credentials.
+
+    Args:
+        credentials: A service-account key (a dict or its JSON text), a lazy value giving one, or None.
+
+    Raises:
+        ValueError: The value is not a service-account key.
+    """
+    if credentials is not None and is_lazy(credentials):
+        credentials = await resolve_lazy(credentials)
+    if credentials is None:
+        try:
+            credentials = Secret(CREDENTIALS_SECRET).get()
+        except SecretNotFound:
+            return None
+        if credentials is not None and is_lazy(credentials):
+            credentials = await resolve_lazy(credentials)
+    if credentials is None:
+        return None
+    if isinstance(credentials, str):
+        register(credentials)
+    elif not isinstance(credentials, Mapping):
+        raise ValueError(
+            f"credentials must be a service account's JSON key (a dict or its JSON text), not a "
+            f"{type(credentials).__name__}"
+        )
+    info = _service_info(credentials)
+    register([str(info[key]) for key in _SECRET_KEYS if info.get(key)])
     return info
 
 

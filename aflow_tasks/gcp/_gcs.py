@@ -12,18 +12,16 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from aflow import Secret, Task
-from aflow.exceptions import SecretNotFound
-from aflow.integration import ClientFactory, Failure, is_lazy, map_errors, resolve_lazy, retry_after_seconds
+from aflow import Task
+from aflow.integration import ClientFactory, Failure, map_errors, retry_after_seconds
 from aflow.secrets import register
 
-from ._auth import credentials_key, emulator_host, session, token_for
+from ._auth import credentials_key, emulator_host, resolve_credentials, session, token_for
 
 if TYPE_CHECKING:
     from gcloud.aio.storage import Storage
 
 EMULATOR_VARIABLE = "STORAGE_EMULATOR_HOST"
-CREDENTIALS_SECRET = "GCP_CREDENTIALS"
 """The secret read when a task gets no ``credentials`` (as Prefect 1); unset means ADC."""
 
 _CHUNK_UNIT = 256 * 1024
@@ -56,44 +54,6 @@ def client_timeout_of(request_timeout: Timeout | None) -> Any:
     if isinstance(request_timeout, bool) or not isinstance(request_timeout, int | float) or request_timeout <= 0:
         raise ValueError(f"request_timeout must be positive seconds or (connect, read), got {request_timeout!r}")
     return aiohttp.ClientTimeout(total=float(request_timeout))
-
-
-async def resolve_credentials(credentials: Any) -> Mapping[str, Any] | str | None:
-    """The service-account key to use: ``credentials`` (awaited when lazy), else the secret.
-
-    Without ``credentials`` the ``GCP_CREDENTIALS`` secret is read when set (as Prefect 1);
-    else None, for Application Default Credentials. The key's private parts are registered for
-    redaction.
-
-    Args:
-        credentials: A service-account key (a dict or its JSON text), a lazy value giving one
-            (an `aflow.Secret`), or None.
-
-    Raises:
-        ValueError: The value is not a service-account key.
-    """
-    if credentials is not None and is_lazy(credentials):
-        credentials = await resolve_lazy(credentials)
-    if credentials is None:
-        try:
-            credentials = Secret(CREDENTIALS_SECRET).get()
-        except SecretNotFound:
-            return None
-        if credentials is not None and is_lazy(credentials):
-            credentials = await resolve_lazy(credentials)
-    if credentials is None:
-        return None
-    if not isinstance(credentials, Mapping | str):
-        raise ValueError(
-            f"credentials must be a service account's JSON key (a dict or its JSON text), not a "
-            f"{type(credentials).__name__}"
-        )
-    credentials_key(credentials)  # validates it
-    info = json.loads(credentials) if isinstance(credentials, str) else credentials
-    register([str(info.get(k) or "") for k in ("private_key", "private_key_id")])
-    if isinstance(credentials, str):
-        register(credentials)
-    return credentials
 
 
 @asynccontextmanager

@@ -13,13 +13,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from aflow import Secret, Task
-from aflow.exceptions import SecretNotFound
-from aflow.integration import Failure, cleanup, is_lazy, map_errors, resolve_lazy, retry_after_seconds, to_the_end
-from aflow.secrets import register
+from aflow import Task
+from aflow.integration import Failure, cleanup, map_errors, retry_after_seconds, to_the_end
 from aflow.signals import FAIL
 
-from .._auth import emulator_host, session, token_for
+from .._auth import emulator_host, resolve_credentials, session, token_for
 
 __all__ = (
     "EMULATOR_VARIABLE",
@@ -33,10 +31,8 @@ __all__ = (
 )
 
 EMULATOR_VARIABLE = "BIGQUERY_EMULATOR_HOST"
-CREDENTIALS_SECRET = "GCP_CREDENTIALS"
 """The context secret read when a task gets no ``credentials`` (as Prefect 1)."""
 SCOPES = ["https://www.googleapis.com/auth/bigquery", "https://www.googleapis.com/auth/cloud-platform"]
-_SECRET_KEYS = ("private_key", "private_key_id", "client_secret", "refresh_token")
 POLL_FIRST = 0.2
 """Seconds before the first look at a running job (then doubling, up to `POLL_MAX`)."""
 POLL_MAX = 5.0
@@ -71,39 +67,6 @@ def camel_keys(value: Any, *, keep: frozenset[str] = frozenset({"labels"})) -> A
     if isinstance(value, list | tuple):
         return [camel_keys(v, keep=keep) for v in value]
     return value
-
-
-async def resolve_credentials(credentials: Any) -> Any:
-    """The credentials to use, their secret parts registered for redaction.
-
-    ``credentials`` (a lazy one resolved), else the ``GCP_CREDENTIALS`` secret if set, else None
-    (Application Default Credentials).
-    """
-    if credentials is not None and is_lazy(credentials):
-        credentials = await resolve_lazy(credentials)
-    if credentials is None:
-        try:
-            credentials = Secret(CREDENTIALS_SECRET).get()
-        except SecretNotFound:
-            return None
-        if credentials is not None and is_lazy(credentials):
-            credentials = await resolve_lazy(credentials)
-    if credentials is None:
-        return None
-    if isinstance(credentials, str):
-        register(credentials)
-        try:
-            info = json.loads(credentials)
-        except ValueError:
-            raise ValueError("credentials must be a service account's JSON key (a dict or its JSON text)") from None
-    else:
-        info = credentials
-    if not isinstance(info, Mapping):
-        raise ValueError(
-            f"credentials must be a service account's JSON key (a dict or its JSON text), not a {type(info).__name__}"
-        )
-    register([str(info[key]) for key in _SECRET_KEYS if info.get(key)])
-    return dict(info)
 
 
 @dataclass(frozen=True, slots=True)
