@@ -378,7 +378,7 @@ async def run_task(
     """Run one task (or one mapped child) to a final state."""
     plan = make_plan(task, runner) if map_index is None else plan_for(task, runner)
     track, persist = plan.track, plan.persist
-    state: State = Pending() if track else _UNSEEN
+    state: State = Pending() if plan.handlers else _UNSEEN  # the old state only matters to handlers
     stop = trigger_step(task, upstream) if persist is None else skipped_upstream(task, upstream)
     if stop is not None:
         return await runner.transition(task, map_index, state, stop) if track else stop
