@@ -36,6 +36,7 @@ class TaskGraph:
         "_edges_from",
         "_edges_to",
         "_keys",
+        "_reference_cache",
         "_reference_tasks",
         "_slug_counts",
         "_slugs",
@@ -67,6 +68,7 @@ class TaskGraph:
         self._reference_tasks: frozenset[Task] = frozenset()
         self._version = 0
         self._sorted_cache: tuple[int, list[Task]] | None = None
+        self._reference_cache: tuple[int, frozenset[Task]] | None = None
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -126,6 +128,14 @@ class TaskGraph:
         """The chosen reference tasks, else the terminal ones (but ``not_reference_task`` ones)."""
         if self._reference_tasks:
             return set(self._reference_tasks)
+        cached = self._reference_cache  # a run reads them twice (its graph for the run store, its end)
+        if cached is not None and cached[0] == self._version:
+            return set(cached[1])
+        found = self._find_reference_tasks()
+        self._reference_cache = (self._version, frozenset(found))
+        return found
+
+    def _find_reference_tasks(self) -> set[Task]:
         tasks, out = self._tasks, self._edges_from
         skip = {t for t in tasks if getattr(t, "not_reference_task", False)}
         terminal = {t for t in tasks if not out.get(t)}
