@@ -79,6 +79,7 @@ class Flow(FlowRunning):
         if not isinstance(name, str) or not name:
             raise ValueError(f"A flow needs a non-empty name, got {name!r}")
         self.graph = TaskGraph(name)
+        self._parameters: tuple[TaskGraph, int, frozenset[Parameter]] | None = None  # by graph and version
         """The flow's `TaskGraph`: its tasks, edges and constants, in order."""
         self.state_handlers: list[FlowStateHandler] = list(state_handlers or ())
         self.on_failure = on_failure
@@ -217,7 +218,12 @@ class Flow(FlowRunning):
 
     def parameters(self) -> set[Parameter]:
         """The flow's parameters."""
-        return {t for t in self.graph.tasks if isinstance(t, Parameter)}
+        graph, cached = self.graph, self._parameters  # a run reads them twice (its start, the run store)
+        if cached is not None and cached[0] is graph and cached[1] == graph.version:
+            return set(cached[2])
+        found = {t for t in graph.tasks if isinstance(t, Parameter)}
+        self._parameters = (graph, graph.version, frozenset(found))
+        return found
 
     def get_tasks(
         self,
