@@ -31,6 +31,10 @@ __all__ = ("ShellTask",)
 _TAIL_LINES = 20  # lines of stdout and of stderr quoted in a failure message
 _TAIL_LINE_CHARS = 1000  # longer lines are cut in the failure message
 _STDERR_KEEP = 1000  # stderr lines kept for ``log_stderr``
+# shells that take the script as ``-c SCRIPT`` (no temporary file, no thread hand-over to write it)
+_INLINE_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "ash", "yash", "posh"})
+# longer scripts go through a file: Linux caps one argument at 128 KiB (MAX_ARG_STRLEN)
+_INLINE_MAX_BYTES = 100_000
 
 
 def _stream_level(value: bool | int | str) -> int | bool:
@@ -84,13 +88,9 @@ class _Lines:
             self._on_line(raw.decode("utf-8", "replace").removesuffix("\r"))
 
 
-def _prepare(shell: str, script: str, env: Mapping[str, str], cwd: str | None, made: list[str]) -> str:
-    """Check the shell and cwd, write the script to a temporary file; return the shell's path.
-
-    The file's path goes into ``made`` as soon as it exists, so the caller removes it even when
-    cancelled before this returns.
-    """
-    found = shutil.which(shell, path=env.get("PATH", os.defpath))
+def _locate(shell: str, env: Mapping[str, str] | None, cwd: str | None) -> str:
+    """Check the shell and cwd; return the shell's path (looked up on the command's ``PATH``)."""
+    found = shutil.which(shell, path=(os.environ if env is None else env).get("PATH", os.defpath))
     if found is None:
         raise FileNotFoundError(
             f"ShellTask: the shell {shell!r} was not found (searched PATH); install it or choose "
@@ -98,11 +98,31 @@ def _prepare(shell: str, script: str, env: Mapping[str, str], cwd: str | None, m
         )
     if cwd is not None and not os.path.isdir(cwd):
         raise FileNotFoundError(f"ShellTask: cwd {cwd!r} is not an existing directory")
+    return found
+
+
+def _inline_argv(exe: str, script: str) -> list[str] | None:
+    """``[exe, "-c", script]`` when ``exe`` is a POSIX-style shell and the script fits in one argument.
+
+    Otherwise None: the script goes through a temporary file (other interpreters, scripts over
+    `_INLINE_MAX_BYTES`, or holding a NUL byte, which no argument can).
+    """
+    if os.path.basename(exe) not in _INLINE_SHELLS or "\0" in script:
+        return None
+    if len(script) * 4 > _INLINE_MAX_BYTES and len(script.encode("utf-8", "surrogateescape")) > _INLINE_MAX_BYTES:
+        return None
+    return [exe, "-c", script]
+
+
+def _write_script(script: str, made: list[str]) -> None:
+    """Write the script to a temporary file, whose path goes into ``made`` as soon as it exists.
+
+    So the caller removes it even when cancelled before this returns.
+    """
     fd, path = tempfile.mkstemp(prefix="aflow-shell-")
     made.append(path)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(script)
-    return found
 
 
 def _remove(path: str) -> None:
@@ -165,11 +185,11 @@ async def _wait_group_gone(proc: subprocess.Popen[bytes], pgid: int) -> None:
     proc.poll()
 
 
-async def _prepare_in_thread(shell: str, script: str, env: Mapping[str, str], cwd: str | None, made: list[str]) -> str:
-    """`_prepare` in a worker thread; a script file the thread writes after a cancellation is removed."""
-    job = asyncio.ensure_future(anyio.to_thread.run_sync(_prepare, shell, script, env, cwd, made))
+async def _write_in_thread(script: str, made: list[str]) -> None:
+    """`_write_script` in a worker thread; a script file the thread writes after a cancellation is removed."""
+    job = asyncio.ensure_future(anyio.to_thread.run_sync(_write_script, script, made))
     try:
-        return await asyncio.shield(job)
+        await asyncio.shield(job)
     except BaseException:
         if not job.done():  # the thread goes on: clean up after it (the caller's cleanup ran already)
 
@@ -183,7 +203,7 @@ async def _prepare_in_thread(shell: str, script: str, env: Mapping[str, str], cw
         raise
 
 
-def _spawn(argv: list[str], cwd: str | None, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+def _spawn(argv: list[str], cwd: str | None, env: Mapping[str, str] | None) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a session (and process group) of its own.
 
     This is deliberately a plain call, not an ``await``: the process exists once it returns, and
@@ -214,8 +234,12 @@ async def _resolve_env(env: Mapping[str, Any] | None) -> Mapping[str, Any] | Non
 
 def _command(
     command: Any, helper_script: str | None, env: Mapping[str, Any] | None, cwd: str | os.PathLike[str] | None
-) -> tuple[str, dict[str, str], str | None]:
-    """The script to run (the helper script first), its environment and its working directory."""
+) -> tuple[str, dict[str, str] | None, str | None]:
+    """The script to run (the helper script first), its environment and its working directory.
+
+    The environment is None when ``env`` adds nothing: the command inherits ``os.environ`` as it
+    is when it starts.
+    """
     if command is None:
         raise ValueError(
             "ShellTask needs a command: pass command= to ShellTask(...), to the call in a flow "
@@ -224,8 +248,9 @@ def _command(
     if not isinstance(command, str):
         raise TypeError(f"command must be a string, got {type(command).__name__}")
     script = f"{helper_script}\n{command}" if helper_script else command
-    full_env = dict(os.environ)
+    full_env = None
     if env:
+        full_env = dict(os.environ)
         full_env.update((str(k), str(v)) for k, v in env.items())
     return script, full_env, os.fspath(cwd) if cwd is not None else None
 
@@ -358,8 +383,11 @@ class _Watch:
 class ShellTask(Task):
     """Run a shell command and return its output.
 
-    ``helper_script`` and ``command`` are written to a temporary script file that ``shell``
-    runs (``bash <file>``), in a new session and process group, with stdin from ``/dev/null``.
+    ``helper_script`` and ``command`` make one script that ``shell`` runs in a new session and
+    process group, with stdin from ``/dev/null``: given as ``shell -c SCRIPT`` to a POSIX-style
+    shell (``sh``, ``bash``, ``dash``, ``zsh``, ``ksh``...), else (another interpreter, or a
+    script over 100 kB) written to a temporary file that ``shell`` runs (``shell <file>``, as
+    Prefect 1 always does) and removed afterwards.
     stdout and stderr are read concurrently, line by line, as the command writes them. The task
     returns the last line of stdout (``None`` when there is none), or with ``return_all`` the
     list of all its lines; lines lose their trailing newline. A non-zero exit code fails the task
@@ -391,8 +419,8 @@ class ShellTask(Task):
             runs and kept out of logs); can also be given at run time. Defaults to None.
         helper_script: Shell code run before ``command`` in the same shell (change directory,
             define functions...); can also be given at run time. Defaults to None.
-        shell: The shell (or interpreter) that runs the script file, looked up on ``PATH``.
-            Defaults to ``"bash"``.
+        shell: The shell (or interpreter) that runs the script, looked up on the command's
+            ``PATH``. Defaults to ``"bash"``.
         return_all: Return all lines of stdout as a list instead of the last line. Defaults
             to False.
         log_stderr: On failure, log the command's stderr (up to its last 1000 lines) at ERROR
@@ -473,15 +501,19 @@ class ShellTask(Task):
             self._fail(returncode, out, err, output.err_count, result)
         return result
 
-    async def _execute(self, script: str, full_env: dict[str, str], workdir: str | None, output: _Output) -> int:
+    async def _execute(self, script: str, full_env: dict[str, str] | None, workdir: str | None, output: _Output) -> int:
         """Run the script in a process group of its own; return its exit code (stopping it on any exit)."""
         stdout_lines, stderr_lines = _Lines(output.on_stdout), _Lines(output.on_stderr)
         made: list[str] = []
         proc: subprocess.Popen[bytes] | None = None
         watch: _Watch | None = None
         try:
-            exe = await _prepare_in_thread(self.shell, script, full_env, workdir, made)
-            proc = _spawn([exe, made[0]], workdir, full_env)
+            exe = _locate(self.shell, full_env, workdir)
+            argv = _inline_argv(exe, script)
+            if argv is None:
+                await _write_in_thread(script, made)
+                argv = [exe, made[0]]
+            proc = _spawn(argv, workdir, full_env)
             # from here on, however the body ends, the group is stopped (no await came in between)
             try:
                 watch = _Watch(proc, stdout_lines, stderr_lines)
