@@ -182,18 +182,20 @@ async def test_other_shells_and_interpreters():
 
 async def test_a_posix_shell_gets_the_script_as_an_argument_and_others_a_file(private_tmp):
     # bash -c SCRIPT: $0 is the shell itself, no file is written
-    assert os.path.basename(await ShellTask(command='echo "$0"').run() or "") == "bash"
-    assert os.path.basename(await ShellTask(command='echo "$0"', shell="sh").run() or "") == "sh"
+    for shell in ("bash", "sh"):
+        zero = await ShellTask(command='echo "$0"', shell=shell).run()
+        assert isinstance(zero, str)
+        assert os.path.basename(zero) == shell
     # another interpreter runs a script file (removed afterwards: the fixture checks)
     script = await ShellTask(command="import sys; print(sys.argv[0])", shell=sys.executable).run()
-    assert script is not None
+    assert isinstance(script, str)
     assert script.startswith(str(private_tmp))
 
 
 async def test_a_script_too_long_for_one_argument_goes_through_a_file(private_tmp):
     filler = ": " + "x" * 200_000  # over Linux's 128 KiB limit on one argument
     out = await ShellTask(command=f'{filler}\necho "$0"', helper_script="greet() { echo hi; }").run()
-    assert out is not None
+    assert isinstance(out, str)
     assert out.startswith(str(private_tmp))
     assert await ShellTask(command=f"{filler}\ngreet", helper_script="greet() { echo hi; }").run() == "hi"
 
