@@ -12,7 +12,9 @@ Failures map to signals: a 429 or 5xx answer raises `aflow.signals.RETRY` (with 
 which the task's ``max_retries`` retries too. Secrets (auth values, lazy header values, a lazy
 URL) never appear in a FAIL message or a log line.
 
-Needs the ``http`` extra: ``pip install aflow-engine[http]``.
+Needs the ``http`` extra: ``pip install aflow-engine[http]``. For many small requests,
+``set_client_factory(aiohttp_client)`` (extra ``http-fast``) keeps httpx's API but sends through
+aiohttp's connection pool, at a fraction of the CPU per request (``bench/http_client.py``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ __all__ = (
     "RESPONSE_FORMATS",
     "HttpRequest",
     "HttpStatusFail",
+    "aiohttp_client",
     "clients",
     "decode_response",
     "http_client",
@@ -136,6 +139,72 @@ def _default_factory(transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncC
     import httpx
 
     return httpx.AsyncClient(transport=transport, follow_redirects=True)
+
+
+def aiohttp_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """A client factory for `set_client_factory`: httpx's API over aiohttp's connection pool.
+
+    ``set_client_factory(aiohttp_client)`` makes the HTTP tasks' shared client an
+    ``httpx.AsyncClient(transport=httpx_aiohttp.AiohttpTransport(), follow_redirects=True)``:
+    tasks, ``send_request`` and ``http_client`` work as before, with a fraction of httpcore's CPU
+    per request (``bench/http_client.py`` measures it). A task's own ``transport`` still wins
+    (the client is then ``httpx.AsyncClient(transport=transport, follow_redirects=True)``). The
+    aiohttp transport speaks HTTP/1.1 only, and client options (``verify``, ``cert``, limits)
+    belong to it (``AiohttpTransport(verify=...)``): write a factory of your own to set them.
+
+    Needs the ``http-fast`` extra: ``pip install aflow-engine[http-fast]`` (httpx-aiohttp).
+
+    Args:
+        transport: The task's transport, or None for the aiohttp one.
+
+    Raises:
+        ImportError: If httpx-aiohttp is not installed.
+    """
+    import httpx
+
+    if transport is None:
+        try:
+            from httpx_aiohttp import AiohttpTransport
+        except ImportError as exc:
+            raise ImportError("aiohttp_client needs httpx-aiohttp: pip install aflow-engine[http-fast]") from exc
+        transport = _aiohttp_errors_class()(AiohttpTransport())
+    return httpx.AsyncClient(transport=transport, follow_redirects=True)
+
+
+@functools.cache
+def _aiohttp_errors_class() -> Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport]:
+    """A transport wrapper giving aiohttp's connection errors the httpx exceptions httpx raises.
+
+    httpx-aiohttp (0.2) turns every ``aiohttp.ClientConnectionError`` (a refused connection, a
+    server hanging up) into ``httpx.ConnectTimeout``; `HttpRequest` would then report a refused
+    connection as a timeout. Timeouts stay timeouts.
+    """
+    import aiohttp
+    import httpx
+
+    class AiohttpErrors(httpx.AsyncBaseTransport):
+        """Sends through ``inner``; remaps its connection errors (see `_aiohttp_errors_class`)."""
+
+        def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+            self.inner = inner
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            try:
+                return await self.inner.handle_async_request(request)
+            except httpx.ConnectTimeout as exc:
+                cause = exc.__cause__
+                if not isinstance(cause, aiohttp.ClientConnectionError) or isinstance(cause, TimeoutError):
+                    raise
+                if isinstance(cause, aiohttp.ClientConnectorError):
+                    raise httpx.ConnectError(str(cause), request=request) from cause
+                if isinstance(cause, aiohttp.ServerDisconnectedError):
+                    raise httpx.RemoteProtocolError(str(cause), request=request) from cause
+                raise httpx.ReadError(str(cause), request=request) from cause
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    return AiohttpErrors
 
 
 def _open_client(transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
