@@ -35,7 +35,6 @@ from aflow.integration import (
     ClientFactory,
     Failure,
     is_lazy,
-    map_errors,
     resolve_lazy,
     retry_after_seconds,
     retry_or_fail,
@@ -90,6 +89,7 @@ class _ScrubHttpxLog(logging.Filter):
 
 
 _httpx_log_filter = _ScrubHttpxLog()
+_HTTPX_LOGGER = logging.getLogger("httpx")
 
 
 class HttpStatusFail(FAIL):
@@ -402,27 +402,36 @@ async def send_request(
         FAIL: For a transport error.
     """
     require_httpx(family)
+    import httpx
+
     method = method.upper()
     hidden = list(secrets)
-    sent_headers = await _resolve_headers(headers, hidden)
-    httpx_auth = await _prepare_auth(auth, sent_headers, hidden)
+    # the common case (no headers, no auth) skips the awaits: this runs once per request
+    sent_headers = await _resolve_headers(headers, hidden) if headers else {}
+    httpx_auth = await _prepare_auth(auth, sent_headers, hidden) if auth is not None else None
     if isinstance(data, str | bytes):
         content, data = data, None
-    hidden = [s for s in hidden if s]
-    register(hidden)  # aflow's loggers and failed-state messages redact them too
-    label = _redact_values(label or f"{method} {redact_url(url)}", hidden)
+    label = label or f"{method} {redact_url(url)}"
+    token = None
+    if hidden:
+        hidden = [s for s in hidden if s]
+        register(hidden)  # aflow's loggers and failed-state messages redact them too
+        label = _redact_values(label, hidden)
+        token = _hidden_var.set(tuple(hidden))
     request: dict[str, Any] = {"params": params, "json": json, "data": data, "content": content}
     if httpx_auth is not None:
         request["auth"] = httpx_auth
-    httpx_logger = logging.getLogger("httpx")
-    if _httpx_log_filter not in httpx_logger.filters:
-        httpx_logger.addFilter(_httpx_log_filter)
-    token = _hidden_var.set(tuple(hidden))
+    if _httpx_log_filter not in _HTTPX_LOGGER.filters:
+        _HTTPX_LOGGER.addFilter(_httpx_log_filter)
     try:
-        async with http_client(transport) as client, _transport_errors(label, request_timeout, hidden):
+        async with clients.client((_client_factory, transport), transport) as client:
             response = await client.request(method, url, headers=sent_headers, timeout=request_timeout, **request)
+    except (httpx.RequestError, httpx.InvalidURL) as exc:
+        # no traceback chained: it may hold secrets
+        raise _transport_failure(exc, label, request_timeout, hidden).signal(None) from None
     finally:
-        _hidden_var.reset(token)
+        if token is not None:
+            _hidden_var.reset(token)
     status = response.status_code
     task.logger.debug("%s -> %d", label, status)
     if not raise_for_status or status < 400:
@@ -443,26 +452,18 @@ async def _resolve_headers(headers: Mapping[str, Any] | None, hidden: list[str])
     return sent
 
 
-def _transport_errors(label: str, request_timeout: float | None, hidden: list[str]) -> map_errors:
-    """Turn httpx's transport errors into `FAIL` (tracebacks dropped: they may hold secrets)."""
+def _transport_failure(exc: Exception, label: str, request_timeout: float | None, hidden: list[str]) -> Failure:
+    """What one of httpx's transport errors means, as a `Failure` (its message free of secrets)."""
     import httpx
 
-    def classify(exc: httpx.RequestError) -> Failure:
-        if isinstance(exc, httpx.TimeoutException):
-            after = f"after {request_timeout:g}s" if request_timeout is not None else "(client timeout)"
-            return Failure(_redact_values(f"{label} timed out {after} ({type(exc).__name__})", hidden))
-        if isinstance(exc, httpx.ConnectError):
-            return Failure(_redact_values(f"{label}: could not connect ({exc or type(exc).__name__})", hidden))
-        return Failure(_redact_values(f"{label} failed: {type(exc).__name__}: {exc}", hidden))
-
-    def classify_url(exc: httpx.InvalidURL) -> Failure:
+    if isinstance(exc, httpx.InvalidURL):
         return Failure(f"{label}: the URL is not valid")
-
-    return map_errors(
-        (httpx.RequestError, httpx.InvalidURL),
-        lambda exc: classify_url(exc) if isinstance(exc, httpx.InvalidURL) else classify(exc),
-        chain=False,
-    )
+    if isinstance(exc, httpx.TimeoutException):
+        after = f"after {request_timeout:g}s" if request_timeout is not None else "(client timeout)"
+        return Failure(_redact_values(f"{label} timed out {after} ({type(exc).__name__})", hidden))
+    if isinstance(exc, httpx.ConnectError):
+        return Failure(_redact_values(f"{label}: could not connect ({exc or type(exc).__name__})", hidden))
+    return Failure(_redact_values(f"{label} failed: {type(exc).__name__}: {exc}", hidden))
 
 
 def _status_failure(task: Task, response: httpx.Response, label: str, hidden: list[str]) -> FAIL | RETRY:
@@ -633,7 +634,9 @@ class HttpRequest(Task):
                 "HttpRequest needs a url: give it at initialization (HttpRequest(url=...)) or to the call (url=...)"
             )
         url_is_secret = is_lazy(url) or is_lazy(self.url)  # a webhook, a key in the query...
-        url = str(await resolve_value(url))
+        if url_is_secret:
+            url = await resolve_value(url)
+        url = str(url)
         method = (method or "GET").upper()
         secrets: list[str] = []
         label = None
@@ -641,7 +644,9 @@ class HttpRequest(Task):
             path = urlsplit(url).path.strip("/")
             secrets += [url, path] if len(path) >= 8 else [url]
             label = f"{method} {_origin(url)}"
-        label = _redact_values(label or f"{method} {redact_url(url)}", secrets)
+        label = label or f"{method} {redact_url(url)}"
+        if secrets:
+            label = _redact_values(label, secrets)
         response = await send_request(
             self,
             method,
