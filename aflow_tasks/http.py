@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import functools
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
@@ -33,14 +32,14 @@ from aflow import Secret, Task, defaults_from_attrs
 from aflow.exceptions import SecretNotFound
 from aflow.integration import (
     ClientFactory,
-    Failure,
     is_lazy,
     resolve_lazy,
-    retry_after_seconds,
     retry_or_fail,
 )
-from aflow.secrets import REDACTED, register
+from aflow.secrets import register
 from aflow.signals import FAIL, RETRY
+from aflow_tasks._http_aiohttp import aiohttp_client, aiohttp_transport
+from aflow_tasks._http_text import _excerpt, _origin, _redact_values, _retry_after, _transport_failure, redact_url
 
 if TYPE_CHECKING:
     import httpx
@@ -53,6 +52,7 @@ __all__ = (
     "HttpRequest",
     "HttpStatusFail",
     "aiohttp_client",
+    "aiohttp_transport",
     "clients",
     "decode_response",
     "http_client",
@@ -70,7 +70,6 @@ DEFAULT_TIMEOUT = 30.0
 RESPONSE_FORMATS = frozenset({"json", "text", "bytes", "auto"})
 """The values of ``response_format``."""
 
-_EXCERPT_CHARS = 300
 _client_factory: ClientMaker | None = None
 _hidden_var: ContextVar[tuple[str, ...]] = ContextVar("aflow_tasks_http_hidden", default=())
 
@@ -141,72 +140,6 @@ def _default_factory(transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncC
     return httpx.AsyncClient(transport=transport, follow_redirects=True)
 
 
-def aiohttp_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """A client factory for `set_client_factory`: httpx's API over aiohttp's connection pool.
-
-    ``set_client_factory(aiohttp_client)`` makes the HTTP tasks' shared client an
-    ``httpx.AsyncClient(transport=httpx_aiohttp.AiohttpTransport(), follow_redirects=True)``:
-    tasks, ``send_request`` and ``http_client`` work as before, with a fraction of httpcore's CPU
-    per request (``bench/http_client.py`` measures it). A task's own ``transport`` still wins
-    (the client is then ``httpx.AsyncClient(transport=transport, follow_redirects=True)``). The
-    aiohttp transport speaks HTTP/1.1 only, and client options (``verify``, ``cert``, limits)
-    belong to it (``AiohttpTransport(verify=...)``): write a factory of your own to set them.
-
-    Needs the ``http-fast`` extra: ``pip install aflow-engine[http-fast]`` (httpx-aiohttp).
-
-    Args:
-        transport: The task's transport, or None for the aiohttp one.
-
-    Raises:
-        ImportError: If httpx-aiohttp is not installed.
-    """
-    import httpx
-
-    if transport is None:
-        try:
-            from httpx_aiohttp import AiohttpTransport
-        except ImportError as exc:
-            raise ImportError("aiohttp_client needs httpx-aiohttp: pip install aflow-engine[http-fast]") from exc
-        transport = _aiohttp_errors_class()(AiohttpTransport())
-    return httpx.AsyncClient(transport=transport, follow_redirects=True)
-
-
-@functools.cache
-def _aiohttp_errors_class() -> Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport]:
-    """A transport wrapper giving aiohttp's connection errors the httpx exceptions httpx raises.
-
-    httpx-aiohttp (0.2) turns every ``aiohttp.ClientConnectionError`` (a refused connection, a
-    server hanging up) into ``httpx.ConnectTimeout``; `HttpRequest` would then report a refused
-    connection as a timeout. Timeouts stay timeouts.
-    """
-    import aiohttp
-    import httpx
-
-    class AiohttpErrors(httpx.AsyncBaseTransport):
-        """Sends through ``inner``; remaps its connection errors (see `_aiohttp_errors_class`)."""
-
-        def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-            self.inner = inner
-
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            try:
-                return await self.inner.handle_async_request(request)
-            except httpx.ConnectTimeout as exc:
-                cause = exc.__cause__
-                if not isinstance(cause, aiohttp.ClientConnectionError) or isinstance(cause, TimeoutError):
-                    raise
-                if isinstance(cause, aiohttp.ClientConnectorError):
-                    raise httpx.ConnectError(str(cause), request=request) from cause
-                if isinstance(cause, aiohttp.ServerDisconnectedError):
-                    raise httpx.RemoteProtocolError(str(cause), request=request) from cause
-                raise httpx.ReadError(str(cause), request=request) from cause
-
-        async def aclose(self) -> None:
-            await self.inner.aclose()
-
-    return AiohttpErrors
-
-
 def _open_client(transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
     """Make a new client for ``transport`` (the default opener of `clients`)."""
     return (_client_factory or _default_factory)(transport)
@@ -258,60 +191,6 @@ async def lookup_secret(name: str | None) -> Any:
     except SecretNotFound:
         return None
     return await resolve_value(value)
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its user info, query string and fragment (for messages and logs)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port is not None else ""
-    except ValueError:
-        return "<invalid URL>"
-    if not parts.scheme and not host:
-        return parts.path
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
-def _origin(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.hostname or ''}/…"
-    except ValueError:
-        return "<secret URL>"
-
-
-def _redact_values(text: str, secrets: Iterable[str]) -> str:
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
-
-
-def _excerpt(response: httpx.Response) -> str:
-    """A short, single-line account of an error body: an API's ``message`` field, else the text."""
-    try:
-        text = response.text
-    except Exception:  # undecodable body
-        return f"<{len(response.content)} bytes>"
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("message"), str):
-        text = data["message"]
-        errors = data.get("errors")
-        if errors:
-            text = f"{text} {errors}"
-    text = re.sub(r"\s+", " ", text).strip()
-    if len(text) > _EXCERPT_CHARS:
-        text = text[:_EXCERPT_CHARS] + "…"
-    return text or "<empty body>"
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """The delay that ``Retry-After`` asks for, in seconds (None when absent or unreadable)."""
-    dates = response.headers.get_list("date")
-    return retry_after_seconds(response.headers.get("retry-after"), date=dates[0] if dates else None)
 
 
 async def resolve_value(value: Any) -> Any:
@@ -402,8 +281,6 @@ async def send_request(
         FAIL: For a transport error.
     """
     require_httpx(family)
-    import httpx
-
     method = method.upper()
     hidden = list(secrets)
     # the common case (no headers, no auth) skips the awaits: this runs once per request
@@ -421,14 +298,8 @@ async def send_request(
     request: dict[str, Any] = {"params": params, "json": json, "data": data, "content": content}
     if httpx_auth is not None:
         request["auth"] = httpx_auth
-    if _httpx_log_filter not in _HTTPX_LOGGER.filters:
-        _HTTPX_LOGGER.addFilter(_httpx_log_filter)
     try:
-        async with clients.client((_client_factory, transport), transport) as client:
-            response = await client.request(method, url, headers=sent_headers, timeout=request_timeout, **request)
-    except (httpx.RequestError, httpx.InvalidURL) as exc:
-        # no traceback chained: it may hold secrets
-        raise _transport_failure(exc, label, request_timeout, hidden).signal(None) from None
+        response = await _send(transport, method, url, sent_headers, request_timeout, request, label, hidden)
     finally:
         if token is not None:
             _hidden_var.reset(token)
@@ -437,6 +308,29 @@ async def send_request(
     if not raise_for_status or status < 400:
         return response
     raise _status_failure(task, response, label, hidden)
+
+
+async def _send(
+    transport: httpx.AsyncBaseTransport | None,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    request_timeout: float | None,
+    request: dict[str, Any],
+    label: str,
+    hidden: list[str],
+) -> httpx.Response:
+    """Send on the run's shared client; a transport error raises `FAIL` (or `RETRY`)."""
+    import httpx
+
+    if _httpx_log_filter not in _HTTPX_LOGGER.filters:
+        _HTTPX_LOGGER.addFilter(_httpx_log_filter)
+    try:
+        async with clients.client((_client_factory, transport), transport) as client:
+            return await client.request(method, url, headers=headers, timeout=request_timeout, **request)
+    except (httpx.RequestError, httpx.InvalidURL) as exc:
+        # no traceback chained: it may hold secrets
+        raise _transport_failure(exc, label, request_timeout, hidden).signal(None) from None
 
 
 async def _resolve_headers(headers: Mapping[str, Any] | None, hidden: list[str]) -> dict[str, str]:
@@ -450,20 +344,6 @@ async def _resolve_headers(headers: Mapping[str, Any] | None, hidden: list[str])
             hidden.append(str(value))
         sent[key] = str(value)
     return sent
-
-
-def _transport_failure(exc: Exception, label: str, request_timeout: float | None, hidden: list[str]) -> Failure:
-    """What one of httpx's transport errors means, as a `Failure` (its message free of secrets)."""
-    import httpx
-
-    if isinstance(exc, httpx.InvalidURL):
-        return Failure(f"{label}: the URL is not valid")
-    if isinstance(exc, httpx.TimeoutException):
-        after = f"after {request_timeout:g}s" if request_timeout is not None else "(client timeout)"
-        return Failure(_redact_values(f"{label} timed out {after} ({type(exc).__name__})", hidden))
-    if isinstance(exc, httpx.ConnectError):
-        return Failure(_redact_values(f"{label}: could not connect ({exc or type(exc).__name__})", hidden))
-    return Failure(_redact_values(f"{label} failed: {type(exc).__name__}: {exc}", hidden))
 
 
 def _status_failure(task: Task, response: httpx.Response, label: str, hidden: list[str]) -> FAIL | RETRY:

@@ -11,7 +11,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from aflow import Flow, signals
-from aflow_tasks.http import HttpRequest, HttpStatusFail, aiohttp_client, set_client_factory
+from aflow_tasks.http import HttpRequest, HttpStatusFail, aiohttp_client, aiohttp_transport, set_client_factory
 from tests.net import free_port
 
 httpx_aiohttp = pytest.importorskip("httpx_aiohttp")
@@ -131,3 +131,23 @@ async def test_without_httpx_aiohttp_the_error_names_the_extra(monkeypatch: pyte
     monkeypatch.setitem(sys.modules, "httpx_aiohttp", None)
     with pytest.raises(ImportError, match=r"pip install aflow-engine\[http-fast\]"):
         aiohttp_client(None)
+
+
+async def test_a_factory_of_ones_own_with_transport_options(httpserver: HTTPServer):
+    httpserver.expect_request("/own").respond_with_json("own")
+    made: list[httpx.AsyncClient] = []
+
+    def factory(transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=2)
+        made.append(httpx.AsyncClient(transport=transport or aiohttp_transport(limits=limits)))
+        return made[-1]
+
+    previous = set_client_factory(factory)
+    try:
+        assert await HttpRequest(url=httpserver.url_for("/own")).run() == "own"
+        refused = f"http://127.0.0.1:{free_port()}/x"
+        with pytest.raises(signals.FAIL, match="could not connect"):
+            await HttpRequest(url=refused).run()
+    finally:
+        set_client_factory(previous)
+    assert len(made) == 2
