@@ -105,9 +105,10 @@ def _inline_argv(exe: str, script: str) -> list[str] | None:
     """``[exe, "-c", script]`` when ``exe`` is a POSIX-style shell and the script fits in one argument.
 
     Otherwise None: the script goes through a temporary file (other interpreters, scripts over
-    `_INLINE_MAX_BYTES`, or holding a NUL byte, which no argument can).
+    `_INLINE_MAX_BYTES`, holding a NUL byte, which no argument can, or starting with ``-`` or
+    ``+``, which a shell would read as options).
     """
-    if os.path.basename(exe) not in _INLINE_SHELLS or "\0" in script:
+    if os.path.basename(exe) not in _INLINE_SHELLS or "\0" in script or script.startswith(("-", "+")):
         return None
     if len(script) * 4 > _INLINE_MAX_BYTES and len(script.encode("utf-8", "surrogateescape")) > _INLINE_MAX_BYTES:
         return None
@@ -385,8 +386,8 @@ class ShellTask(Task):
 
     ``helper_script`` and ``command`` make one script that ``shell`` runs in a new session and
     process group, with stdin from ``/dev/null``: given as ``shell -c SCRIPT`` to a POSIX-style
-    shell (``sh``, ``bash``, ``dash``, ``zsh``, ``ksh``...), else (another interpreter, or a
-    script over 100 kB) written to a temporary file that ``shell`` runs (``shell <file>``, as
+    shell (``sh``, ``bash``, ``dash``, ``zsh``, ``ksh``...), else (another interpreter, a script
+    over 100 kB or starting with ``-`` or ``+``) written to a temporary file that ``shell`` runs (``shell <file>``, as
     Prefect 1 always does) and removed afterwards.
     stdout and stderr are read concurrently, line by line, as the command writes them. The task
     returns the last line of stdout (``None`` when there is none), or with ``return_all`` the

@@ -200,6 +200,12 @@ async def test_a_script_too_long_for_one_argument_goes_through_a_file(private_tm
     assert await ShellTask(command=f"{filler}\ngreet", helper_script="greet() { echo hi; }").run() == "hi"
 
 
+async def test_a_script_that_looks_like_an_option_still_runs_as_a_script():
+    # as an argument, bash would read these as its own options
+    assert await ShellTask(command="--version 2>/dev/null; echo ran").run() == "ran"
+    assert await ShellTask(command="+x 2>/dev/null; echo ran", shell="sh").run() == "ran"
+
+
 async def test_stdin_is_empty():
     assert await ShellTask(command="cat; echo end").run() == "end"
 
