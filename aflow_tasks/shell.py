@@ -31,10 +31,10 @@ __all__ = ("ShellTask",)
 _TAIL_LINES = 20  # lines of stdout and of stderr quoted in a failure message
 _TAIL_LINE_CHARS = 1000  # longer lines are cut in the failure message
 _STDERR_KEEP = 1000  # stderr lines kept for ``log_stderr``
-# shells that take the script as ``-c SCRIPT`` (no temporary file, no thread hand-over to write it)
-_INLINE_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "ash", "yash", "posh"})
-# longer scripts go through a file: Linux caps one argument at 128 KiB (MAX_ARG_STRLEN)
-_INLINE_MAX_BYTES = 100_000
+# shells that read the script from a pipe as /dev/fd/N (no temporary file, no thread hand-over)
+_PIPE_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "ash", "yash", "posh"})
+# what a pipe's buffer takes at once (64 KiB by default on Linux); longer scripts go through a file
+_PIPE_MAX_BYTES = 60_000
 
 
 def _stream_level(value: bool | int | str) -> int | bool:
@@ -101,18 +101,32 @@ def _locate(shell: str, env: Mapping[str, str] | None, cwd: str | None) -> str:
     return found
 
 
-def _inline_argv(exe: str, script: str) -> list[str] | None:
-    """``[exe, "-c", script]`` when ``exe`` is a POSIX-style shell and the script fits in one argument.
+def _script_pipe(exe: str, script: str) -> int | None:
+    """The read end of a pipe holding the whole script, for a POSIX-style shell to run as ``/dev/fd/N``.
 
-    Otherwise None: the script goes through a temporary file (other interpreters, scripts over
-    `_INLINE_MAX_BYTES`, holding a NUL byte, which no argument can, or starting with ``-`` or
-    ``+``, which a shell would read as options).
+    None when the script goes through a temporary file instead: other interpreters, no
+    ``/dev/fd``, or a script the pipe's buffer does not take at once.
     """
-    if os.path.basename(exe) not in _INLINE_SHELLS or "\0" in script or script.startswith(("-", "+")):
+    if os.path.basename(exe) not in _PIPE_SHELLS or not os.path.isdir("/dev/fd"):
         return None
-    if len(script) * 4 > _INLINE_MAX_BYTES and len(script.encode("utf-8", "surrogateescape")) > _INLINE_MAX_BYTES:
+    data = script.encode("utf-8")
+    if len(data) > _PIPE_MAX_BYTES:
         return None
-    return [exe, "-c", script]
+    r, w = os.pipe()
+    try:
+        os.set_blocking(w, False)
+        written = os.write(w, data) if data else 0
+    except BlockingIOError:  # a pipe buffer shrunk by the system's limits
+        written = -1
+    except BaseException:
+        os.close(r)
+        raise
+    finally:
+        os.close(w)
+    if written != len(data):
+        os.close(r)
+        return None
+    return r
 
 
 def _write_script(script: str, made: list[str]) -> None:
@@ -204,7 +218,9 @@ async def _write_in_thread(script: str, made: list[str]) -> None:
         raise
 
 
-def _spawn(argv: list[str], cwd: str | None, env: Mapping[str, str] | None) -> subprocess.Popen[bytes]:
+def _spawn(
+    argv: list[str], cwd: str | None, env: Mapping[str, str] | None, pass_fds: tuple[int, ...] = ()
+) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a session (and process group) of its own.
 
     This is deliberately a plain call, not an ``await``: the process exists once it returns, and
@@ -221,6 +237,7 @@ def _spawn(argv: list[str], cwd: str | None, env: Mapping[str, str] | None) -> s
         cwd=cwd,
         env=env,
         start_new_session=True,
+        pass_fds=pass_fds,
     )
 
 
@@ -384,16 +401,16 @@ class _Watch:
 class ShellTask(Task):
     """Run a shell command and return its output.
 
-    ``helper_script`` and ``command`` make one script that ``shell`` runs in a new session and
-    process group, with stdin from ``/dev/null``: given as ``shell -c SCRIPT`` to a POSIX-style
-    shell (``sh``, ``bash``, ``dash``, ``zsh``, ``ksh``...), else (another interpreter, a script
-    over 100 kB or starting with ``-`` or ``+``) written to a temporary file that ``shell`` runs (``shell <file>``, as
-    Prefect 1 always does) and removed afterwards.
-    stdout and stderr are read concurrently, line by line, as the command writes them. The task
-    returns the last line of stdout (``None`` when there is none), or with ``return_all`` the
-    list of all its lines; lines lose their trailing newline. A non-zero exit code fails the task
-    (`aflow.signals.FAIL`, whose message has the exit code and the last lines of stdout and
-    stderr, and whose result is what the task would have returned).
+    ``helper_script`` and ``command`` make one script file that ``shell`` runs (``shell <file>``,
+    as in Prefect 1) in a new session and process group, with stdin from ``/dev/null``. For a
+    POSIX-style shell (``sh``, ``bash``, ``dash``, ``zsh``, ``ksh``...) the file is a pipe holding
+    the script (``/dev/fd/N``: nothing written to disk); for another interpreter, or a script
+    over 60 kB, a temporary file, removed afterwards. stdout and stderr are read concurrently,
+    line by line, as the command writes them. The task returns the last line of stdout
+    (``None`` when there is none), or with ``return_all`` the list of all its lines; lines lose
+    their trailing newline. A non-zero exit code fails the task (`aflow.signals.FAIL`, whose
+    message has the exit code and the last lines of stdout and stderr, and whose result is what
+    the task would have returned).
 
     To bound the run time, give the task a ``timeout`` (a `Task` argument): when the body is
     cancelled (timeout, flow run cancelled, caller cancelled), the whole process group gets
@@ -510,11 +527,15 @@ class ShellTask(Task):
         watch: _Watch | None = None
         try:
             exe = _locate(self.shell, full_env, workdir)
-            argv = _inline_argv(exe, script)
-            if argv is None:
+            script_fd = _script_pipe(exe, script)
+            if script_fd is None:
                 await _write_in_thread(script, made)
-                argv = [exe, made[0]]
-            proc = _spawn(argv, workdir, full_env)
+                proc = _spawn([exe, made[0]], workdir, full_env)
+            else:
+                try:
+                    proc = _spawn([exe, f"/dev/fd/{script_fd}"], workdir, full_env, (script_fd,))
+                finally:
+                    os.close(script_fd)
             # from here on, however the body ends, the group is stopped (no await came in between)
             try:
                 watch = _Watch(proc, stdout_lines, stderr_lines)
