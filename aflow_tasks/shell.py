@@ -35,6 +35,7 @@ _STDERR_KEEP = 1000  # stderr lines kept for ``log_stderr``
 _PIPE_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "ash", "yash", "posh"})
 # what a pipe's buffer takes at once (64 KiB by default on Linux); longer scripts go through a file
 _PIPE_MAX_BYTES = 60_000
+_HAVE_DEV_FD = os.path.isdir("/dev/fd")
 
 
 def _stream_level(value: bool | int | str) -> int | bool:
@@ -88,14 +89,27 @@ class _Lines:
             self._on_line(raw.decode("utf-8", "replace").removesuffix("\r"))
 
 
+_found: dict[tuple[str, str], str] = {}  # (shell, PATH) -> the shell's path, as last found
+
+
 def _locate(shell: str, env: Mapping[str, str] | None, cwd: str | None) -> str:
-    """Check the shell and cwd; return the shell's path (looked up on the command's ``PATH``)."""
-    found = shutil.which(shell, path=(os.environ if env is None else env).get("PATH", os.defpath))
+    """Check the shell and cwd; return the shell's path (looked up on the command's ``PATH``).
+
+    A shell found is remembered for its ``PATH`` (the lookup stats every directory before it:
+    a good part of a short command's cost); one not found is looked up again next time.
+    """
+    path = (os.environ if env is None else env).get("PATH", os.defpath)
+    found = _found.get((shell, path))
     if found is None:
-        raise FileNotFoundError(
-            f"ShellTask: the shell {shell!r} was not found (searched PATH); install it or choose "
-            "another one with shell=, e.g. shell='sh'"
-        )
+        found = shutil.which(shell, path=path)
+        if found is None:
+            raise FileNotFoundError(
+                f"ShellTask: the shell {shell!r} was not found (searched PATH); install it or choose "
+                "another one with shell=, e.g. shell='sh'"
+            )
+        if len(_found) >= 256:
+            _found.clear()
+        _found[(shell, path)] = found
     if cwd is not None and not os.path.isdir(cwd):
         raise FileNotFoundError(f"ShellTask: cwd {cwd!r} is not an existing directory")
     return found
@@ -107,7 +121,7 @@ def _script_pipe(exe: str, script: str) -> int | None:
     None when the script goes through a temporary file instead: other interpreters, no
     ``/dev/fd``, or a script the pipe's buffer does not take at once.
     """
-    if os.path.basename(exe) not in _PIPE_SHELLS or not os.path.isdir("/dev/fd"):
+    if os.path.basename(exe) not in _PIPE_SHELLS or not _HAVE_DEV_FD:
         return None
     data = script.encode("utf-8")
     if len(data) > _PIPE_MAX_BYTES:
