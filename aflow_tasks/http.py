@@ -12,7 +12,9 @@ Failures map to signals: a 429 or 5xx answer raises `aflow.signals.RETRY` (with 
 which the task's ``max_retries`` retries too. Secrets (auth values, lazy header values, a lazy
 URL) never appear in a FAIL message or a log line.
 
-Needs the ``http`` extra: ``pip install aflow-engine[http]``.
+Needs the ``http`` extra: ``pip install aflow-engine[http]``. For many small requests,
+``set_client_factory(aiohttp_client)`` (extra ``http-fast``) keeps httpx's API but sends through
+aiohttp's connection pool, at a fraction of the CPU per request (``bench/http_client.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import base64
 import functools
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
@@ -31,15 +32,14 @@ from aflow import Secret, Task, defaults_from_attrs
 from aflow.exceptions import SecretNotFound
 from aflow.integration import (
     ClientFactory,
-    Failure,
     is_lazy,
-    map_errors,
     resolve_lazy,
-    retry_after_seconds,
     retry_or_fail,
 )
-from aflow.secrets import REDACTED, register
+from aflow.secrets import register
 from aflow.signals import FAIL, RETRY
+from aflow_tasks._http_aiohttp import aiohttp_client, aiohttp_transport
+from aflow_tasks._http_text import _excerpt, _origin, _redact_values, _retry_after, _transport_failure, redact_url
 
 if TYPE_CHECKING:
     import httpx
@@ -51,6 +51,8 @@ __all__ = (
     "RESPONSE_FORMATS",
     "HttpRequest",
     "HttpStatusFail",
+    "aiohttp_client",
+    "aiohttp_transport",
     "clients",
     "decode_response",
     "http_client",
@@ -68,7 +70,6 @@ DEFAULT_TIMEOUT = 30.0
 RESPONSE_FORMATS = frozenset({"json", "text", "bytes", "auto"})
 """The values of ``response_format``."""
 
-_EXCERPT_CHARS = 300
 _client_factory: ClientMaker | None = None
 _hidden_var: ContextVar[tuple[str, ...]] = ContextVar("aflow_tasks_http_hidden", default=())
 
@@ -87,6 +88,7 @@ class _ScrubHttpxLog(logging.Filter):
 
 
 _httpx_log_filter = _ScrubHttpxLog()
+_HTTPX_LOGGER = logging.getLogger("httpx")
 
 
 class HttpStatusFail(FAIL):
@@ -191,60 +193,6 @@ async def lookup_secret(name: str | None) -> Any:
     return await resolve_value(value)
 
 
-def redact_url(url: str) -> str:
-    """``url`` without its user info, query string and fragment (for messages and logs)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port is not None else ""
-    except ValueError:
-        return "<invalid URL>"
-    if not parts.scheme and not host:
-        return parts.path
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
-def _origin(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.hostname or ''}/…"
-    except ValueError:
-        return "<secret URL>"
-
-
-def _redact_values(text: str, secrets: Iterable[str]) -> str:
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
-
-
-def _excerpt(response: httpx.Response) -> str:
-    """A short, single-line account of an error body: an API's ``message`` field, else the text."""
-    try:
-        text = response.text
-    except Exception:  # undecodable body
-        return f"<{len(response.content)} bytes>"
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("message"), str):
-        text = data["message"]
-        errors = data.get("errors")
-        if errors:
-            text = f"{text} {errors}"
-    text = re.sub(r"\s+", " ", text).strip()
-    if len(text) > _EXCERPT_CHARS:
-        text = text[:_EXCERPT_CHARS] + "…"
-    return text or "<empty body>"
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """The delay that ``Retry-After`` asks for, in seconds (None when absent or unreadable)."""
-    dates = response.headers.get_list("date")
-    return retry_after_seconds(response.headers.get("retry-after"), date=dates[0] if dates else None)
-
-
 async def resolve_value(value: Any) -> Any:
     """Return ``value``, awaited first if it is lazy (an `aflow.Secret`, anything with ``resolve()``).
 
@@ -335,30 +283,54 @@ async def send_request(
     require_httpx(family)
     method = method.upper()
     hidden = list(secrets)
-    sent_headers = await _resolve_headers(headers, hidden)
-    httpx_auth = await _prepare_auth(auth, sent_headers, hidden)
+    # the common case (no headers, no auth) skips the awaits: this runs once per request
+    sent_headers = await _resolve_headers(headers, hidden) if headers else {}
+    httpx_auth = await _prepare_auth(auth, sent_headers, hidden) if auth is not None else None
     if isinstance(data, str | bytes):
         content, data = data, None
-    hidden = [s for s in hidden if s]
-    register(hidden)  # aflow's loggers and failed-state messages redact them too
-    label = _redact_values(label or f"{method} {redact_url(url)}", hidden)
+    label = label or f"{method} {redact_url(url)}"
+    token = None
+    if hidden:
+        hidden = [s for s in hidden if s]
+        register(hidden)  # aflow's loggers and failed-state messages redact them too
+        label = _redact_values(label, hidden)
+        token = _hidden_var.set(tuple(hidden))
     request: dict[str, Any] = {"params": params, "json": json, "data": data, "content": content}
     if httpx_auth is not None:
         request["auth"] = httpx_auth
-    httpx_logger = logging.getLogger("httpx")
-    if _httpx_log_filter not in httpx_logger.filters:
-        httpx_logger.addFilter(_httpx_log_filter)
-    token = _hidden_var.set(tuple(hidden))
     try:
-        async with http_client(transport) as client, _transport_errors(label, request_timeout, hidden):
-            response = await client.request(method, url, headers=sent_headers, timeout=request_timeout, **request)
+        response = await _send(transport, method, url, sent_headers, request_timeout, request, label, hidden)
     finally:
-        _hidden_var.reset(token)
+        if token is not None:
+            _hidden_var.reset(token)
     status = response.status_code
     task.logger.debug("%s -> %d", label, status)
     if not raise_for_status or status < 400:
         return response
     raise _status_failure(task, response, label, hidden)
+
+
+async def _send(
+    transport: httpx.AsyncBaseTransport | None,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    request_timeout: float | None,
+    request: dict[str, Any],
+    label: str,
+    hidden: list[str],
+) -> httpx.Response:
+    """Send on the run's shared client; a transport error raises `FAIL` (or `RETRY`)."""
+    import httpx
+
+    if _httpx_log_filter not in _HTTPX_LOGGER.filters:
+        _HTTPX_LOGGER.addFilter(_httpx_log_filter)
+    try:
+        async with clients.client((_client_factory, transport), transport) as client:
+            return await client.request(method, url, headers=headers, timeout=request_timeout, **request)
+    except (httpx.RequestError, httpx.InvalidURL) as exc:
+        # no traceback chained: it may hold secrets
+        raise _transport_failure(exc, label, request_timeout, hidden).signal(None) from None
 
 
 async def _resolve_headers(headers: Mapping[str, Any] | None, hidden: list[str]) -> dict[str, str]:
@@ -372,28 +344,6 @@ async def _resolve_headers(headers: Mapping[str, Any] | None, hidden: list[str])
             hidden.append(str(value))
         sent[key] = str(value)
     return sent
-
-
-def _transport_errors(label: str, request_timeout: float | None, hidden: list[str]) -> map_errors:
-    """Turn httpx's transport errors into `FAIL` (tracebacks dropped: they may hold secrets)."""
-    import httpx
-
-    def classify(exc: httpx.RequestError) -> Failure:
-        if isinstance(exc, httpx.TimeoutException):
-            after = f"after {request_timeout:g}s" if request_timeout is not None else "(client timeout)"
-            return Failure(_redact_values(f"{label} timed out {after} ({type(exc).__name__})", hidden))
-        if isinstance(exc, httpx.ConnectError):
-            return Failure(_redact_values(f"{label}: could not connect ({exc or type(exc).__name__})", hidden))
-        return Failure(_redact_values(f"{label} failed: {type(exc).__name__}: {exc}", hidden))
-
-    def classify_url(exc: httpx.InvalidURL) -> Failure:
-        return Failure(f"{label}: the URL is not valid")
-
-    return map_errors(
-        (httpx.RequestError, httpx.InvalidURL),
-        lambda exc: classify_url(exc) if isinstance(exc, httpx.InvalidURL) else classify(exc),
-        chain=False,
-    )
 
 
 def _status_failure(task: Task, response: httpx.Response, label: str, hidden: list[str]) -> FAIL | RETRY:
@@ -564,7 +514,9 @@ class HttpRequest(Task):
                 "HttpRequest needs a url: give it at initialization (HttpRequest(url=...)) or to the call (url=...)"
             )
         url_is_secret = is_lazy(url) or is_lazy(self.url)  # a webhook, a key in the query...
-        url = str(await resolve_value(url))
+        if url_is_secret:
+            url = await resolve_value(url)
+        url = str(url)
         method = (method or "GET").upper()
         secrets: list[str] = []
         label = None
@@ -572,7 +524,9 @@ class HttpRequest(Task):
             path = urlsplit(url).path.strip("/")
             secrets += [url, path] if len(path) >= 8 else [url]
             label = f"{method} {_origin(url)}"
-        label = _redact_values(label or f"{method} {redact_url(url)}", secrets)
+        label = label or f"{method} {redact_url(url)}"
+        if secrets:
+            label = _redact_values(label, secrets)
         response = await send_request(
             self,
             method,

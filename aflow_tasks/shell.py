@@ -13,10 +13,8 @@ import asyncio
 import collections
 import logging
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
@@ -25,6 +23,15 @@ import anyio
 from aflow import Task, defaults_from_attrs, signals
 from aflow.integration import is_lazy, resolve_lazy
 from aflow.secrets import register
+from aflow_tasks._shell_process import (
+    _locate,
+    _remove,
+    _script_pipe,
+    _signal_group,
+    _spawn,
+    _wait_group_gone,
+    _write_in_thread,
+)
 
 __all__ = ("ShellTask",)
 
@@ -84,125 +91,6 @@ class _Lines:
             self._on_line(raw.decode("utf-8", "replace").removesuffix("\r"))
 
 
-def _prepare(shell: str, script: str, env: Mapping[str, str], cwd: str | None, made: list[str]) -> str:
-    """Check the shell and cwd, write the script to a temporary file; return the shell's path.
-
-    The file's path goes into ``made`` as soon as it exists, so the caller removes it even when
-    cancelled before this returns.
-    """
-    found = shutil.which(shell, path=env.get("PATH", os.defpath))
-    if found is None:
-        raise FileNotFoundError(
-            f"ShellTask: the shell {shell!r} was not found (searched PATH); install it or choose "
-            "another one with shell=, e.g. shell='sh'"
-        )
-    if cwd is not None and not os.path.isdir(cwd):
-        raise FileNotFoundError(f"ShellTask: cwd {cwd!r} is not an existing directory")
-    fd, path = tempfile.mkstemp(prefix="aflow-shell-")
-    made.append(path)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(script)
-    return found
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def _signal_group(pgid: int, sig: int) -> bool:
-    """Send ``sig`` to the process group; False when the group no longer exists."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # every member left is someone else's: nothing we can do
-        return False
-    return True
-
-
-def _group_running(pgid: int) -> bool:
-    """Whether a process of group ``pgid`` is still running (zombies do not count).
-
-    A group whose members are all dead but not yet reaped (orphans of an init that does not
-    reap, as in many containers) still answers ``killpg(pgid, 0)``; on Linux, ``/proc`` tells
-    zombies apart.
-    """
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False
-    try:
-        entries = os.scandir("/proc")
-    except OSError:  # no procfs: trust killpg
-        return True
-    with entries:
-        for entry in entries:
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:  # gone meanwhile
-                continue
-            # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-                return True
-    return False
-
-
-async def _wait_group_gone(proc: subprocess.Popen[bytes], pgid: int) -> None:
-    """Poll until no process of the group runs (the caller bounds the wait), then reap the shell."""
-    delay = 0.005
-    while await anyio.to_thread.run_sync(_group_running, pgid):
-        await anyio.sleep(delay)
-        delay = min(delay * 2, 0.1)
-    proc.poll()
-
-
-async def _prepare_in_thread(shell: str, script: str, env: Mapping[str, str], cwd: str | None, made: list[str]) -> str:
-    """`_prepare` in a worker thread; a script file the thread writes after a cancellation is removed."""
-    job = asyncio.ensure_future(anyio.to_thread.run_sync(_prepare, shell, script, env, cwd, made))
-    try:
-        return await asyncio.shield(job)
-    except BaseException:
-        if not job.done():  # the thread goes on: clean up after it (the caller's cleanup ran already)
-
-            def remove_late(_: object) -> None:
-                if not job.cancelled():
-                    job.exception()  # retrieved: the cancellation wins
-                for path in made:
-                    _remove(path)
-
-            job.add_done_callback(remove_late)
-        raise
-
-
-def _spawn(argv: list[str], cwd: str | None, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in a session (and process group) of its own.
-
-    This is deliberately a plain call, not an ``await``: the process exists once it returns, and
-    no cancellation can land between the fork and the caller holding the process, whose group
-    it then always stops. (``asyncio.create_subprocess_exec`` forks the same way on the loop, but
-    a cancellation landing while it then waits for the pipes kills the shell alone and waits for
-    the pipes that its orphaned children still hold.)
-    """
-    return subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        env=env,
-        start_new_session=True,
-    )
-
-
 async def _resolve_env(env: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     """``env`` with its lazy values (secrets) read and registered for redaction."""
     if not env or not any(is_lazy(v) for v in env.values()):
@@ -214,8 +102,12 @@ async def _resolve_env(env: Mapping[str, Any] | None) -> Mapping[str, Any] | Non
 
 def _command(
     command: Any, helper_script: str | None, env: Mapping[str, Any] | None, cwd: str | os.PathLike[str] | None
-) -> tuple[str, dict[str, str], str | None]:
-    """The script to run (the helper script first), its environment and its working directory."""
+) -> tuple[str, dict[str, str] | None, str | None]:
+    """The script to run (the helper script first), its environment and its working directory.
+
+    The environment is None when ``env`` adds nothing: the command inherits ``os.environ`` as it
+    is when it starts.
+    """
     if command is None:
         raise ValueError(
             "ShellTask needs a command: pass command= to ShellTask(...), to the call in a flow "
@@ -224,8 +116,9 @@ def _command(
     if not isinstance(command, str):
         raise TypeError(f"command must be a string, got {type(command).__name__}")
     script = f"{helper_script}\n{command}" if helper_script else command
-    full_env = dict(os.environ)
+    full_env = None
     if env:
+        full_env = dict(os.environ)
         full_env.update((str(k), str(v)) for k, v in env.items())
     return script, full_env, os.fspath(cwd) if cwd is not None else None
 
@@ -358,13 +251,16 @@ class _Watch:
 class ShellTask(Task):
     """Run a shell command and return its output.
 
-    ``helper_script`` and ``command`` are written to a temporary script file that ``shell``
-    runs (``bash <file>``), in a new session and process group, with stdin from ``/dev/null``.
-    stdout and stderr are read concurrently, line by line, as the command writes them. The task
-    returns the last line of stdout (``None`` when there is none), or with ``return_all`` the
-    list of all its lines; lines lose their trailing newline. A non-zero exit code fails the task
-    (`aflow.signals.FAIL`, whose message has the exit code and the last lines of stdout and
-    stderr, and whose result is what the task would have returned).
+    ``helper_script`` and ``command`` make one script file that ``shell`` runs (``shell <file>``,
+    as in Prefect 1) in a new session and process group, with stdin from ``/dev/null``. For a
+    POSIX-style shell (``sh``, ``bash``, ``dash``, ``zsh``, ``ksh``...) the file is a pipe holding
+    the script (``/dev/fd/N``: nothing written to disk); for another interpreter, or a script
+    over 60 kB, a temporary file, removed afterwards. stdout and stderr are read concurrently,
+    line by line, as the command writes them. The task returns the last line of stdout
+    (``None`` when there is none), or with ``return_all`` the list of all its lines; lines lose
+    their trailing newline. A non-zero exit code fails the task (`aflow.signals.FAIL`, whose
+    message has the exit code and the last lines of stdout and stderr, and whose result is what
+    the task would have returned).
 
     To bound the run time, give the task a ``timeout`` (a `Task` argument): when the body is
     cancelled (timeout, flow run cancelled, caller cancelled), the whole process group gets
@@ -391,8 +287,8 @@ class ShellTask(Task):
             runs and kept out of logs); can also be given at run time. Defaults to None.
         helper_script: Shell code run before ``command`` in the same shell (change directory,
             define functions...); can also be given at run time. Defaults to None.
-        shell: The shell (or interpreter) that runs the script file, looked up on ``PATH``.
-            Defaults to ``"bash"``.
+        shell: The shell (or interpreter) that runs the script, looked up on the command's
+            ``PATH``. Defaults to ``"bash"``.
         return_all: Return all lines of stdout as a list instead of the last line. Defaults
             to False.
         log_stderr: On failure, log the command's stderr (up to its last 1000 lines) at ERROR
@@ -473,15 +369,23 @@ class ShellTask(Task):
             self._fail(returncode, out, err, output.err_count, result)
         return result
 
-    async def _execute(self, script: str, full_env: dict[str, str], workdir: str | None, output: _Output) -> int:
+    async def _execute(self, script: str, full_env: dict[str, str] | None, workdir: str | None, output: _Output) -> int:
         """Run the script in a process group of its own; return its exit code (stopping it on any exit)."""
         stdout_lines, stderr_lines = _Lines(output.on_stdout), _Lines(output.on_stderr)
         made: list[str] = []
         proc: subprocess.Popen[bytes] | None = None
         watch: _Watch | None = None
         try:
-            exe = await _prepare_in_thread(self.shell, script, full_env, workdir, made)
-            proc = _spawn([exe, made[0]], workdir, full_env)
+            exe = _locate(self.shell, full_env, workdir)
+            script_fd = _script_pipe(exe, script)
+            if script_fd is None:
+                await _write_in_thread(script, made)
+                proc = _spawn([exe, made[0]], workdir, full_env)
+            else:
+                try:
+                    proc = _spawn([exe, f"/dev/fd/{script_fd}"], workdir, full_env, (script_fd,))
+                finally:
+                    os.close(script_fd)
             # from here on, however the body ends, the group is stopped (no await came in between)
             try:
                 watch = _Watch(proc, stdout_lines, stderr_lines)

@@ -58,3 +58,28 @@ def test_the_dask_comparison_runs_when_dask_is_installed(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     cases = json.loads(out.read_text())["workloads"]["W1"]["cases"]
     assert all("dask" in case["variants"] for case in cases), proc.stdout[-3000:]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("script", "needs", "marker"),
+    [
+        ("shell.py", (), "ShellTask.map / fastest raw bash -c"),
+        ("http_client.py", ("httpx", "aiohttp"), "HttpRequest.map / raw httpx + sniffio (CPU)"),
+        ("s3.py", ("aiobotocore", "moto.server"), "ratio flow / raw"),
+    ],
+)
+def test_a_family_bench_runs_in_quick_mode(script: str, needs: tuple[str, ...], marker: str) -> None:
+    """bench/shell.py, bench/http_client.py and bench/s3.py check their results: exit 0 means right."""
+    for module in needs:
+        pytest.importorskip(module)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert marker in proc.stdout, proc.stdout[-3000:]

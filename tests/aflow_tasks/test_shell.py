@@ -180,6 +180,39 @@ async def test_other_shells_and_interpreters():
     assert await ShellTask(command="print(6 * 7)", shell=sys.executable).run() == "42"
 
 
+async def test_a_posix_shell_reads_the_script_from_a_pipe_and_others_from_a_file(private_tmp):
+    # bash /dev/fd/N: the shell runs a script file, as Prefect 1's does, but none is written
+    for shell in ("bash", "sh"):
+        zero = await ShellTask(command='echo "$0"', shell=shell).run()
+        assert isinstance(zero, str)
+        assert zero.startswith("/dev/fd/")
+    # another interpreter runs a script file (removed afterwards: the fixture checks)
+    script = await ShellTask(command="import sys; print(sys.argv[0])", shell=sys.executable).run()
+    assert isinstance(script, str)
+    assert script.startswith(str(private_tmp))
+
+
+async def test_a_script_too_long_for_the_pipe_goes_through_a_file(private_tmp):
+    filler = ": " + "x" * 200_000
+    out = await ShellTask(command=f'{filler}\necho "$0"', helper_script="greet() { echo hi; }").run()
+    assert isinstance(out, str)
+    assert out.startswith(str(private_tmp))
+    assert await ShellTask(command=f"{filler}\ngreet", helper_script="greet() { echo hi; }").run() == "hi"
+
+
+async def test_a_single_command_killed_by_a_signal_reports_the_shell_exit_code():
+    # as with Prefect 1's script file: the shell runs the command and exits 128 + 9 (bash -c
+    # would exec the command instead and report the signal)
+    with pytest.raises(signals.FAIL, match=r"^Command failed with exit code 137"):
+        await ShellTask(command='sh -c "kill -9 \\$\\$"').run()
+
+
+async def test_a_script_that_looks_like_an_option_still_runs_as_a_script():
+    # as an argument, bash would read these as its own options
+    assert await ShellTask(command="--version 2>/dev/null; echo ran").run() == "ran"
+    assert await ShellTask(command="+x 2>/dev/null; echo ran", shell="sh").run() == "ran"
+
+
 async def test_stdin_is_empty():
     assert await ShellTask(command="cat; echo end").run() == "end"
 
