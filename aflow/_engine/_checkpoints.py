@@ -13,10 +13,12 @@ import json
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from .. import cache_validators
+from .. import cache_validators, context
 from .._persist._history._records import dump_json
+from .._persist._results._result import format_lazily
 from .._runtime._logging import engine_logger
-from ..results import LocalResult, PickleSerializer, Result, format_location
+from ..context import _lookup as context_value  # to_dict().get(key) without the whole dict
+from ..results import LocalResult, PickleSerializer, Result
 from ..states import Cached, Failed, State, Success
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ __all__ = ("Persistence", "clear_process_cache")
 # (``flow.run(history=...)``) keeps them across processes too.
 _PROCESS_CACHE: dict[str, list[Cached]] = {}
 _SERIALIZER = PickleSerializer()
+_ABSENT: Any = object()
 logger = engine_logger("persist")
 
 
@@ -83,10 +86,21 @@ class Persistence:
             result = self._default_result
         return result
 
-    def _values(self, ctx: TaskRunContext, inputs: dict[str, Any]) -> dict[str, Any]:
-        from .. import context
-
+    def _values(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Every value a location is formatted with: parameters, then context values, then inputs."""
         return {**self.frun.parameters, **context.to_dict(), **inputs}
+
+    def _location(self, inputs: dict[str, Any], template: Any = None, result: Result | None = None) -> str:
+        """Format ``template`` (or ``result``'s location) fetching only the values it names."""
+        parameters = self.frun.parameters
+
+        def get(key: str, default: Any) -> Any:  # the precedence of `_values`
+            if key in inputs:
+                return inputs[key]
+            value = context_value(key, _ABSENT)
+            return parameters.get(key, default) if value is _ABSENT else value
+
+        return format_lazily(template, get, lambda: self._values(inputs), result)
 
     def _cache_key(self, task: Task) -> str:
         return task.cache_key or task.name
@@ -95,7 +109,7 @@ class Persistence:
         """A Cached state if a target or a valid cache holds the result, else None."""
         if task.target is not None:
             result = self._result_of(task)
-            location = format_location(task.target, **self._values(ctx, inputs))
+            location = self._location(inputs, task.target)
             try:  # one read (no separate exists()): a miss is FileNotFoundError, per the Result contract
                 value = await result.read(location)
             except FileNotFoundError:
@@ -149,12 +163,11 @@ class Persistence:
         value = state.result
         if self._checkpoints(task):
             result = self._result_of(task)
-            values = self._values(ctx, inputs)
             try:
                 if task.target is not None:
-                    location = format_location(task.target, **values)
+                    location = self._location(inputs, task.target)
                 else:
-                    location = result.format(**values)
+                    location = self._location(inputs, result=result)
                 await result.write(value, location)
             except Exception as exc:
                 return Failed(f"Could not write the task's result: {exc!r}", result=exc)

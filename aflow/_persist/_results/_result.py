@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import string
@@ -14,7 +15,7 @@ import anyio.lowlevel
 
 from ._serializers import PickleSerializer, Serializer
 
-__all__ = ("DEFAULT_LOCATION", "MemoryResult", "Result", "format_location")
+__all__ = ("DEFAULT_LOCATION", "MemoryResult", "Result", "format_lazily", "format_location")
 
 DEFAULT_LOCATION = "{flow_name}/{task_full_name}.{uuid}.result"
 """The location of a `Result` made with ``location=None``; see `Result` for how it is filled."""
@@ -85,15 +86,96 @@ def _format_template(template: str, values: dict[str, Any]) -> str:
 
 
 def _default_location(**kwargs: Any) -> str:
-    flow_name = kwargs.get("flow_name") or "_no_flow"
-    task_name = kwargs.get("task_full_name") or kwargs.get("task_name") or "_no_task"
+    return _default_from(kwargs.get)
+
+
+def _default_from(get: Callable[[str, Any], Any]) -> str:
+    flow_name = get("flow_name", None) or "_no_flow"
+    task_name = get("task_full_name", None) or get("task_name", None) or "_no_task"
+    key = get("uuid", _ABSENT)
+    if key is _ABSENT:
+        key = uuid.uuid4().hex
     # one directory per flow, not per task: creating a directory per result costs more than the write
-    return f"{_safe_name(flow_name)}/{_safe_name(task_name)}.{_safe_name(kwargs['uuid'])}.result"
+    return f"{_safe_name(flow_name)}/{_safe_name(task_name)}.{_safe_name(key)}.result"
 
 
 def _safe_name(value: object) -> str:
-    name = _UNSAFE.sub("_", str(value))
+    return _safe_str(value if type(value) is str else str(value))
+
+
+@functools.lru_cache(maxsize=4096)  # flow and task names repeat from one result to the next
+def _safe_str(text: str) -> str:
+    name = _UNSAFE.sub("_", text)
     return "_" if name in ("", ".", "..") else name
+
+
+_ABSENT: Any = object()
+
+
+@functools.lru_cache(maxsize=1024)
+def _template_keys(template: str) -> tuple[str, ...] | None:
+    """The names a template formats with, parsed once; None if `format_location` must handle it (errors)."""
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError:
+        return None
+    keys: list[str] = []
+    for field in fields:
+        key = re.split(r"[.\[]", field, maxsplit=1)[0]
+        if key == "" or key.isdigit():
+            return None
+        if key not in keys:
+            keys.append(key)
+    return tuple(keys)
+
+
+def format_lazily(
+    location: str | Callable[..., str] | None,
+    get: Callable[[str, Any], Any],
+    everything: Callable[[], dict[str, Any]],
+    result: Result | None = None,
+) -> str:
+    """`format_location` (or ``result.format``) fetching only the values a string template names.
+
+    The same location and the same errors as ``format_location(location, **everything())``
+    (or ``result.format(**everything())``), without building every value for every task run:
+    a template is parsed once, ``get(name, default)`` fetches each name it uses, and ``uuid`` is
+    only made when used. A callable, a `Result` subclass with its own ``format``, an invalid
+    template or a failure fall back to the full values.
+
+    Args:
+        location: A template or callable; ignored when ``result`` is given (its own is used).
+        get: Returns the value of a name, or its second argument when the name has no value.
+        everything: Returns every value (parameters, context values and inputs merged).
+        result: Format this result's location (`Result.format`) instead of ``location``.
+
+    Returns:
+        The location.
+    """
+    if result is not None:
+        if type(result).format is not Result.format:  # a subclass formats its own way
+            return result.format(**everything())
+        location = result.location
+        if location is None:
+            return _default_from(get)
+    if isinstance(location, str):
+        keys = _template_keys(location)
+        if keys is not None:
+            values: dict[str, Any] = {}
+            for key in keys:
+                value = get(key, _ABSENT)
+                if value is _ABSENT:
+                    if key != "uuid":
+                        break  # a missing value: the full path names every value in its error
+                    value = uuid.uuid4().hex
+                values[key] = value
+            else:
+                try:
+                    return location.format(**values)
+                except Exception:  # the full path below raises the documented error
+                    pass
+    assert location is not None
+    return format_location(location, **everything())
 
 
 class Result(ABC):
