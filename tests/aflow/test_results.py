@@ -92,6 +92,16 @@ def test_pickle_serializer_round_trips_closures() -> None:
     assert pickle.loads(PickleSerializer(protocol=2).dumps([1, 2])) == [1, 2]
 
 
+@pytest.mark.parametrize("value", [0, -(10**40), 1.5, 2j, "é", b"\x00", True, None])
+@pytest.mark.parametrize("protocol", [None, 2, 4])
+def test_pickle_serializer_writes_scalars_as_cloudpickle_does(value: Any, protocol: int | None) -> None:
+    import cloudpickle  # type: ignore[import-untyped]
+
+    data = PickleSerializer(protocol).dumps(value)
+    assert data == cloudpickle.dumps(value, protocol=protocol)
+    assert PickleSerializer().loads(data) == value
+
+
 def test_json_serializer_round_trips_and_passes_its_kwargs() -> None:
     serializer = JSONSerializer(dumps_kwargs={"sort_keys": True})
     data = serializer.dumps({"b": [1, 2.5, None], "a": "é"})

@@ -6,7 +6,6 @@ import functools
 import os
 import re
 import string
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, final
@@ -15,7 +14,7 @@ import anyio.lowlevel
 
 from ._serializers import PickleSerializer, Serializer
 
-__all__ = ("DEFAULT_LOCATION", "MemoryResult", "Result", "format_lazily", "format_location")
+__all__ = ("DEFAULT_LOCATION", "MemoryResult", "Result", "format_lazily", "format_location", "fresh_uuid")
 
 DEFAULT_LOCATION = "{flow_name}/{task_full_name}.{uuid}.result"
 """The location of a `Result` made with ``location=None``; see `Result` for how it is filled."""
@@ -43,7 +42,8 @@ def format_location(location: str | Callable[..., str], **kwargs: Any) -> str:
         TypeError: ``location`` is neither a string nor a callable, or the callable returned
             something other than a string.
     """
-    kwargs.setdefault("uuid", uuid.uuid4().hex)
+    if "uuid" not in kwargs:
+        kwargs["uuid"] = fresh_uuid()
     if isinstance(location, str):
         return _format_template(location, kwargs)
     if not callable(location):
@@ -94,7 +94,7 @@ def _default_from(get: Callable[[str, Any], Any]) -> str:
     task_name = get("task_full_name", None) or get("task_name", None) or "_no_task"
     key = get("uuid", _ABSENT)
     if key is _ABSENT:
-        key = uuid.uuid4().hex
+        key = fresh_uuid()
     # one directory per flow, not per task: creating a directory per result costs more than the write
     return f"{_safe_name(flow_name)}/{_safe_name(task_name)}.{_safe_name(key)}.result"
 
@@ -110,6 +110,25 @@ def _safe_str(text: str) -> str:
 
 
 _ABSENT: Any = object()
+_UUIDS: list[str] = []  # random version-4 UUIDs made 256 at a time (one urandom call, not one each)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_UUIDS.clear)  # a forked child never reuses its parent's
+
+
+def fresh_uuid() -> str:
+    """Return ``uuid.uuid4().hex``: a new random UUID, about three times cheaper."""
+    try:
+        return _UUIDS.pop()
+    except IndexError:
+        pass
+    data = os.urandom(16 * 256)
+    made = []
+    for start in range(0, len(data), 16):
+        n = int.from_bytes(data[start : start + 16], "big")
+        n = (n & ~(0xF000 << 64) & ~(0xC000 << 48)) | (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122
+        made.append(f"{n:032x}")
+    _UUIDS.extend(made[1:])
+    return made[0]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -167,7 +186,7 @@ def format_lazily(
                 if value is _ABSENT:
                     if key != "uuid":
                         break  # a missing value: the full path names every value in its error
-                    value = uuid.uuid4().hex
+                    value = fresh_uuid()
                 values[key] = value
             else:
                 try:

@@ -146,7 +146,7 @@ class SegmentResult(Result):
         self._seq = 0  # the highest sequence seen or written
         self._dirs: set[Path] = set()
         self._writers: dict[asyncio.AbstractEventLoop, _Writer] = {}
-        self._loading: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+        self._loading: dict[asyncio.AbstractEventLoop, tuple[asyncio.Task[None], list[asyncio.Future[None]]]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         # what configures it, not its files, locks or tasks (it is pickled with its tasks for dask)
@@ -173,6 +173,10 @@ class SegmentResult(Result):
         return self.dir.joinpath(*location_parts(location, self.dir))
 
     def _key(self, location: str) -> str:
+        if _PLAIN and type(location) is str and location and "\\" not in location and "\0" not in location:
+            parts = location.split("/")
+            if parts[0] and parts[-1] and "" not in parts and "." not in parts and ".." not in parts:
+                return location  # already what location_parts would make of it (the common case)
         return "/".join(location_parts(location, self.dir))
 
     # -- reading ----------------------------------------------------------------------------------
@@ -234,19 +238,34 @@ class SegmentResult(Result):
         await anyio.to_thread.run_sync(self._scan_sync)
 
     async def _load(self) -> None:
-        """Read every segment once; concurrent first reads share the one scan."""
+        """Read every segment once; concurrent first reads wait for the one scan."""
         loop = asyncio.get_running_loop()
         loading = self._loading.get(loop)
         if loading is None:
-            loading = self._loading[loop] = loop.create_task(self._load_task(loop))
-            loading.add_done_callback(_retrieve)
-        await asyncio.shield(loading)
+            waiters: list[asyncio.Future[None]] = []
+            loading = self._loading[loop] = (loop.create_task(self._load_task(loop, waiters)), waiters)
+        waiter: asyncio.Future[None] = loop.create_future()  # one each: cancelling one cancels no other
+        loading[1].append(waiter)
+        await waiter
 
-    async def _load_task(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _load_task(self, loop: asyncio.AbstractEventLoop, waiters: list[asyncio.Future[None]]) -> None:
+        error: BaseException | None = None
         try:
             await anyio.to_thread.run_sync(self._scan_sync)
-        finally:
-            self._loading.pop(loop, None)
+        except BaseException as exc:  # the waiters get it (cancelled: the loop is shutting down)
+            error = exc
+        self._loading.pop(loop, None)
+        for waiter in waiters:
+            if waiter.done():
+                continue
+            if error is None:
+                waiter.set_result(None)
+            elif isinstance(error, asyncio.CancelledError):
+                waiter.cancel()
+            else:
+                waiter.set_exception(error)
+        if isinstance(error, asyncio.CancelledError):
+            raise error
 
     def _scan_sync(self) -> None:
         with self._lock:
@@ -435,6 +454,7 @@ class SegmentResult(Result):
 
 
 _BINARY = getattr(os, "O_BINARY", 0)
+_PLAIN = os.name == "posix"  # where a location without "\\" or "." parts is a plain relative path
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -445,9 +465,3 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _retrieve(task: asyncio.Task[None]) -> None:
-    """Mark a scan's exception as seen: its readers get it, or are gone."""
-    if not task.cancelled():
-        task.exception()
