@@ -146,6 +146,21 @@ async def test_a_record_with_a_bad_crc_is_skipped(tmp_path: Path) -> None:
     assert not await fresh.exists("k3")
 
 
+async def test_big_segments_are_read_in_a_thread_that_first_readers_share(tmp_path: Path) -> None:
+    result = SegmentResult(tmp_path, inline_limit=1 << 20)
+    await asyncio.gather(*(result.write(bytes([i]) * 100_000, f"k{i}") for i in range(15)))  # 1.5 MB
+    fresh = SegmentResult(tmp_path)
+    reads = [asyncio.create_task(fresh.read(f"k{i}")) for i in range(15)]
+    await asyncio.sleep(0)
+    assert len(fresh._loading) == 1  # one scan in flight, in a worker thread
+    reads[3].cancel()  # a reader cancelled while waiting cancels no other
+    done = await asyncio.gather(*reads, return_exceptions=True)
+    assert isinstance(done[3], asyncio.CancelledError)
+    assert [d for i, d in enumerate(done) if i != 3] == [bytes([i]) * 100_000 for i in range(15) if i != 3]
+    assert not await fresh.exists("nothing")
+    only_this_task_left()
+
+
 async def test_a_big_value_gets_its_own_file(tmp_path: Path) -> None:
     result = SegmentResult(tmp_path, inline_limit=100)
     await result.write("s", "small.pkl")

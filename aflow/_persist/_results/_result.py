@@ -93,17 +93,22 @@ def _default_from(get: Callable[[str, Any], Any]) -> str:
     flow_name = get("flow_name", None) or "_no_flow"
     task_name = get("task_full_name", None) or get("task_name", None) or "_no_task"
     key = get("uuid", _ABSENT)
-    if key is _ABSENT:
-        key = fresh_uuid()
+    key = fresh_uuid() if key is _ABSENT else _safe_name(key)  # a fresh one is safe as it is
     # one directory per flow, not per task: creating a directory per result costs more than the write
-    return f"{_safe_name(flow_name)}/{_safe_name(task_name)}.{_safe_name(key)}.result"
+    if type(flow_name) is str and type(task_name) is str:
+        return f"{_default_dir(flow_name, task_name)}.{key}.result"
+    return f"{_safe_name(flow_name)}/{_safe_name(task_name)}.{key}.result"
+
+
+@functools.lru_cache(maxsize=4096)  # flow and task names repeat from one result to the next
+def _default_dir(flow_name: str, task_name: str) -> str:
+    return f"{_safe_str(flow_name)}/{_safe_str(task_name)}"
 
 
 def _safe_name(value: object) -> str:
     return _safe_str(value if type(value) is str else str(value))
 
 
-@functools.lru_cache(maxsize=4096)  # flow and task names repeat from one result to the next
 def _safe_str(text: str) -> str:
     name = _UNSAFE.sub("_", text)
     return "_" if name in ("", ".", "..") else name
