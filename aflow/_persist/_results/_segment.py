@@ -408,39 +408,43 @@ class SegmentResult(Result):
     def _write_batch_sync(self, jobs: list[_Write], outcomes: list[BaseException | None], ran: list[bool]) -> None:
         """In a worker thread: serialize each value, then append every record in one write."""
         ran.append(True)
-        records: list[tuple[int, str, bytes | None]] = []  # (job index, key, inline bytes or None)
+        dumps, limit = self.serializer.dumps, self.inline_limit
+        records: list[tuple[int, bytes, bytes, int]] = []  # (job index, key, value bytes, kind)
         for i, job in enumerate(jobs):
             try:
-                data = self.serializer.dumps(job.value)
-                if not isinstance(data, bytes | bytearray | memoryview):
-                    raise TypeError(f"{type(self.serializer).__name__}.dumps returned {type(data).__name__}, not bytes")
-                if len(data) > self.inline_limit:  # its own file first, then the record saying so
+                data = dumps(job.value)
+                if type(data) is not bytes:
+                    if not isinstance(data, bytearray | memoryview):
+                        name = type(self.serializer).__name__
+                        raise TypeError(f"{name}.dumps returned {type(data).__name__}, not bytes")
+                    data = bytes(data)
+                if len(data) > limit:  # its own file first, then the record saying so
                     write_file_sync(data, self._file(job.key), self.durable, self._dirs)
-                    records.append((i, job.key, None))
+                    records.append((i, job.key.encode(), b"", _FILE))
                 else:
-                    records.append((i, job.key, bytes(data)))
+                    records.append((i, job.key.encode(), data, _INLINE))
             except Exception as exc:  # this write fails; the others go on
                 outcomes[i] = exc
         if not records:
             return
+        pack, crc32, magic = _BODY.pack, zlib.crc32, _MAGIC
         with self._lock:
-            seq = max(time.time_ns(), self._seq + 1)
+            seq = first = max(time.time_ns(), self._seq + 1)
             parts: list[bytes] = []
-            for n, (_, key, inline) in enumerate(records):
-                key_bytes = key.encode()
-                value = b"" if inline is None else inline
-                body = _BODY.pack(seq + n, _INLINE if inline is not None else _FILE, len(key_bytes), len(value))
-                crc = zlib.crc32(value, zlib.crc32(key_bytes, zlib.crc32(body)))
-                parts += (_MAGIC, crc.to_bytes(4, "little"), body, key_bytes, value)
+            for _, key, value, kind in records:
+                body = pack(seq, kind, len(key), len(value))
+                parts += (magic, crc32(value, crc32(key, crc32(body))).to_bytes(4, "little"), body, key, value)
+                seq += 1
             try:
                 self._append_sync(b"".join(parts))
             except Exception as exc:
-                for i, _, _ in records:
+                for i, _, _, _ in records:
                     outcomes[i] = exc
                 return
-            for n, (_, key, inline) in enumerate(records):
-                self._index[key] = (seq + n, inline)
-            self._seq = seq + len(records) - 1
+            index = self._index
+            for seq, (i, _, value, kind) in enumerate(records, first):
+                index[jobs[i].key] = (seq, value if kind == _INLINE else None)
+            self._seq = seq
 
     def _append_sync(self, data: bytes) -> None:
         """Append ``data`` to this instance's segment (made first if needed); hold the lock."""
