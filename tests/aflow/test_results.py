@@ -546,3 +546,15 @@ def test_formatting_lazily_makes_a_uuid_only_when_used_and_formats_result_locati
             raise NotImplementedError
 
     assert lazily(None, {"a": 1, "b": 2}, Custom()) == "a,b"
+
+
+def test_fresh_uuids_are_random_version_4_uuids() -> None:
+    import uuid
+
+    from aflow._persist._results._result import fresh_uuid
+
+    made = [fresh_uuid() for _ in range(1000)]  # several refills of the pool
+    assert len(set(made)) == 1000
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, text)
