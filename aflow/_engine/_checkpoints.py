@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from .. import cache_validators, context
 from .._persist._history._records import dump_json
-from .._persist._results._result import format_lazily
+from .._persist._results._result import default_location, format_lazily
 from .._runtime._logging import engine_logger
+from .._runtime._run_context import task_run_var
 from ..context import _lookup as context_value  # to_dict().get(key) without the whole dict
+from ..context import _overlay as context_overlay  # values set by context.temporary()
 from ..results import LocalResult, PickleSerializer, Result
 from ..states import Cached, Failed, State, Success
 
@@ -33,6 +35,7 @@ __all__ = ("Persistence", "clear_process_cache")
 _PROCESS_CACHE: dict[str, list[Cached]] = {}
 _SERIALIZER = PickleSerializer()
 _ABSENT: Any = object()
+_DEFAULT_NAMES = frozenset({"flow_name", "task_full_name", "task_name", "uuid"})  # what DEFAULT_LOCATION uses
 logger = engine_logger("persist")
 
 
@@ -44,7 +47,7 @@ def clear_process_cache() -> None:
 class Persistence:
     """The targets, checkpoints and caches of one flow run."""
 
-    __slots__ = ("_active", "_default_result", "checkpoint", "frun", "result", "store")
+    __slots__ = ("_active", "_default_result", "_plain_names", "checkpoint", "frun", "result", "store")
 
     def __init__(self, flow: Flow, frun: FlowRunContext, store: Any) -> None:
         self.frun = frun
@@ -53,6 +56,8 @@ class Persistence:
         self.store = store
         self._active: dict[Task, bool] = {}
         self._default_result: Result | None = None
+        # no parameter or context value of the run hides the names a default location uses
+        self._plain_names = _DEFAULT_NAMES.isdisjoint(frun.parameters) and _DEFAULT_NAMES.isdisjoint(frun.extra)
 
     @staticmethod
     def wanted(flow: Flow) -> bool:
@@ -92,6 +97,16 @@ class Persistence:
 
     def _location(self, inputs: dict[str, Any], template: Any = None, result: Result | None = None) -> str:
         """Format ``template`` (or ``result``'s location) fetching only the values it names."""
+        if (
+            result is not None
+            and result.location is None
+            and self._plain_names
+            and type(result).format is Result.format
+            and _DEFAULT_NAMES.isdisjoint(inputs)
+            and not context_overlay.get()
+        ):  # the default location, from the flow's name and the task run's (nothing hides them)
+            ctx = task_run_var.get()
+            return default_location(self.frun.flow_name, None if ctx is None else ctx.full_name)
         parameters = self.frun.parameters
 
         def get(key: str, default: Any) -> Any:  # the precedence of `_values`

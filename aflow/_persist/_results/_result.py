@@ -14,11 +14,20 @@ import anyio.lowlevel
 
 from ._serializers import PickleSerializer, Serializer
 
-__all__ = ("DEFAULT_LOCATION", "MemoryResult", "Result", "format_lazily", "format_location", "fresh_uuid")
+__all__ = (
+    "DEFAULT_LOCATION",
+    "MemoryResult",
+    "Result",
+    "default_location",
+    "format_lazily",
+    "format_location",
+    "fresh_uuid",
+)
 
 DEFAULT_LOCATION = "{flow_name}/{task_full_name}.{uuid}.result"
 """The location of a `Result` made with ``location=None``; see `Result` for how it is filled."""
 
+_ABSENT: Any = object()  # a value not given (None can be one)
 _UNSAFE = re.compile(r"[^\w.\-\[\] ]")  # what a default location's names may keep
 
 
@@ -90,10 +99,24 @@ def _default_location(**kwargs: Any) -> str:
 
 
 def _default_from(get: Callable[[str, Any], Any]) -> str:
-    flow_name = get("flow_name", None) or "_no_flow"
-    task_name = get("task_full_name", None) or get("task_name", None) or "_no_task"
-    key = get("uuid", _ABSENT)
-    key = fresh_uuid() if key is _ABSENT else _safe_name(key)  # a fresh one is safe as it is
+    task_name = get("task_full_name", None) or get("task_name", None)
+    return default_location(get("flow_name", None), task_name, get("uuid", _ABSENT))
+
+
+def default_location(flow_name: Any, task_name: Any, uuid: Any = _ABSENT) -> str:
+    """`DEFAULT_LOCATION` filled as `Result.format` fills it, from the values it uses.
+
+    Args:
+        flow_name: The flow's name (falsy: ``_no_flow``).
+        task_name: The task run's full name, else its name (falsy: ``_no_task``).
+        uuid: The ``uuid`` value; left out, a fresh one.
+
+    Returns:
+        The location, with the names made safe for a path.
+    """
+    key = fresh_uuid() if uuid is _ABSENT else _safe_name(uuid)  # a fresh one is safe as it is
+    flow_name = flow_name or "_no_flow"
+    task_name = task_name or "_no_task"
     # one directory per flow, not per task: creating a directory per result costs more than the write
     if type(flow_name) is str and type(task_name) is str:
         return f"{_default_dir(flow_name, task_name)}.{key}.result"
@@ -114,7 +137,6 @@ def _safe_str(text: str) -> str:
     return "_" if name in ("", ".", "..") else name
 
 
-_ABSENT: Any = object()
 _UUIDS: list[str] = []  # random version-4 UUIDs made 256 at a time (one urandom call, not one each)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_UUIDS.clear)  # a forked child never reuses its parent's
