@@ -373,3 +373,41 @@ async def test_a_checkpointing_flow_on_a_segment_result(tmp_path: Path) -> None:
     assert all(second.result[o].is_cached() for o in outs)
     assert len(calls) == 50  # nothing ran twice
     only_this_task_left()
+
+
+def test_writes_abandoned_when_the_loop_ends_leave_no_pending_task_and_whole_records(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        from aflow.results import SegmentResult
+
+        async def main():
+            result = SegmentResult(sys.argv[1])
+            for i in range(300):
+                asyncio.ensure_future(result.write(i, f"k{i}"))
+            await asyncio.sleep(0)  # the flusher has started; asyncio.run cancels everything next
+
+        asyncio.run(main())
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error", "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no "Task was destroyed but it is pending", no unretrieved exception
+
+    async def read() -> list[int]:
+        fresh = SegmentResult(tmp_path)
+        return [await fresh.read(f"k{i}") for i in range(300) if await fresh.exists(f"k{i}")]
+
+    found = asyncio.run(read())
+    assert found == sorted(found)
+    assert all(isinstance(v, int) for v in found)
+    for seg in segments(tmp_path):
+        records(seg)  # every record whole
