@@ -52,16 +52,17 @@ _FILE = 1
 _Entry = tuple[int, bytes | None]  # (sequence, the value's bytes or None when it has its own file)
 
 
-class _Write:
-    """One `SegmentResult.write` waiting for its batch."""
+_Job = tuple[str, Any, "asyncio.Future[None]"]  # (key, value, the future its writer awaits)
 
-    __slots__ = ("batch", "future", "key", "value")
 
-    def __init__(self, key: str, value: Any, future: asyncio.Future[None]) -> None:
-        self.key = key
-        self.value = value
-        self.future = future
-        self.batch: asyncio.Future[None] | None = None  # set when a flush takes it
+class _Batch(list[_Job]):
+    """Writes waiting together; ``written`` is set when a flush takes them, done when it ends."""
+
+    __slots__ = ("written",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: asyncio.Future[None] | None = None
 
 
 class _Writer:
@@ -70,7 +71,7 @@ class _Writer:
     __slots__ = ("flusher", "pending")
 
     def __init__(self) -> None:
-        self.pending: list[_Write] = []
+        self.pending = _Batch()
         self.flusher: asyncio.Task[None] | None = None
 
 
@@ -358,16 +359,17 @@ class SegmentResult(Result):
         writer = self._writers.get(loop)
         if writer is None:
             writer = self._writers[loop] = _Writer()
-        job = _Write(key, value, loop.create_future())
-        writer.pending.append(job)
+        pending = writer.pending
+        future: asyncio.Future[None] = loop.create_future()
+        pending.append((key, value, future))
         if writer.flusher is None:
             writer.flusher = loop.create_task(self._flush(loop, writer))
         try:
-            await job.future
+            await future
         except asyncio.CancelledError:
-            if job.batch is not None:  # taken: the batch is being written, wait for its end
+            if pending.written is not None:  # taken: the batch is being written, wait for its end
                 with anyio.CancelScope(shield=True):
-                    await asyncio.wait([job.batch])
+                    await asyncio.wait([pending.written])
             raise
         return location
 
@@ -375,54 +377,51 @@ class SegmentResult(Result):
         """Write the pending writes, a batch per worker-thread call, until none is left."""
         try:
             while writer.pending:
-                jobs = [job for job in writer.pending if not job.future.done()]  # done: cancelled
-                writer.pending = []
-                if not jobs:
-                    continue
-                batch: asyncio.Future[None] = loop.create_future()
-                for job in jobs:
-                    job.batch = batch
+                taken, writer.pending = writer.pending, _Batch()
+                written = taken.written = loop.create_future()
+                jobs = [job for job in taken if not job[2].done()]  # done: cancelled before it was taken
                 outcomes: list[BaseException | None] = [None] * len(jobs)
                 ran: list[bool] = []
                 try:
-                    await anyio.to_thread.run_sync(self._write_batch_sync, jobs, outcomes, ran)
+                    if jobs:
+                        await anyio.to_thread.run_sync(self._write_batch_sync, jobs, outcomes, ran)
                 finally:
-                    for job, outcome in zip(jobs, outcomes, strict=True):
-                        if job.future.done():
+                    for (_, _, future), outcome in zip(jobs, outcomes, strict=True):
+                        if future.done():
                             continue
                         if not ran:  # cancelled before the thread started: nothing was written
-                            job.future.cancel()
+                            future.cancel()
                         elif outcome is None:
-                            job.future.set_result(None)
+                            future.set_result(None)
                         else:
-                            job.future.set_exception(outcome)
-                    batch.set_result(None)
+                            future.set_exception(outcome)
+                    written.set_result(None)
         finally:
-            for job in writer.pending:  # only when the flusher itself was cancelled
-                job.future.cancel()
-            writer.pending = []
+            for _, _, future in writer.pending:  # only when the flusher itself was cancelled
+                future.cancel()
+            writer.pending = _Batch()
             writer.flusher = None
             if self._writers.get(loop) is writer:
                 del self._writers[loop]
 
-    def _write_batch_sync(self, jobs: list[_Write], outcomes: list[BaseException | None], ran: list[bool]) -> None:
+    def _write_batch_sync(self, jobs: list[_Job], outcomes: list[BaseException | None], ran: list[bool]) -> None:
         """In a worker thread: serialize each value, then append every record in one write."""
         ran.append(True)
         dumps, limit = self.serializer.dumps, self.inline_limit
         records: list[tuple[int, bytes, bytes, int]] = []  # (job index, key, value bytes, kind)
-        for i, job in enumerate(jobs):
+        for i, (key, value, _) in enumerate(jobs):
             try:
-                data = dumps(job.value)
+                data = dumps(value)
                 if type(data) is not bytes:
                     if not isinstance(data, bytearray | memoryview):
                         name = type(self.serializer).__name__
                         raise TypeError(f"{name}.dumps returned {type(data).__name__}, not bytes")
                     data = bytes(data)
                 if len(data) > limit:  # its own file first, then the record saying so
-                    write_file_sync(data, self._file(job.key), self.durable, self._dirs)
-                    records.append((i, job.key.encode(), b"", _FILE))
+                    write_file_sync(data, self._file(key), self.durable, self._dirs)
+                    records.append((i, key.encode(), b"", _FILE))
                 else:
-                    records.append((i, job.key.encode(), data, _INLINE))
+                    records.append((i, key.encode(), data, _INLINE))
             except Exception as exc:  # this write fails; the others go on
                 outcomes[i] = exc
         if not records:
@@ -431,9 +430,15 @@ class SegmentResult(Result):
         with self._lock:
             seq = first = max(time.time_ns(), self._seq + 1)
             parts: list[bytes] = []
-            for _, key, value, kind in records:
-                body = pack(seq, kind, len(key), len(value))
-                parts += (magic, crc32(value, crc32(key, crc32(body))).to_bytes(4, "little"), body, key, value)
+            for _, key_bytes, data, kind in records:
+                body = pack(seq, kind, len(key_bytes), len(data))
+                parts += (
+                    magic,
+                    crc32(data, crc32(key_bytes, crc32(body))).to_bytes(4, "little"),
+                    body,
+                    key_bytes,
+                    data,
+                )
                 seq += 1
             try:
                 self._append_sync(b"".join(parts))
@@ -442,8 +447,8 @@ class SegmentResult(Result):
                     outcomes[i] = exc
                 return
             index = self._index
-            for seq, (i, _, value, kind) in enumerate(records, first):
-                index[jobs[i].key] = (seq, value if kind == _INLINE else None)
+            for seq, (i, _, data, kind) in enumerate(records, first):
+                index[jobs[i][0]] = (seq, data if kind == _INLINE else None)
             self._seq = seq
 
     def _append_sync(self, data: bytes) -> None:
