@@ -4,7 +4,7 @@ Variants, each timed on ``flow.run()`` only (building the flow and opening the s
 
 - ``plain``: no persistence (the baseline);
 - ``checkpoint``: ``Flow(result=LocalResult(tmpdir), checkpoint=True)``: every task's value is
-  written to its own file (pickled in a worker thread, written atomically with ``fsync``);
+  written to its own file (pickled in a worker thread, written atomically: temporary file, rename);
 - ``history``: ``flow.run(history=store)`` with an open `aflow.history.RunStore` on a fresh
   SQLite file: every transition is recorded, and the run ends by flushing the store;
 - ``target miss`` / ``target hit``: every task has ``target="{task_name}-{x}.pkl"`` on a
