@@ -1,6 +1,6 @@
 """Kill a checkpointing flow with SIGKILL at random moments, rerun it, and check what reran.
 
-A subprocess runs a flow of 300 tasks (15 chains of 20 steps, each step sleeping up to 0.1 s),
+A subprocess runs a flow of 300 tasks (15 chains of 20 steps, each step sleeping up to 0.2 s),
 each with a ``target`` on a `SegmentResult` (or a `LocalResult`); each task execution appends
 its name to a log first. The test kills the process from outside after a random delay, reads
 what the store holds (a fresh store instance, in this process), and reruns. Checked after
@@ -54,7 +54,7 @@ SCRIPT = textwrap.dedent(
     @task(target="c{k}/{j}.v", result=RESULT)
     async def step(prev: int, k: int, j: int) -> int:
         ran(f"c{k}/{j}")
-        await asyncio.sleep(random.random() * 0.1)
+        await asyncio.sleep(random.random() * 0.2)
         return prev + 1
 
 
@@ -141,7 +141,7 @@ def test_a_flow_killed_anywhere_never_reruns_a_persisted_task(tmp_path: Path, st
             assert proc.stdout is not None
             assert proc.stdout.readline() == "started\n", proc.communicate()[1]
             if attempt < kills:
-                time.sleep(rng.random() * 0.35)  # anywhere in the run: mid-task, mid-write, between
+                time.sleep(rng.random() * 0.4)  # anywhere in the run: mid-task, mid-write, between
                 proc.send_signal(signal.SIGKILL)
             out, err = proc.communicate(timeout=60)
         ran = executions(log)[seen:]
@@ -162,7 +162,7 @@ def test_a_flow_killed_anywhere_never_reruns_a_persisted_task(tmp_path: Path, st
     else:
         pytest.fail(f"seed {seed}: the last run did not complete")
 
-    assert killed >= kills // 2, f"seed {seed}: only {killed} kills landed mid-run"
+    assert killed >= kills // 4, f"seed {seed}: only {killed} kills landed mid-run"
     assert persisted(store, tmp_path / "results") == set(NAMES)
     runs = executions(log)
     assert set(runs) == set(NAMES)  # every task ran at least once; reruns only of unpersisted ones
