@@ -113,6 +113,25 @@ def to_dict() -> dict[str, Any]:
     return out
 
 
+def _lookup(key: str, default: Any) -> Any:
+    """``to_dict().get(key, default)`` without building the whole snapshot (same precedence)."""
+    overlay = _overlay.get()
+    if key in overlay:
+        return overlay[key]
+    trun = task_run_var.get()
+    if trun is not None and key in _TASK_KEYS:
+        value = _TASK_KEYS[key](trun)
+        if value is not _MISSING:
+            return value
+    frun = flow_run_var.get()
+    if frun is not None:
+        if key in frun.extra:
+            return frun.extra[key]
+        if key in _FLOW_KEYS:
+            return _FLOW_KEYS[key](frun)
+    return default
+
+
 @contextmanager
 def temporary(**values: Any) -> Iterator[None]:
     """Set context values inside a ``with`` block (useful to unit-test a task's ``run``).

@@ -12,7 +12,9 @@ parameters, context values and the task's inputs (`Result.format`), such as
     await result.write(42, location)
     assert await result.read(location) == 42
 
-Stores: `LocalResult` (files, written atomically) and `MemoryResult` (a dict in this process).
+Stores: `LocalResult` (a file per value, written atomically), `SegmentResult` (values appended
+to a few segment files in batches: for many small results) and `MemoryResult` (a dict in this
+process).
 Serializers: `PickleSerializer` (cloudpickle, the default) and `JSONSerializer`. Subclass
 `Result` or `Serializer` for others.
 """
@@ -24,6 +26,7 @@ from ._persist._results._result import DEFAULT_LOCATION as DEFAULT_LOCATION
 from ._persist._results._result import MemoryResult as MemoryResult
 from ._persist._results._result import Result as Result
 from ._persist._results._result import format_location as format_location
+from ._persist._results._segment import SegmentResult as SegmentResult
 from ._persist._results._serializers import JSONSerializer as JSONSerializer
 from ._persist._results._serializers import PickleSerializer as PickleSerializer
 from ._persist._results._serializers import Serializer as Serializer
@@ -35,6 +38,7 @@ __all__ = (
     "MemoryResult",
     "PickleSerializer",
     "Result",
+    "SegmentResult",
     "Serializer",
     "format_location",
 )

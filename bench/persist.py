@@ -4,12 +4,16 @@ Variants, each timed on ``flow.run()`` only (building the flow and opening the s
 
 - ``plain``: no persistence (the baseline);
 - ``checkpoint``: ``Flow(result=LocalResult(tmpdir), checkpoint=True)``: every task's value is
-  written to its own file (pickled in a worker thread, written atomically with ``fsync``);
+  written to its own file (pickled in a worker thread, written atomically: temporary file, rename);
 - ``history``: ``flow.run(history=store)`` with an open `aflow.history.RunStore` on a fresh
   SQLite file: every transition is recorded, and the run ends by flushing the store;
 - ``target miss`` / ``target hit``: every task has ``target="{task_name}-{x}.pkl"`` on a
   ``LocalResult``: the first run looks each target up, runs and writes it; the second finds
-  every target and reads it back (the resume path).
+  every target and reads it back (the resume path);
+- ``checkpoint (segment)``, ``target miss (segment)``, ``target hit (segment)``: the same on a
+  ``SegmentResult`` (values appended to one segment file, a batch per write); the hit run uses
+  a fresh ``SegmentResult`` on the same directory, so reading the segments is timed too, as
+  when a new process resumes.
 
 Each variant gets a fresh temporary directory per repeat. Printed: the median wall time, the
 time per task and the ratio to ``plain``.
@@ -31,7 +35,7 @@ from pathlib import Path
 
 from aflow import Flow, Task, task
 from aflow.history import RunStore
-from aflow.results import LocalResult
+from aflow.results import LocalResult, SegmentResult
 
 
 @task
@@ -94,7 +98,32 @@ async def targets(n: int, tmp: Path) -> dict[str, float]:
     return {"target miss": miss, "target hit": hit}
 
 
-VARIANTS: list[Callable[[int, Path], Awaitable[dict[str, float]]]] = [plain, checkpoint, history, targets]
+async def checkpoint_segment(n: int, tmp: Path) -> dict[str, float]:
+    flow, out, expected = wide(n, result=SegmentResult(tmp), checkpoint=True)
+    elapsed = await timed(flow, out, expected)
+    reader = SegmentResult(tmp)
+    await reader.refresh()
+    assert len(reader._index) == n + 2  # the incs, the implicit list task and the sum
+    return {"checkpoint (segment)": elapsed}
+
+
+async def targets_segment(n: int, tmp: Path) -> dict[str, float]:
+    inc = a_inc.copy(target="{task_name}-{x}.pkl", result=SegmentResult(tmp))
+    miss = await timed(*wide(n, inc=inc))
+    # a new instance: the hit run reads the segments, as a new process would
+    inc = a_inc.copy(target="{task_name}-{x}.pkl", result=SegmentResult(tmp))
+    hit = await timed(*wide(n, inc=inc))
+    return {"target miss (segment)": miss, "target hit (segment)": hit}
+
+
+VARIANTS: list[Callable[[int, Path], Awaitable[dict[str, float]]]] = [
+    plain,
+    checkpoint,
+    checkpoint_segment,
+    history,
+    targets,
+    targets_segment,
+]
 
 
 async def main(n: int, repeats: int) -> None:
@@ -111,7 +140,7 @@ async def main(n: int, repeats: int) -> None:
     base = medians["plain"]
     print(f"W1 wide, N={n} tasks (+1 sum), median of {repeats}")
     for name, t in medians.items():
-        print(f"{name:12} {t * 1e3:9.1f} ms  {t / (n + 1) * 1e6:8.1f} us/task  {t / base:6.2f}x plain")
+        print(f"{name:22} {t * 1e3:9.1f} ms  {t / (n + 1) * 1e6:8.1f} us/task  {t / base:6.2f}x plain")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,14 @@ import json
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from .. import cache_validators
+from .. import cache_validators, context
 from .._persist._history._records import dump_json
+from .._persist._results._result import default_location, format_lazily
 from .._runtime._logging import engine_logger
-from ..results import LocalResult, PickleSerializer, Result, format_location
+from .._runtime._run_context import task_run_var
+from ..context import _lookup as context_value  # to_dict().get(key) without the whole dict
+from ..context import _overlay as context_overlay  # values set by context.temporary()
+from ..results import LocalResult, PickleSerializer, Result
 from ..states import Cached, Failed, State, Success
 
 if TYPE_CHECKING:
@@ -30,6 +34,8 @@ __all__ = ("Persistence", "clear_process_cache")
 # (``flow.run(history=...)``) keeps them across processes too.
 _PROCESS_CACHE: dict[str, list[Cached]] = {}
 _SERIALIZER = PickleSerializer()
+_ABSENT: Any = object()
+_DEFAULT_NAMES = frozenset({"flow_name", "task_full_name", "task_name", "uuid"})  # what DEFAULT_LOCATION uses
 logger = engine_logger("persist")
 
 
@@ -41,7 +47,7 @@ def clear_process_cache() -> None:
 class Persistence:
     """The targets, checkpoints and caches of one flow run."""
 
-    __slots__ = ("_active", "_default_result", "checkpoint", "frun", "result", "store")
+    __slots__ = ("_active", "_default_result", "_plain_names", "checkpoint", "frun", "result", "store")
 
     def __init__(self, flow: Flow, frun: FlowRunContext, store: Any) -> None:
         self.frun = frun
@@ -50,6 +56,8 @@ class Persistence:
         self.store = store
         self._active: dict[Task, bool] = {}
         self._default_result: Result | None = None
+        # no parameter or context value of the run hides the names a default location uses
+        self._plain_names = _DEFAULT_NAMES.isdisjoint(frun.parameters) and _DEFAULT_NAMES.isdisjoint(frun.extra)
 
     @staticmethod
     def wanted(flow: Flow) -> bool:
@@ -83,10 +91,31 @@ class Persistence:
             result = self._default_result
         return result
 
-    def _values(self, ctx: TaskRunContext, inputs: dict[str, Any]) -> dict[str, Any]:
-        from .. import context
-
+    def _values(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Every value a location is formatted with: parameters, then context values, then inputs."""
         return {**self.frun.parameters, **context.to_dict(), **inputs}
+
+    def _location(self, inputs: dict[str, Any], template: Any = None, result: Result | None = None) -> str:
+        """Format ``template`` (or ``result``'s location) fetching only the values it names."""
+        if (
+            result is not None
+            and result.location is None
+            and self._plain_names
+            and type(result).format is Result.format
+            and _DEFAULT_NAMES.isdisjoint(inputs)
+            and not context_overlay.get()
+        ):  # the default location, from the flow's name and the task run's (nothing hides them)
+            ctx = task_run_var.get()
+            return default_location(self.frun.flow_name, None if ctx is None else ctx.full_name)
+        parameters = self.frun.parameters
+
+        def get(key: str, default: Any) -> Any:  # the precedence of `_values`
+            if key in inputs:
+                return inputs[key]
+            value = context_value(key, _ABSENT)
+            return parameters.get(key, default) if value is _ABSENT else value
+
+        return format_lazily(template, get, lambda: self._values(inputs), result)
 
     def _cache_key(self, task: Task) -> str:
         return task.cache_key or task.name
@@ -95,7 +124,7 @@ class Persistence:
         """A Cached state if a target or a valid cache holds the result, else None."""
         if task.target is not None:
             result = self._result_of(task)
-            location = format_location(task.target, **self._values(ctx, inputs))
+            location = self._location(inputs, task.target)
             try:  # one read (no separate exists()): a miss is FileNotFoundError, per the Result contract
                 value = await result.read(location)
             except FileNotFoundError:
@@ -149,12 +178,11 @@ class Persistence:
         value = state.result
         if self._checkpoints(task):
             result = self._result_of(task)
-            values = self._values(ctx, inputs)
             try:
                 if task.target is not None:
-                    location = format_location(task.target, **values)
+                    location = self._location(inputs, task.target)
                 else:
-                    location = result.format(**values)
+                    location = self._location(inputs, result=result)
                 await result.write(value, location)
             except Exception as exc:
                 return Failed(f"Could not write the task's result: {exc!r}", result=exc)

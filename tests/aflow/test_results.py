@@ -6,6 +6,7 @@ import pickle
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,16 @@ def test_pickle_serializer_round_trips_closures() -> None:
     assert value["f"](1) == 11
     assert value["when"] == datetime(2024, 1, 1, tzinfo=UTC)
     assert pickle.loads(PickleSerializer(protocol=2).dumps([1, 2])) == [1, 2]
+
+
+@pytest.mark.parametrize("value", [0, -(10**40), 1.5, 2j, "é", b"\x00", True, None])
+@pytest.mark.parametrize("protocol", [None, 2, 4])
+def test_pickle_serializer_writes_scalars_as_cloudpickle_does(value: Any, protocol: int | None) -> None:
+    import cloudpickle  # type: ignore[import-untyped]
+
+    data = PickleSerializer(protocol).dumps(value)
+    assert data == cloudpickle.dumps(value, protocol=protocol)
+    assert PickleSerializer().loads(data) == value
 
 
 def test_json_serializer_round_trips_and_passes_its_kwargs() -> None:
@@ -454,3 +465,96 @@ async def test_a_user_defined_result_only_implements_storage() -> None:
     assert result.data == {"t.v": 5}
     assert await result.read(location) == 5
     assert repr(result) == "DictResult(location='{task_name}.v', serializer=PickleSerializer())"
+
+
+# -- formatting only the values a template uses (the engine's path) --------------------------------
+
+
+def lazily(location: Any, values: dict[str, Any], result: Result | None = None) -> str:
+    from aflow._persist._results._result import format_lazily
+
+    asked: list[str] = []
+
+    def get(key: str, default: Any) -> Any:
+        asked.append(key)
+        return values.get(key, default)
+
+    out = format_lazily(location, get, lambda: dict(values), result)
+    if isinstance(location, str) and result is None and "{" not in location:
+        assert asked == []
+    return out
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{flow_name}/{task_name}-{map_index}.pkl",
+        "{date:%Y/%m}/{parameters[x]}.bin",
+        "{x!r}-{x:>5}.{uuid}",
+        "plain.pkl",
+        "{missing}.pkl",
+        "{}.pkl",
+        "{0}.pkl",
+        "{x.pkl",
+        "{parameters[missing]}",
+        "{x:{width}}",
+        lambda **kw: f"{kw['task_name']}/{kw['uuid']}",
+        lambda **kw: kw["missing"],
+    ],
+)
+def test_formatting_lazily_gives_the_same_location_or_error(template: Any) -> None:
+    values = {
+        "flow_name": "f",
+        "task_name": "t",
+        "map_index": 3,
+        "date": datetime(2024, 7, 1, tzinfo=UTC),
+        "parameters": {"x": "a"},
+        "x": 7,
+        "width": 4,
+        "uuid": "u",
+    }
+    outcomes: list[str] = []
+    ways: list[Callable[[], str]] = [lambda: format_location(template, **values), lambda: lazily(template, values)]
+    for fmt in ways:
+        try:
+            outcomes.append(fmt())
+        except Exception as exc:
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+    assert outcomes[0] == outcomes[1]
+
+
+def test_formatting_lazily_makes_a_uuid_only_when_used_and_formats_result_locations() -> None:
+    first, second = lazily("{uuid}", {}), lazily("{uuid}", {})
+    assert len(first) == 32
+    assert first != second
+    default = MemoryResult()
+    assert lazily(None, {"flow_name": "../f", "task_full_name": "a/b", "uuid": "u"}, default) == ".._f/a_b.u.result"
+    assert lazily(None, {}, default).startswith("_no_flow/_no_task.")
+    assert lazily(None, {"task_name": "t"}, MemoryResult(location="{task_name}.v")) == "t.v"
+
+    class Custom(Result):  # with its own format
+        def format(self, **kwargs: Any) -> str:
+            return ",".join(sorted(kwargs))
+
+        async def exists(self, location: str) -> bool:
+            raise NotImplementedError
+
+        async def read(self, location: str) -> Any:
+            raise NotImplementedError
+
+        async def write(self, value: Any, location: str) -> str:
+            raise NotImplementedError
+
+    assert lazily(None, {"a": 1, "b": 2}, Custom()) == "a,b"
+
+
+def test_fresh_uuids_are_random_version_4_uuids() -> None:
+    import uuid
+
+    from aflow._persist._results._result import fresh_uuid
+
+    made = [fresh_uuid() for _ in range(1000)]  # several refills of the pool
+    assert len(set(made)) == 1000
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, text)

@@ -13,7 +13,7 @@ from ..._runtime._threads import run_batched
 from ._result import Result
 from ._serializers import Serializer
 
-__all__ = ("LocalResult",)
+__all__ = ("LocalResult", "location_parts", "write_file_sync")
 
 _TEMP_SUFFIX = ".tmp"
 
@@ -70,18 +70,7 @@ class LocalResult(Result):
             ValueError: ``location`` is empty, absolute, names a directory or contains ``..``.
             TypeError: ``location`` is not a string.
         """
-        if not isinstance(location, str):
-            raise TypeError(f"a result location must be a str, not {type(location).__name__}")
-        parts = re.split(r"[/\\]", location)
-        if not location or "\0" in location:
-            raise ValueError(f"invalid result location {location!r}")
-        if os.path.isabs(location) or location.startswith(("/", "\\")) or os.path.splitdrive(location)[0]:
-            raise ValueError(f"result location {location!r} is absolute: it must be relative to {str(self.dir)!r}")
-        if ".." in parts:
-            raise ValueError(f"result location {location!r} contains '..': it must stay inside {str(self.dir)!r}")
-        if parts[-1] in ("", "."):
-            raise ValueError(f"result location {location!r} names a directory, not a file")
-        return self.dir.joinpath(*(part for part in parts if part not in ("", ".")))
+        return self.dir.joinpath(*location_parts(location, self.dir))
 
     async def exists(self, location: str) -> bool:
         """Tell whether a result file exists at ``location``.
@@ -134,42 +123,71 @@ class LocalResult(Result):
         return location
 
     def _write_sync(self, value: Any, path: Path) -> None:
-        temp = path.with_name(f".{path.name[:100]}.{uuid.uuid4().hex}{_TEMP_SUFFIX}")
-        try:
-            self._write_temp_sync(value, temp)
-            _publish_sync(temp, path, self.durable)
-        except BaseException:
-            _remove_sync(temp)
-            raise
-
-    def _write_temp_sync(self, value: Any, temp: Path) -> None:
         data = self.serializer.dumps(value)
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"{type(self.serializer).__name__}.dumps returned {type(data).__name__}, not bytes")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        if temp.parent not in self._dirs:  # one mkdir per directory, not per write
-            temp.parent.mkdir(parents=True, exist_ok=True)
-            self._dirs.add(temp.parent)
-        try:
-            fd = os.open(temp, flags, 0o666)
-        except FileNotFoundError:  # the directory was removed since: make it again
-            temp.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(temp, flags, 0o666)
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            if self.durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_file_sync(data, path, self.durable, self._dirs)
 
     def __repr__(self) -> str:
         return (
             f"LocalResult(dir={str(self.dir)!r}, location={self.location!r}, "
             f"serializer={self.serializer!r}, durable={self.durable!r})"
         )
+
+
+def location_parts(location: str, dir: Path) -> list[str]:
+    """The path parts of ``location`` under ``dir`` (see `LocalResult.path` for the rules)."""
+    if not isinstance(location, str):
+        raise TypeError(f"a result location must be a str, not {type(location).__name__}")
+    parts = re.split(r"[/\\]", location)
+    if not location or "\0" in location:
+        raise ValueError(f"invalid result location {location!r}")
+    if os.path.isabs(location) or location.startswith(("/", "\\")) or os.path.splitdrive(location)[0]:
+        raise ValueError(f"result location {location!r} is absolute: it must be relative to {str(dir)!r}")
+    if ".." in parts:
+        raise ValueError(f"result location {location!r} contains '..': it must stay inside {str(dir)!r}")
+    if parts[-1] in ("", "."):
+        raise ValueError(f"result location {location!r} names a directory, not a file")
+    return [part for part in parts if part not in ("", ".")]
+
+
+def write_file_sync(data: bytes | bytearray | memoryview, path: Path, durable: bool, dirs: set[Path]) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file renamed over it), as `LocalResult` does.
+
+    Args:
+        data: The bytes.
+        path: The file to write.
+        durable: Flush the file and its rename to disk.
+        dirs: Directories known to exist (``path``'s is added once made).
+    """
+    temp = path.with_name(f".{path.name[:100]}.{uuid.uuid4().hex}{_TEMP_SUFFIX}")
+    try:
+        _write_bytes_sync(data, temp, durable, dirs)
+        _publish_sync(temp, path, durable)
+    except BaseException:
+        _remove_sync(temp)
+        raise
+
+
+def _write_bytes_sync(data: bytes | bytearray | memoryview, temp: Path, durable: bool, dirs: set[Path]) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    if temp.parent not in dirs:  # one mkdir per directory, not per write
+        temp.parent.mkdir(parents=True, exist_ok=True)
+        dirs.add(temp.parent)
+    try:
+        fd = os.open(temp, flags, 0o666)
+    except FileNotFoundError:  # the directory was removed since: make it again
+        temp.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temp, flags, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _publish_sync(temp: Path, path: Path, durable: bool) -> None:

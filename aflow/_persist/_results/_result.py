@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import string
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, final
@@ -14,11 +14,20 @@ import anyio.lowlevel
 
 from ._serializers import PickleSerializer, Serializer
 
-__all__ = ("DEFAULT_LOCATION", "MemoryResult", "Result", "format_location")
+__all__ = (
+    "DEFAULT_LOCATION",
+    "MemoryResult",
+    "Result",
+    "default_location",
+    "format_lazily",
+    "format_location",
+    "fresh_uuid",
+)
 
 DEFAULT_LOCATION = "{flow_name}/{task_full_name}.{uuid}.result"
 """The location of a `Result` made with ``location=None``; see `Result` for how it is filled."""
 
+_ABSENT: Any = object()  # a value not given (None can be one)
 _UNSAFE = re.compile(r"[^\w.\-\[\] ]")  # what a default location's names may keep
 
 
@@ -42,7 +51,8 @@ def format_location(location: str | Callable[..., str], **kwargs: Any) -> str:
         TypeError: ``location`` is neither a string nor a callable, or the callable returned
             something other than a string.
     """
-    kwargs.setdefault("uuid", uuid.uuid4().hex)
+    if "uuid" not in kwargs:
+        kwargs["uuid"] = fresh_uuid()
     if isinstance(location, str):
         return _format_template(location, kwargs)
     if not callable(location):
@@ -85,15 +95,132 @@ def _format_template(template: str, values: dict[str, Any]) -> str:
 
 
 def _default_location(**kwargs: Any) -> str:
-    flow_name = kwargs.get("flow_name") or "_no_flow"
-    task_name = kwargs.get("task_full_name") or kwargs.get("task_name") or "_no_task"
+    return _default_from(kwargs.get)
+
+
+def _default_from(get: Callable[[str, Any], Any]) -> str:
+    task_name = get("task_full_name", None) or get("task_name", None)
+    return default_location(get("flow_name", None), task_name, get("uuid", _ABSENT))
+
+
+def default_location(flow_name: Any, task_name: Any, uuid: Any = _ABSENT) -> str:
+    """`DEFAULT_LOCATION` filled as `Result.format` fills it, from the values it uses.
+
+    Args:
+        flow_name: The flow's name (falsy: ``_no_flow``).
+        task_name: The task run's full name, else its name (falsy: ``_no_task``).
+        uuid: The ``uuid`` value; left out, a fresh one.
+
+    Returns:
+        The location, with the names made safe for a path.
+    """
+    key = fresh_uuid() if uuid is _ABSENT else _safe_name(uuid)  # a fresh one is safe as it is
+    flow_name = flow_name or "_no_flow"
+    task_name = task_name or "_no_task"
     # one directory per flow, not per task: creating a directory per result costs more than the write
-    return f"{_safe_name(flow_name)}/{_safe_name(task_name)}.{_safe_name(kwargs['uuid'])}.result"
+    if type(flow_name) is str and type(task_name) is str:
+        return f"{_default_dir(flow_name, task_name)}.{key}.result"
+    return f"{_safe_name(flow_name)}/{_safe_name(task_name)}.{key}.result"
+
+
+@functools.lru_cache(maxsize=4096)  # flow and task names repeat from one result to the next
+def _default_dir(flow_name: str, task_name: str) -> str:
+    return f"{_safe_str(flow_name)}/{_safe_str(task_name)}"
 
 
 def _safe_name(value: object) -> str:
-    name = _UNSAFE.sub("_", str(value))
+    return _safe_str(value if type(value) is str else str(value))
+
+
+def _safe_str(text: str) -> str:
+    name = _UNSAFE.sub("_", text)
     return "_" if name in ("", ".", "..") else name
+
+
+_UUIDS: list[str] = []  # random version-4 UUIDs made 256 at a time (one urandom call, not one each)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_UUIDS.clear)  # a forked child never reuses its parent's
+
+
+def fresh_uuid() -> str:
+    """Return what ``uuid.uuid4().hex`` returns (a new random UUID), ten times cheaper."""
+    try:
+        return _UUIDS.pop()
+    except IndexError:
+        pass
+    data = bytearray(os.urandom(16 * 256))
+    data[6::16] = bytes(b & 0x0F | 0x40 for b in data[6::16])  # version 4
+    data[8::16] = bytes(b & 0x3F | 0x80 for b in data[8::16])  # the RFC 4122 variant
+    text = data.hex()
+    made = [text[i : i + 32] for i in range(0, len(text), 32)]
+    _UUIDS.extend(made[1:])
+    return made[0]
+
+
+@functools.lru_cache(maxsize=1024)
+def _template_keys(template: str) -> tuple[str, ...] | None:
+    """The names a template formats with, parsed once; None if `format_location` must handle it (errors)."""
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError:
+        return None
+    keys: list[str] = []
+    for field in fields:
+        key = re.split(r"[.\[]", field, maxsplit=1)[0]
+        if key == "" or key.isdigit():
+            return None
+        if key not in keys:
+            keys.append(key)
+    return tuple(keys)
+
+
+def format_lazily(
+    location: str | Callable[..., str] | None,
+    get: Callable[[str, Any], Any],
+    everything: Callable[[], dict[str, Any]],
+    result: Result | None = None,
+) -> str:
+    """`format_location` (or ``result.format``) fetching only the values a string template names.
+
+    The same location and the same errors as ``format_location(location, **everything())``
+    (or ``result.format(**everything())``), without building every value for every task run:
+    a template is parsed once, ``get(name, default)`` fetches each name it uses, and ``uuid`` is
+    only made when used. A callable, a `Result` subclass with its own ``format``, an invalid
+    template or a failure fall back to the full values.
+
+    Args:
+        location: A template or callable; ignored when ``result`` is given (its own is used).
+        get: Returns the value of a name, or its second argument when the name has no value.
+        everything: Returns every value (parameters, context values and inputs merged).
+        result: Format this result's location (`Result.format`) instead of ``location``.
+
+    Returns:
+        The location.
+    """
+    if result is not None:
+        if type(result).format is not Result.format:  # a subclass formats its own way
+            return result.format(**everything())
+        location = result.location
+        if location is None:
+            return _default_from(get)
+    if isinstance(location, str):
+        keys = _template_keys(location)
+        if keys is not None:
+            values: dict[str, Any] = {}
+            for key in keys:
+                value = get(key, _ABSENT)
+                if value is _ABSENT:
+                    if key != "uuid":
+                        break  # a missing value: the full path names every value in its error
+                    value = fresh_uuid()
+                values[key] = value
+            else:
+                try:
+                    return location.format(**values)
+                except Exception:  # the full path below raises the documented error
+                    pass
+    assert location is not None
+    return format_location(location, **everything())
 
 
 class Result(ABC):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, final
@@ -50,6 +51,9 @@ class Serializer(ABC):
         return f"{type(self).__name__}()"
 
 
+_SCALARS = frozenset({int, float, complex, str, bytes, bool, type(None)})  # pickled by value, never by reference
+
+
 @final
 class PickleSerializer(Serializer):
     """Serializes with cloudpickle, so lambdas, closures and local classes work too (the default).
@@ -72,6 +76,8 @@ class PickleSerializer(Serializer):
         Returns:
             The pickle.
         """
+        if type(value) in _SCALARS:  # the same bytes cloudpickle makes, without making a CloudPickler
+            return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL if self.protocol is None else self.protocol)
         import cloudpickle  # type: ignore[import-untyped]  # lazily: `import aflow` stays light
 
         data: bytes = cloudpickle.dumps(value, protocol=self.protocol)
@@ -86,9 +92,7 @@ class PickleSerializer(Serializer):
         Returns:
             The value.
         """
-        import cloudpickle
-
-        return cloudpickle.loads(data)
+        return pickle.loads(data)  # what cloudpickle.loads is
 
 
 @final

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from aflow import Flow, Parameter, cache_validators, task
 from aflow._engine._checkpoints import clear_process_cache
 from aflow.history import RunStore
-from aflow.results import JSONSerializer, LocalResult, MemoryResult
+from aflow.results import JSONSerializer, LocalResult, MemoryResult, Result
 from aflow.states import Cached, Failed, Mapped, State, Success, TriggerFailed
 from aflow.testing import FakeClock
 
@@ -646,3 +647,65 @@ async def test_an_unreadable_stored_cache_entry_is_skipped_not_fatal(
     assert state.result[out].result == 10
     assert calls == [1]  # the bad entry was skipped, the task ran
     assert any("unreadable cached result" in r.getMessage() for r in caplog.records)
+
+
+class Recording(Result):
+    """Remembers the locations it was asked to write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[str] = []
+
+    async def exists(self, location: str) -> bool:
+        return False
+
+    async def read(self, location: str) -> Any:
+        raise FileNotFoundError(location)
+
+    async def write(self, value: Any, location: str) -> str:
+        self.written.append(location)
+        return location
+
+
+async def test_default_checkpoint_locations_honour_every_value_that_hides_their_names() -> None:
+    from aflow import context
+
+    @task
+    def plain(x: int) -> int:
+        return x
+
+    @task
+    def named(task_full_name: str) -> str:  # an input named like a context value wins over it
+        return task_full_name
+
+    async def locations(with_uuid: bool = False, **run_args: Any) -> list[str]:
+        store = Recording()
+        with Flow("f/low", result=store, checkpoint=True) as flow:
+            plain(1)
+            named("in/put")
+            plain.map([5, 6])
+            if with_uuid:
+                plain(Parameter("uuid"))
+        assert (await flow.run(**run_args)).is_successful()
+        return sorted(store.written)
+
+    def shapes(found: list[str]) -> list[str]:
+        return [re.sub(r"\.[0-9a-f]{32}\.result$", ".<uuid>.result", loc) for loc in found]
+
+    fresh = await locations()
+    assert shapes(fresh) == [
+        "f_low/in_put.<uuid>.result",
+        "f_low/plain.<uuid>.result",
+        "f_low/plain[0].<uuid>.result",
+        "f_low/plain[1].<uuid>.result",
+    ]
+    assert len(set(fresh)) == 4
+    assert shapes(await locations(context={"flow_name": "ctx"}))[1] == "ctx/plain.<uuid>.result"
+    assert set(await locations(with_uuid=True, parameters={"uuid": "p/q"})) == {
+        "f_low/in_put.p_q.result",
+        "f_low/plain.p_q.result",
+        "f_low/plain[0].p_q.result",
+        "f_low/plain[1].p_q.result",
+    }
+    with context.temporary(flow_name="over"):
+        assert shapes(await locations())[1] == "over/plain.<uuid>.result"
