@@ -18,7 +18,8 @@ Variants, each timed on ``flow.run()`` only (building the flow and opening the s
 Each variant gets a fresh temporary directory per repeat. Printed: the median wall time, the
 time per task and the ratio to ``plain``.
 
-Run: ``python bench/persist.py [N] [REPEATS]`` (default 10000, 5).
+Run: ``python bench/persist.py [N] [REPEATS] [--only NAME,...]`` (default 10000, 5; ``--only`` takes
+the variants' function names, e.g. ``checkpoint_segment,targets_segment``; ``plain`` always runs).
 """
 
 from __future__ import annotations
@@ -126,13 +127,14 @@ VARIANTS: list[Callable[[int, Path], Awaitable[dict[str, float]]]] = [
 ]
 
 
-async def main(n: int, repeats: int) -> None:
+async def main(n: int, repeats: int, only: list[str] | None = None) -> None:
+    variants = [v for v in VARIANTS if only is None or v.__name__ in only or v is plain]
     times: dict[str, list[float]] = {}
-    for variant in VARIANTS:  # warm up each code path once
+    for variant in variants:  # warm up each code path once
         with tempfile.TemporaryDirectory() as tmp:
             await variant(20, Path(tmp))
     for _ in range(repeats):
-        for variant in VARIANTS:
+        for variant in variants:
             with tempfile.TemporaryDirectory() as tmp:
                 for name, elapsed in (await variant(n, Path(tmp))).items():
                     times.setdefault(name, []).append(elapsed)
@@ -144,6 +146,12 @@ async def main(n: int, repeats: int) -> None:
 
 
 if __name__ == "__main__":
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    reps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-    asyncio.run(main(n, reps))
+    args = sys.argv[1:]
+    chosen = None
+    if "--only" in args:  # --only checkpoint_segment,targets_segment (function names; plain always runs)
+        at = args.index("--only")
+        chosen = args[at + 1].split(",")
+        del args[at : at + 2]
+    n = int(args[0]) if args else 10_000
+    reps = int(args[1]) if len(args) > 1 else 5
+    asyncio.run(main(n, reps, chosen))

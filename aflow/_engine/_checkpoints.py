@@ -66,6 +66,22 @@ class Persistence:
             t.target is not None or t.cache_seconds is not None or t.checkpoint for t in flow.graph.tasks
         )
 
+    async def prepare(self, flow: Flow) -> None:
+        """Let the stores that targets read get ready (`Result.prepare`), once, before tasks start.
+
+        A store that fails here is left as it is: its reads fail or succeed on their own.
+        """
+        results: dict[int, Result] = {}
+        for task in flow.graph.tasks:
+            if task.target is not None:
+                result = self._result_of(task)
+                results.setdefault(id(result), result)
+        for result in results.values():
+            try:
+                await result.prepare()
+            except Exception as exc:
+                logger.warning("Could not prepare %r for reading targets: %r", result, exc)
+
     def active(self, task: Task) -> bool:
         """Whether runs of ``task`` read or write anything here."""
         found = self._active.get(task)

@@ -129,6 +129,8 @@ class FlowRunner:
                 with relaxed_gc(len(self.order)):
                     if store is not None:
                         store.record_graph(self.run_id, flow)  # for readers of the file (aflow ui)
+                    if runner.persist is not None:
+                        await runner.persist.prepare(flow)  # the targets' stores, before any task reads
                     self._build()
                     if self.pending and not self.cancel_requested:
                         await self.done

@@ -267,6 +267,15 @@ class Result(ABC):
             return format_location(_default_location, **kwargs)
         return format_location(self.location, **kwargs)
 
+    async def prepare(self) -> None:
+        """Get ready for reads; the engine awaits it once per flow run whose targets read this store.
+
+        It runs before any task of the run starts, so a store that loads an index (`SegmentResult`)
+        does it here once instead of making the first task reads wait for it. The default does
+        nothing.
+        """
+        return None
+
     @abstractmethod
     async def exists(self, location: str) -> bool:
         """Tell whether a value was written at ``location``.

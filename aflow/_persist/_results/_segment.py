@@ -46,7 +46,6 @@ SEGMENTS = ".segments"
 _MAGIC = b"AFR1"
 _HEAD = struct.Struct("<4sIQBII")  # magic, crc32 of the rest, sequence, kind, location and value lengths
 _BODY = struct.Struct("<QBII")  # the part of the head the CRC covers
-_SMALL_SCAN = 1 << 20  # segments up to this many unread bytes (~20,000 small records) are read on the loop
 _INLINE = 0
 _FILE = 1
 _Entry = tuple[int, bytes | None]  # (sequence, the value's bytes or None when it has its own file)
@@ -97,9 +96,8 @@ class SegmentResult(Result):
     Reading: the first `read` or `exists` of an instance reads every segment under ``dir`` and
     keeps the newest record of each location in memory (small values' bytes included: memory
     grows with the values stored); later reads are a dict look-up and a deserialization, without
-    a thread. Segments holding up to 1 MiB (some 20,000 small records: a few milliseconds) are
-    read on the event loop, at once, so the first reads of a resumed flow do not wait for a
-    thread; bigger ones in a worker thread, which concurrent first reads wait for together. A
+    a thread. The segments are read in one worker-thread call (file I/O never blocks the event
+    loop), which concurrent first reads wait for together. A
     record cut short (the tail of a killed process) or whose CRC does not match is ignored, so
     a value is whole or absent. An instance sees what other instances or processes wrote before
     its first read, and everything it wrote itself; `refresh` reads what they appended since.
@@ -237,6 +235,11 @@ class SegmentResult(Result):
     def _read_file_sync(self, key: str) -> Any:
         return self.serializer.loads(self._file(key).read_bytes())
 
+    async def prepare(self) -> None:
+        """Read the segments' index now (once per instance), so later reads need no wait."""
+        if not self._loaded:
+            await self._load()
+
     async def refresh(self) -> None:
         """Read the records other instances and processes appended since this one last looked."""
         await anyio.to_thread.run_sync(self._scan_sync)
@@ -245,8 +248,6 @@ class SegmentResult(Result):
         """Read every segment once; concurrent first reads wait for the one scan."""
         loop = asyncio.get_running_loop()
         loading = self._loading.get(loop)
-        if loading is None and self._scan_sync(small_only=True):
-            return  # small segments: read at once, without a thread hop and waiting readers
         if loading is None:
             waiters: list[asyncio.Future[None]] = []
             loading = self._loading[loop] = (loop.create_task(self._load_task(loop, waiters)), waiters)
@@ -273,29 +274,17 @@ class SegmentResult(Result):
         if isinstance(error, asyncio.CancelledError):
             raise error
 
-    def _scan_sync(self, small_only: bool = False) -> bool:
-        """Index the records appended to other segments since the last scan.
-
-        With ``small_only`` (on the event loop), scan only if that means reading at most
-        `_SMALL_SCAN` bytes and no flush holds the lock; return whether it scanned.
-        """
-        if not self._lock.acquire(blocking=not small_only):
-            return False
-        try:
+    def _scan_sync(self) -> None:
+        """Index the records appended to other segments since the last scan."""
+        with self._lock:
             folder = self.dir / SEGMENTS
             try:
                 names = sorted(os.listdir(folder))
             except FileNotFoundError:
                 names = []
-            names = [name for name in names if name.endswith(".seg") and name not in self._own]
-            if small_only:
-                try:
-                    size = sum(os.stat(folder / name).st_size - self._scanned.get(name, 0) for name in names)
-                except OSError:
-                    return False
-                if size > _SMALL_SCAN:
-                    return False
             for name in names:
+                if not name.endswith(".seg") or name in self._own:
+                    continue
                 start = self._scanned.get(name, 0)
                 try:
                     with open(folder / name, "rb") as f:
@@ -305,9 +294,6 @@ class SegmentResult(Result):
                     continue
                 self._scanned[name] = start + self._parse(data)
             self._loaded = True
-            return True
-        finally:
-            self._lock.release()
 
     def _parse(self, data: bytes) -> int:
         """Index the whole records of ``data``; return how many bytes they took (up to a torn one)."""

@@ -367,6 +367,78 @@ async def test_memory_result_target_within_one_result_object() -> None:
     assert calls == [1]
 
 
+class _Preparing(Result):
+    """A dict store that counts `prepare` calls and can fail them (a real Result subclass)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+        self.prepared = 0
+        self.reads_before_prepare = 0
+        self.values: dict[str, Any] = {}
+
+    async def prepare(self) -> None:
+        self.prepared += 1
+        if self.fail:
+            raise OSError("store offline")
+
+    async def exists(self, location: str) -> bool:
+        return location in self.values
+
+    async def read(self, location: str) -> Any:
+        if not self.prepared:
+            self.reads_before_prepare += 1
+        try:
+            return self.values[location]
+        except KeyError:
+            raise FileNotFoundError(location) from None
+
+    async def write(self, value: Any, location: str) -> str:
+        self.values[location] = value
+        return location
+
+
+async def test_a_targets_store_is_prepared_once_per_run_before_any_read() -> None:
+    store, other = _Preparing(), _Preparing()
+
+    @task(target="{task_name}-{x}", result=store)
+    def double(x: int) -> int:
+        return 2 * x
+
+    @task(checkpoint=True, result=other)  # written, never read: not prepared
+    def total(xs: list[int]) -> int:
+        return sum(xs)
+
+    with Flow("prepared") as flow:
+        out = total([double(i) for i in range(5)])
+
+    first = await run(flow)
+    second = await run(flow)
+    assert first.result[out].result == second.result[out].result == 20
+    assert all(isinstance(second.result[t], Cached) for t in flow.get_tasks(name="double"))
+    assert store.prepared == 2  # one per run, for five tasks sharing the store
+    assert store.reads_before_prepare == 0
+    assert other.prepared == 0
+
+
+async def test_a_store_that_fails_to_prepare_is_logged_and_the_run_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    store = _Preparing(fail=True)
+
+    @task(target="{task_name}", result=store)
+    def body() -> int:
+        return 3
+
+    with Flow("unprepared") as flow:
+        out = body()
+
+    state = await run(flow)
+    assert state.is_successful()
+    assert state.result[out].result == 3
+    assert store.values == {"body": 3}
+    assert "Could not prepare" in caplog.text
+    assert "store offline" in caplog.text
+
+
 # -- caches -------------------------------------------------------------------------------------
 
 
