@@ -7,6 +7,9 @@ Variants, each timed on ``flow.run()`` only (building the flow and opening the s
   written to its own file (pickled in a worker thread, written atomically: temporary file, rename);
 - ``history``: ``flow.run(history=store)`` with an open `aflow.history.RunStore` on a fresh
   SQLite file: every transition is recorded, and the run ends by flushing the store;
+- ``plain, run again`` / ``history, run again``: one flow run a first time (untimed, with the
+  store), then timed again without and with the store: a flow that runs repeatedly (a
+  service, a schedule) records its graph once, on its first run;
 - ``target miss`` / ``target hit``: every task has ``target="{task_name}-{x}.pkl"`` on a
   ``LocalResult``: the first run looks each target up, runs and writes it; the second finds
   every target and reads it back (the resume path);
@@ -90,6 +93,16 @@ async def history(n: int, tmp: Path) -> dict[str, float]:
     return {"history": elapsed}
 
 
+async def history_again(n: int, tmp: Path) -> dict[str, float]:
+    flow, out, expected = wide(n)
+    async with RunStore(tmp / "runs.db") as store:
+        await timed(flow, out, expected, history=store)  # the first run records the flow's graph
+        again = await timed(flow, out, expected)
+        recorded = await timed(flow, out, expected, history=store)
+        assert len(await store.list_runs()) == 2
+    return {"plain, run again": again, "history, run again": recorded}
+
+
 async def targets(n: int, tmp: Path) -> dict[str, float]:
     inc = a_inc.copy(target="{task_name}-{x}.pkl", result=LocalResult(tmp))
     flow, out, expected = wide(n, inc=inc)
@@ -122,6 +135,7 @@ VARIANTS: list[Callable[[int, Path], Awaitable[dict[str, float]]]] = [
     checkpoint,
     checkpoint_segment,
     history,
+    history_again,
     targets,
     targets_segment,
 ]
