@@ -6,9 +6,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 if TYPE_CHECKING:
     from ._task import Task
 
-__all__ = ("Edge", "flatten", "is_mappable", "mapped", "unmapped")
+__all__ = ("SCALARS", "Edge", "flatten", "is_mappable", "mapped", "unmapped")
 
 T = TypeVar("T")
+
+SCALARS = frozenset({int, float, str, bytes, bool, type(None)})  # types of values that can hold no task
 
 
 def is_mappable(value: Any) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..exceptions import FlowValidationError
 from ._builtin_tasks import Parameter
-from ._edge import Edge
+from ._edge import SCALARS, Edge
 from ._task import Task, require_run
 from ._task_spec import NO_RUN_SPEC
 
@@ -283,6 +283,58 @@ class TaskGraph:
             out.append(edge)
         self._version += 1
         return edge
+
+    def add_call(self, task: Task, arguments: dict[str, Any]) -> bool:
+        """Add a new task with the arguments of one call in one step, when that is simple.
+
+        Simple: ``task`` is not in the graph yet (nothing is downstream of it, so none of its
+        edges can close a cycle) and is no Parameter, and each argument is a task of the graph
+        (a data edge) or a scalar (a constant), under a name ``run`` takes. Otherwise nothing
+        changes and the result is False: the caller goes the general way (`add_edge`,
+        `add_constant`), which explains what is wrong, if anything.
+
+        Raises:
+            FlowValidationError: As `add_task` (before anything changed).
+        """
+        tasks = self._tasks
+        if task in tasks or isinstance(task, Parameter) or not isinstance(task, Task):
+            return False
+        spec = task.run_spec
+        names, open_kw = spec.names, spec.var_kw
+        for key, value in arguments.items():
+            if isinstance(value, Task):
+                if value not in tasks or not key.isidentifier():
+                    return False
+            elif type(value) not in SCALARS:
+                return False
+            if not (open_kw or key in names):
+                return False
+        self.add_task(task)
+        edges, edges_from = self._edges, self._edges_from
+        into: list[Edge] = []
+        consts: dict[str, Any] | None = None
+        for key, value in arguments.items():
+            if isinstance(value, Task):
+                edge = Edge(value, task, key)
+                edges[edge] = None
+                into.append(edge)
+                out = edges_from.get(value)
+                if out is None:
+                    edges_from[value] = [edge]
+                else:
+                    out.append(edge)
+            elif consts is None:
+                consts = {key: value}
+            else:
+                consts[key] = value
+        if into:
+            self._edges_to[task] = into
+        if consts is not None:
+            self.constants[task] = consts
+        if arguments:
+            self._keys[task] = next(iter(arguments)) if len(arguments) == 1 else set(arguments)
+        self._version += 1
+        return True
 
     def add_constant(self, task: Task, key: str, value: Any) -> None:
         """Bind a plain value to a run argument: kept out of the edges, passed to ``run``.

@@ -118,6 +118,8 @@ class Task:
     run_is_async: bool = True
     #: The checked signature of ``run``: the argument names a call or an edge may bind; set by aflow.
     run_spec: RunSpec = NO_RUN_SPEC
+    #: Whether the class keeps `Task.copy` (a call may then copy the template's attributes directly).
+    _plain_copy: ClassVar[bool] = True
 
     # Defaults of the attributes set by __init__ (an instance stores only what differs).
     name: str = "Task"
@@ -149,6 +151,7 @@ class Task:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls._plain_copy = cls.copy is Task.copy
         if "name" not in cls.__dict__:
             cls.name = cls.__name__
         run = cls.__dict__.get("run")
@@ -379,7 +382,12 @@ class Task:
         **kwargs: Any,
     ) -> Task:
         """Copy the task and bind the arguments to the copy (see `bind`); returns the copy."""
-        new = self.copy(**(task_args or {}))
+        attrs = self.__dict__
+        if task_args or not self._plain_copy or "slug" in attrs or "_logger" in attrs or _tags_var.get():
+            new = self.copy(**(task_args or {}))
+        else:  # what copy() does when there is nothing to drop, replace or tag: the common call
+            new = object.__new__(type(self))
+            new.__dict__.update(attrs)
         return new.bind(*args, mapped=mapped, upstream_tasks=upstream_tasks, flow=flow, **kwargs)
 
     def bind(
