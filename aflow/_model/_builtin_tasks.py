@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, final
 
 from .._runtime._run_context import flow_run_var
+from ._building import building
 from ._edge import flatten, mapped, unmapped
 from ._task import GetItem, Task
 
@@ -160,5 +161,21 @@ def as_task(value: Any, flow: Flow | None = None) -> Task:
         return Constant(value)
     if isinstance(value, dict):
         return Dict().bind(keys=list(value), values=list(value.values()), flow=flow)
-    cls = _COLLECTIONS[type(value)]
-    return cls().bind(flow=flow, **{f"arg_{i}": v for i, v in enumerate(value)})
+    arguments = dict(zip(_arg_keys(len(value)), value, strict=False))
+    task = _COLLECTIONS[type(value)]()
+    found = flow if flow is not None else building.get()
+    if found is not None and found.graph.add_call(task, arguments):
+        return task  # items that are tasks of the flow or scalars: bound in one step
+    return task.bind(flow=flow, **arguments)
+
+
+_arg_names: list[str] = []  # "arg_0", "arg_1"...: one string each, shared by every collection task
+
+
+def _arg_keys(n: int) -> list[str]:
+    """At least ``n`` argument names; the list is replaced when it grows, never changed (threads)."""
+    global _arg_names
+    names = _arg_names
+    if len(names) < n:
+        names = _arg_names = names + [f"arg_{i}" for i in range(len(names), max(n, 2 * len(names)))]
+    return names

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 if TYPE_CHECKING:
     from ._task import Task
 
-__all__ = ("SCALARS", "Edge", "flatten", "is_mappable", "mapped", "unmapped")
+__all__ = ("SCALARS", "Edge", "flatten", "is_mappable", "mapped", "new_edge", "unmapped")
 
 T = TypeVar("T")
 
@@ -74,6 +74,22 @@ class Edge:
         flags = "".join(f", {f}=True" for f in ("mapped", "flattened") if getattr(self, f))
         key = f", key={self.key!r}" if self.key else ""
         return f"<Edge {self.upstream_task.name} -> {self.downstream_task.name}{key}{flags}>"
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def new_edge(upstream_task: Task, downstream_task: Task, key: str) -> Edge:
+    """A plain data edge, as ``Edge(upstream_task, downstream_task, key)``, for a key known valid."""
+    edge: Edge = _new(Edge)
+    _set(edge, "upstream_task", upstream_task)
+    _set(edge, "downstream_task", downstream_task)
+    _set(edge, "key", key)
+    _set(edge, "mapped", False)
+    _set(edge, "flattened", False)
+    _set(edge, "_hash", hash((id(upstream_task), id(downstream_task), key, False, False)))
+    return edge
 
 
 class _Annotation(Generic[T]):

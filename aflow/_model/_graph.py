@@ -12,7 +12,7 @@ from typing import Any
 
 from ..exceptions import FlowValidationError
 from ._builtin_tasks import Parameter
-from ._edge import SCALARS, Edge
+from ._edge import SCALARS, Edge, new_edge
 from ._task import Task, require_run
 from ._task_spec import NO_RUN_SPEC
 
@@ -300,6 +300,8 @@ class TaskGraph:
         if task in tasks or isinstance(task, Parameter) or not isinstance(task, Task):
             return False
         spec = task.run_spec
+        if spec is NO_RUN_SPEC:
+            return False
         names, open_kw = spec.names, spec.var_kw
         for key, value in arguments.items():
             if isinstance(value, Task):
@@ -309,13 +311,27 @@ class TaskGraph:
                 return False
             if not (open_kw or key in names):
                 return False
-        self.add_task(task)
+        attrs = task.__dict__
+        if "slug" in attrs:
+            self.add_task(task)  # the user's slug, checked
+        else:  # add_task's automatic slug, inline
+            name, slugs = task.name, self._slugs
+            n = self._slug_counts.get(name, 0) + 1
+            slug = f"{name}-{n}"
+            while slug in slugs:
+                n += 1
+                slug = f"{name}-{n}"
+            self._slug_counts[name] = n
+            attrs["slug"] = slug
+            attrs["_auto_slug"] = True
+            slugs[slug] = task
+            tasks[task] = None
         edges, edges_from = self._edges, self._edges_from
         into: list[Edge] = []
         consts: dict[str, Any] | None = None
         for key, value in arguments.items():
             if isinstance(value, Task):
-                edge = Edge(value, task, key)
+                edge = new_edge(value, task, key)
                 edges[edge] = None
                 into.append(edge)
                 out = edges_from.get(value)

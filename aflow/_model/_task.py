@@ -383,11 +383,19 @@ class Task:
     ) -> Task:
         """Copy the task and bind the arguments to the copy (see `bind`); returns the copy."""
         attrs = self.__dict__
-        if task_args or not self._plain_copy or "slug" in attrs or "_logger" in attrs or _tags_var.get():
-            new = self.copy(**(task_args or {}))
-        else:  # what copy() does when there is nothing to drop, replace or tag: the common call
-            new = object.__new__(type(self))
-            new.__dict__.update(attrs)
+        if not (task_args or mapped or upstream_tasks is not None or "slug" in attrs or "_logger" in attrs):
+            # the common call: what copy() and bind() do, when there is nothing to drop, replace
+            # or tag in the copy and no flow-level wiring beyond the arguments
+            flow = flow if flow is not None else building.get()
+            spec = self.run_spec
+            if flow is not None and spec is not NO_RUN_SPEC and self._plain_copy and not _tags_var.get():
+                callargs = spec.bind(self.name, args, kwargs)
+                new = object.__new__(type(self))
+                new.__dict__.update(attrs)
+                if not flow.graph.add_call(new, callargs):
+                    flow.set_dependencies(task=new, keyword_tasks=callargs)
+                return new
+        new = self.copy(**(task_args or {}))
         return new.bind(*args, mapped=mapped, upstream_tasks=upstream_tasks, flow=flow, **kwargs)
 
     def bind(
