@@ -867,6 +867,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="M",
         help="cap on task runs per case for dask/prefect1 (default: dask 10000, prefect1 1000)",
     )
+    p.add_argument(
+        "--mem-n",
+        type=int,
+        metavar="N",
+        help="W1 size of the memory measurement (default 100000, quick 10000); e.g. 1000000",
+    )
     p.add_argument("--mem-child", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -925,7 +931,7 @@ def main(argv: list[str] | None = None) -> int:
     if "import" in selected:
         extras["import"] = import_time(5 if args.quick else 7)
     if "mem" in selected:
-        extras["memory"] = memory(10_000 if args.quick else 100_000, 1 if args.quick else 3)
+        extras["memory"] = memory(args.mem_n or (10_000 if args.quick else 100_000), 1 if args.quick else 3)
     elapsed = time.perf_counter() - t0
 
     print()

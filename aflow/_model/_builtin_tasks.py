@@ -169,13 +169,11 @@ def as_task(value: Any, flow: Flow | None = None) -> Task:
     return task.bind(flow=flow, **arguments)
 
 
-_arg_names: list[str] = []  # "arg_0", "arg_1"...: one string each, shared by every collection task
+_arg_names = [f"arg_{i}" for i in range(1024)]  # "arg_0"...: shared by the collection tasks
 
 
 def _arg_keys(n: int) -> list[str]:
-    """At least ``n`` argument names; the list is replaced when it grows, never changed (threads)."""
-    global _arg_names
-    names = _arg_names
-    if len(names) < n:
-        names = _arg_names = names + [f"arg_{i}" for i in range(len(names), max(n, 2 * len(names)))]
-    return names
+    """``n`` argument names: the shared ones, then new strings for a long collection."""
+    if n <= len(_arg_names):
+        return _arg_names
+    return _arg_names + [f"arg_{i}" for i in range(len(_arg_names), n)]

@@ -56,9 +56,12 @@ class TaskGraph:
         """The tasks, in the order they were added (a live read-only view)."""
         self.edges: KeysView[Edge] = self._edges.keys()
         """The edges, in the order they were added (a live read-only view)."""
-        self._edges_to: dict[Task, list[Edge]] = {}
-        self._edges_from: dict[Task, list[Edge]] = {}
-        # run arguments bound per task: one key as a str (the common case, no set), more as a set
+        # edges into and out of each task: a tuple (most tasks have one; no list to grow), turned
+        # into a list when more are added one by one
+        self._edges_to: dict[Task, Sequence[Edge]] = {}
+        self._edges_from: dict[Task, Sequence[Edge]] = {}
+        # run arguments bound per task, a cache for the tasks bound more than once: one key as a
+        # str, more as a set; a task without an entry has the keys of its constants and edges in
         self._keys: dict[Task, str | set[str]] = {}
         self._slugs: dict[str, Task] = {}
         self._slug_counts: dict[str, int] = {}
@@ -271,16 +274,8 @@ class TaskGraph:
         if key is not None:
             self._reserve_key(downstream, key)
         self._edges[edge] = None
-        into = self._edges_to.get(downstream)
-        if into is None:
-            self._edges_to[downstream] = [edge]
-        else:
-            into.append(edge)
-        out = self._edges_from.get(upstream)
-        if out is None:
-            self._edges_from[upstream] = [edge]
-        else:
-            out.append(edge)
+        _append(self._edges_to, downstream, edge)
+        _append(self._edges_from, upstream, edge)
         self._version += 1
         return edge
 
@@ -334,21 +329,21 @@ class TaskGraph:
                 edge = new_edge(value, task, key)
                 edges[edge] = None
                 into.append(edge)
-                out = edges_from.get(value)
+                out = edges_from.get(value)  # _append, inline
                 if out is None:
-                    edges_from[value] = [edge]
-                else:
+                    edges_from[value] = (edge,)
+                elif type(out) is list:
                     out.append(edge)
+                else:
+                    edges_from[value] = [*out, edge]
             elif consts is None:
                 consts = {key: value}
             else:
                 consts[key] = value
         if into:
-            self._edges_to[task] = into
+            self._edges_to[task] = tuple(into)
         if consts is not None:
             self.constants[task] = consts
-        if arguments:
-            self._keys[task] = next(iter(arguments)) if len(arguments) == 1 else set(arguments)
         self._version += 1
         return True
 
@@ -392,8 +387,8 @@ class TaskGraph:
         n_tasks, n_edges, n_consts = marks
         for e in list(self._edges)[n_edges:]:
             self._edges.pop(e, None)
-            self._edges_to[e.downstream_task].remove(e)
-            self._edges_from[e.upstream_task].remove(e)
+            _discard(self._edges_to, e.downstream_task, e)
+            _discard(self._edges_from, e.upstream_task, e)
             if e.key is not None:
                 self._release_key(e.downstream_task, e.key)
         consts = self.constants.get(task)
@@ -411,12 +406,12 @@ class TaskGraph:
 
     def remove(self, task: Task) -> None:
         """Take ``task`` out with its edges and constants (a no-op for an unknown task)."""
-        for e in self._edges_to.pop(task, []) + self._edges_from.pop(task, []):
+        for e in [*self._edges_to.pop(task, ()), *self._edges_from.pop(task, ())]:
             self._edges.pop(e, None)
             other = e.upstream_task if e.downstream_task is task else e.downstream_task
             for index in (self._edges_to, self._edges_from):
-                if other in index and e in index[other]:
-                    index[other].remove(e)
+                if e in index.get(other, ()):
+                    _discard(index, other, e)
             if e.key is not None and e.downstream_task is not task:
                 self._release_key(e.downstream_task, e.key)
         self._keys.pop(task, None)
@@ -435,8 +430,8 @@ class TaskGraph:
         new._edges = dict(self._edges)
         new.tasks = new._tasks.keys()
         new.edges = new._edges.keys()
-        new._edges_to = {t: list(es) for t, es in self._edges_to.items()}
-        new._edges_from = {t: list(es) for t, es in self._edges_from.items()}
+        new._edges_to = {t: es if type(es) is tuple else list(es) for t, es in self._edges_to.items()}
+        new._edges_from = {t: es if type(es) is tuple else list(es) for t, es in self._edges_from.items()}
         new._keys = {t: ks if isinstance(ks, str) else set(ks) for t, ks in self._keys.items()}
         new._slugs = dict(self._slugs)
         new._slug_counts = dict(self._slug_counts)
@@ -448,9 +443,12 @@ class TaskGraph:
     def _reserve_key(self, task: Task, key: str) -> None:
         self.check_key(task, key)
         keys = self._keys.get(task)
-        if keys is None:
-            self._keys[task] = key
-            return
+        if keys is None:  # not cached yet: the keys of its edges and constants
+            bound = {e.key for e in self._edges_to.get(task, ()) if e.key is not None}
+            bound.update(self.constants.get(task, ()))
+            keys = self._keys[task] = bound if len(bound) > 1 else next(iter(bound), key)
+            if not bound:
+                return
         if key == keys or (isinstance(keys, set) and key in keys):
             raise FlowValidationError(f"Argument {key!r} of {task.name!r} is bound twice in flow {self.name!r}")
         if isinstance(keys, str):
@@ -464,3 +462,25 @@ class TaskGraph:
             del self._keys[task]
         elif isinstance(keys, set):
             keys.discard(key)
+
+
+def _append(index: dict[Task, Sequence[Edge]], task: Task, edge: Edge) -> None:
+    """Add ``edge`` to ``task``'s edges in ``index``: a tuple of one, then a list."""
+    have = index.get(task)
+    if have is None:
+        index[task] = (edge,)
+    elif type(have) is list:
+        have.append(edge)
+    else:
+        index[task] = [*have, edge]
+
+
+def _discard(index: dict[Task, Sequence[Edge]], task: Task, edge: Edge) -> None:
+    """Take ``edge`` out of ``task``'s edges in ``index`` (as ``list.remove``)."""
+    have = index[task]
+    if type(have) is list:
+        have.remove(edge)
+    else:
+        kept = list(have)
+        kept.remove(edge)
+        index[task] = tuple(kept)
