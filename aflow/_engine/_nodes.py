@@ -12,7 +12,15 @@ if TYPE_CHECKING:
     from .._model._edge import Edge
     from .._model._task import Task
 
-__all__ = ("NO_LISTENERS", "Node", "child_inputs", "flatten_value", "inputs_and_states", "plan_children")
+__all__ = (
+    "NO_LISTENERS",
+    "Node",
+    "add_listener",
+    "child_inputs",
+    "flatten_value",
+    "inputs_and_states",
+    "plan_children",
+)
 
 
 class Node:
@@ -42,8 +50,8 @@ class Node:
         self.consts = consts
         self.state: State | None = None
         self.waiting = 0
-        self.finish_listeners: list[Node] = NO_LISTENERS
-        self.resolve_listeners: list[Node] = NO_LISTENERS
+        self.finish_listeners: Sequence[Node] = NO_LISTENERS
+        self.resolve_listeners: Sequence[Node] = NO_LISTENERS
         self.resolved = False
         self.is_mapped = any(e.mapped for e in edges_in) if edges_in else False
         self.width: int | None = None  # known once a mapped task has mapped
@@ -55,7 +63,15 @@ class Node:
         self.df_getters: list[Any]
 
 
-NO_LISTENERS: list[Node] = []  # shared "no listeners" marker; never appended to
+NO_LISTENERS: Sequence[Node] = ()  # no listeners (yet)
+
+
+def add_listener(listeners: Sequence[Node], node: Node) -> Sequence[Node]:
+    """``listeners`` with ``node`` added: a tuple of one (most nodes have one), then a list."""
+    if type(listeners) is list:
+        listeners.append(node)
+        return listeners
+    return [*listeners, node] if listeners else (node,)
 
 
 def flatten_value(value: Any, name: str) -> list[Any]:

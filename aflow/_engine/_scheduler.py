@@ -30,7 +30,7 @@ from ._cancel import ignored_message, stop_all
 from ._checkpoints import Persistence
 from ._executor import LocalExecutor
 from ._flow_hooks import final_state, flow_state
-from ._nodes import NO_LISTENERS, Node, child_inputs, inputs_and_states, plan_children
+from ._nodes import Node, add_listener, child_inputs, inputs_and_states, plan_children
 from ._task_runner import UPSTREAM_SKIPPED, TaskRunEnv, check_trigger, redact_state, run_task
 
 if TYPE_CHECKING:
@@ -191,13 +191,9 @@ class FlowRunner:
                     by_up[up] = by_up.get(up, True) and df
                 for up, df in by_up.items():
                     if df:
-                        if up.resolve_listeners is NO_LISTENERS:
-                            up.resolve_listeners = []
-                        up.resolve_listeners.append(node)
+                        up.resolve_listeners = add_listener(up.resolve_listeners, node)
                     else:
-                        if up.finish_listeners is NO_LISTENERS:
-                            up.finish_listeners = []
-                        up.finish_listeners.append(node)
+                        up.finish_listeners = add_listener(up.finish_listeners, node)
                 node.waiting = len(by_up)
             else:
                 ready.append(node)
