@@ -14,11 +14,13 @@ if TYPE_CHECKING:
 
 __all__ = (
     "NO_LISTENERS",
+    "MappedNode",
     "Node",
     "add_listener",
     "child_inputs",
     "flatten_value",
     "inputs_and_states",
+    "new_node",
     "plan_children",
 )
 
@@ -27,12 +29,7 @@ class Node:
     """The run-time record of one task of the flow."""
 
     __slots__ = (
-        "child_listeners",
-        "child_states",
-        "child_waiting",
-        "children_left",
         "consts",
-        "df_getters",
         "edges_in",
         "finish_listeners",
         "is_mapped",
@@ -55,12 +52,28 @@ class Node:
         self.resolved = False
         self.is_mapped = any(e.mapped for e in edges_in) if edges_in else False
         self.width: int | None = None  # known once a mapped task has mapped
-        # set by _map_parent, for mapped tasks only:
+
+
+class MappedNode(Node):
+    """The run-time record of a mapped task: a `Node` with its children's."""
+
+    __slots__ = ("child_listeners", "child_states", "child_waiting", "children_left", "df_getters")
+
+    def __init__(self, task: Task, edges_in: Sequence[Edge], consts: dict[str, Any] | None) -> None:
+        super().__init__(task, edges_in, consts)
+        # set by _map_parent:
         self.child_states: list[State | None]
         self.children_left: int
         self.child_waiting: list[int]
-        self.child_listeners: list[Node]
+        self.child_listeners: list[MappedNode]
         self.df_getters: list[Any]
+
+
+def new_node(task: Task, edges_in: Sequence[Edge], consts: dict[str, Any] | None) -> Node:
+    """A `MappedNode` for a task with a mapped edge in, else a `Node` (without the children's slots)."""
+    if edges_in and any(e.mapped for e in edges_in):
+        return MappedNode(task, edges_in, consts)
+    return Node(task, edges_in, consts)
 
 
 NO_LISTENERS: Sequence[Node] = ()  # no listeners (yet)
@@ -124,7 +137,7 @@ def inputs_and_states(node: Node, nodes: Mapping[Task, Node]) -> tuple[dict[str,
     return inputs, upstream
 
 
-def plan_children(node: Node, nodes: Mapping[Task, Node]) -> int:
+def plan_children(node: MappedNode, nodes: Mapping[Task, Node]) -> int:
     """Fill ``node.df_getters`` (how child i gets each input) and return the width."""
     getters: list[tuple[str, Edge, Any]] = []
     widths: list[int] = []
@@ -159,7 +172,7 @@ def plan_children(node: Node, nodes: Mapping[Task, Node]) -> int:
     return min(widths)
 
 
-def child_inputs(node: Node, i: int) -> tuple[dict[str, Any], dict[Edge, State]]:
+def child_inputs(node: MappedNode, i: int) -> tuple[dict[str, Any], dict[Edge, State]]:
     inputs = dict(node.consts) if node.consts else {}
     upstream: dict[Edge, State] = {}
     for kind, e, src in node.df_getters:
