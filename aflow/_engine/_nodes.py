@@ -28,18 +28,13 @@ __all__ = (
 class Node:
     """The run-time record of one task of the flow."""
 
-    __slots__ = (
-        "consts",
-        "edges_in",
-        "finish_listeners",
-        "is_mapped",
-        "resolve_listeners",
-        "resolved",
-        "state",
-        "task",
-        "waiting",
-        "width",
-    )
+    __slots__ = ("consts", "edges_in", "finish_listeners", "state", "task", "waiting")
+
+    is_mapped: bool = False
+    #: The children a mapped task has, once known (None: not mapped yet, or not a mapped task).
+    width: int | None = None
+    #: Nodes waiting for a mapped task's width, not its end (depth-first mapping); a `MappedNode`'s own.
+    resolve_listeners: Sequence[Node] = ()
 
     def __init__(self, task: Task, edges_in: Sequence[Edge], consts: dict[str, Any] | None) -> None:
         self.task = task
@@ -48,19 +43,29 @@ class Node:
         self.state: State | None = None
         self.waiting = 0
         self.finish_listeners: Sequence[Node] = NO_LISTENERS
-        self.resolve_listeners: Sequence[Node] = NO_LISTENERS
-        self.resolved = False
-        self.is_mapped = any(e.mapped for e in edges_in) if edges_in else False
-        self.width: int | None = None  # known once a mapped task has mapped
 
 
 class MappedNode(Node):
-    """The run-time record of a mapped task: a `Node` with its children's."""
+    """The run-time record of a mapped task: a `Node` with its width and its children's."""
 
-    __slots__ = ("child_listeners", "child_states", "child_waiting", "children_left", "df_getters")
+    __slots__ = (
+        "child_listeners",
+        "child_states",
+        "child_waiting",
+        "children_left",
+        "df_getters",
+        "resolve_listeners",
+        "resolved",
+        "width",
+    )
+
+    is_mapped = True
 
     def __init__(self, task: Task, edges_in: Sequence[Edge], consts: dict[str, Any] | None) -> None:
         super().__init__(task, edges_in, consts)
+        self.resolve_listeners = NO_LISTENERS
+        self.resolved = False
+        self.width = None
         # set by _map_parent:
         self.child_states: list[State | None]
         self.children_left: int

@@ -190,7 +190,7 @@ class FlowRunner:
                     df = e.mapped and not e.flattened and up.is_mapped
                     by_up[up] = by_up.get(up, True) and df
                 for up, df in by_up.items():
-                    if df:
+                    if df and isinstance(up, MappedNode):  # (df needs up.is_mapped)
                         up.resolve_listeners = add_listener(up.resolve_listeners, node)
                     else:
                         up.finish_listeners = add_listener(up.finish_listeners, node)
@@ -248,7 +248,7 @@ class FlowRunner:
 
     # -- notifications ------------------------------------------------------------------------
 
-    def _resolve(self, node: Node) -> None:
+    def _resolve(self, node: MappedNode) -> None:
         if node.resolved:
             return
         node.resolved = True
@@ -261,7 +261,8 @@ class FlowRunner:
         node.state = redact_state(state)
         if self.observer is not None:
             self.observer.task_finished(node.task, None, state)
-        self._resolve(node)
+        if isinstance(node, MappedNode):
+            self._resolve(node)
         for down in node.finish_listeners:
             down.waiting -= 1
             if down.waiting == 0:
