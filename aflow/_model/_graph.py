@@ -298,14 +298,24 @@ class TaskGraph:
         if spec is NO_RUN_SPEC:
             return False
         names, open_kw = spec.names, spec.var_kw
-        for key, value in arguments.items():
+        consts: dict[str, Any] | None = None
+        ups: list[tuple[str, Task]] | None = None
+        for key, value in arguments.items():  # checked and sorted out before anything changes
+            if not (open_kw or key in names):
+                return False
             if isinstance(value, Task):
                 if value not in tasks or not key.isidentifier():
                     return False
+                if ups is None:
+                    ups = [(key, value)]
+                else:
+                    ups.append((key, value))
             elif type(value) not in SCALARS:
                 return False
-            if not (open_kw or key in names):
-                return False
+            elif consts is None:
+                consts = {key: value}
+            else:
+                consts[key] = value
         attrs = task.__dict__
         if "slug" in attrs:
             self.add_task(task)  # the user's slug, checked
@@ -321,11 +331,12 @@ class TaskGraph:
             attrs["_auto_slug"] = True
             slugs[slug] = task
             tasks[task] = None
-        edges, edges_from = self._edges, self._edges_from
-        into: list[Edge] = []
-        consts: dict[str, Any] | None = None
-        for key, value in arguments.items():
-            if isinstance(value, Task):
+        if consts is not None:
+            self.constants[task] = consts
+        if ups is not None:
+            edges, edges_from = self._edges, self._edges_from
+            into = []
+            for key, value in ups:
                 edge = new_edge(value, task, key)
                 edges[edge] = None
                 into.append(edge)
@@ -336,14 +347,7 @@ class TaskGraph:
                     out.append(edge)
                 else:
                     edges_from[value] = [*out, edge]
-            elif consts is None:
-                consts = {key: value}
-            else:
-                consts[key] = value
-        if into:
             self._edges_to[task] = tuple(into)
-        if consts is not None:
-            self.constants[task] = consts
         self._version += 1
         return True
 

@@ -389,7 +389,10 @@ class Task:
             flow = flow if flow is not None else building.get()
             spec = self.run_spec
             if flow is not None and spec is not NO_RUN_SPEC and self._plain_copy and not _tags_var.get():
-                callargs = spec.bind(self.name, args, kwargs)
+                if kwargs or not spec.enough <= len(args) <= len(spec.positional):
+                    callargs = spec.bind(self.name, args, kwargs)
+                else:  # RunSpec.bind's first case, inline
+                    callargs = dict(zip(spec.positional, args, strict=False))
                 new = object.__new__(type(self))
                 new.__dict__.update(attrs)
                 if not flow.graph.add_call(new, callargs):
