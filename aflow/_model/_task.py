@@ -391,7 +391,9 @@ class Task:
             if flow is not None and spec is not NO_RUN_SPEC and self._plain_copy and not _tags_var.get():
                 if kwargs or not spec.enough <= len(args) <= len(spec.positional):
                     callargs = spec.bind(self.name, args, kwargs)
-                else:  # RunSpec.bind's first case, inline
+                elif len(args) == 1:  # RunSpec.bind's first case, inline
+                    callargs = {spec.positional[0]: args[0]}
+                else:
                     callargs = dict(zip(spec.positional, args, strict=False))
                 new = object.__new__(type(self))
                 new.__dict__.update(attrs)
