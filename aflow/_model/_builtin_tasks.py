@@ -83,7 +83,9 @@ class Constant(Task):
 
 
 def _positional(kwargs: dict[str, Any]) -> list[Any]:
-    return [kwargs[f"arg_{i}"] for i in range(len(kwargs))]
+    n = len(kwargs)
+    names = _arg_keys(n)  # the strings the keys were made from, when shared: found by identity
+    return [kwargs[names[i]] for i in range(n)]
 
 
 @final
@@ -169,11 +171,20 @@ def as_task(value: Any, flow: Flow | None = None) -> Task:
     return task.bind(flow=flow, **arguments)
 
 
+_MAX_SHARED_NAMES = 16_384
 _arg_names = [f"arg_{i}" for i in range(1024)]  # "arg_0"...: shared by the collection tasks
 
 
 def _arg_keys(n: int) -> list[str]:
-    """``n`` argument names: the shared ones, then new strings for a long collection."""
-    if n <= len(_arg_names):
-        return _arg_names
-    return _arg_names + [f"arg_{i}" for i in range(len(_arg_names), n)]
+    """At least ``n`` argument names: shared ones (up to `_MAX_SHARED_NAMES`), then new strings.
+
+    The shared list is replaced when it grows, never changed in place (threads may be reading it).
+    """
+    global _arg_names
+    names = _arg_names
+    if n <= len(names):
+        return names
+    if n <= _MAX_SHARED_NAMES:
+        names = _arg_names = names + [f"arg_{i}" for i in range(len(names), min(2 * n, _MAX_SHARED_NAMES))]
+        return names
+    return names + [f"arg_{i}" for i in range(len(names), n)]
