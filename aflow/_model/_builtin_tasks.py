@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, final
 
 from .._runtime._run_context import flow_run_var
@@ -83,9 +85,8 @@ class Constant(Task):
 
 
 def _positional(kwargs: dict[str, Any]) -> list[Any]:
-    n = len(kwargs)
-    names = _arg_keys(n)  # the strings the keys were made from, when shared: found by identity
-    return [kwargs[names[i]] for i in range(n)]
+    # by the strings the keys were made from (found by identity), as far as they are shared
+    return [kwargs[name] for name in _arg_keys(len(kwargs))]
 
 
 @final
@@ -163,7 +164,7 @@ def as_task(value: Any, flow: Flow | None = None) -> Task:
         return Constant(value)
     if isinstance(value, dict):
         return Dict().bind(keys=list(value), values=list(value.values()), flow=flow)
-    arguments = dict(zip(_arg_keys(len(value)), value, strict=False))
+    arguments = dict(zip(_arg_keys(len(value)), value, strict=True))
     task = _COLLECTIONS[type(value)]()
     found = flow if flow is not None else building.get()
     if found is not None and found.graph.add_call(task, arguments):
@@ -175,16 +176,15 @@ _MAX_SHARED_NAMES = 16_384
 _arg_names = [f"arg_{i}" for i in range(1024)]  # "arg_0"...: shared by the collection tasks
 
 
-def _arg_keys(n: int) -> list[str]:
-    """At least ``n`` argument names: shared ones (up to `_MAX_SHARED_NAMES`), then new strings.
+def _arg_keys(n: int) -> Iterable[str]:
+    """The ``n`` argument names ``arg_0``...: shared strings (up to `_MAX_SHARED_NAMES`), then new ones.
 
     The shared list is replaced when it grows, never changed in place (threads may be reading it).
     """
     global _arg_names
     names = _arg_names
-    if n <= len(names):
-        return names
-    if n <= _MAX_SHARED_NAMES:
+    if n > len(names) and len(names) < _MAX_SHARED_NAMES:
         names = _arg_names = names + [f"arg_{i}" for i in range(len(names), min(2 * n, _MAX_SHARED_NAMES))]
-        return names
-    return names + [f"arg_{i}" for i in range(len(names), n)]
+    if n <= len(names):
+        return names[:n]
+    return itertools.chain(names, (f"arg_{i}" for i in range(len(names), n)))
