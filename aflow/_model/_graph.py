@@ -299,17 +299,14 @@ class TaskGraph:
             return False
         names, open_kw = spec.names, spec.var_kw
         consts: dict[str, Any] | None = None
-        ups: list[tuple[str, Task]] | None = None
+        ups = 0
         for key, value in arguments.items():  # checked and sorted out before anything changes
             if not (open_kw or key in names):
                 return False
             if isinstance(value, Task):
                 if value not in tasks or not key.isidentifier():
                     return False
-                if ups is None:
-                    ups = [(key, value)]
-                else:
-                    ups.append((key, value))
+                ups += 1
             elif type(value) not in SCALARS:
                 return False
             elif consts is None:
@@ -333,10 +330,12 @@ class TaskGraph:
             tasks[task] = None
         if consts is not None:
             self.constants[task] = consts
-        if ups is not None:
+        if ups:
             edges, edges_from = self._edges, self._edges_from
             into = []
-            for key, value in ups:
+            for key, value in arguments.items():
+                if not isinstance(value, Task):
+                    continue
                 edge = new_edge(value, task, key)
                 edges[edge] = None
                 into.append(edge)
