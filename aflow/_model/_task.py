@@ -118,7 +118,8 @@ class Task:
     run_is_async: bool = True
     #: The checked signature of ``run``: the argument names a call or an edge may bind; set by aflow.
     run_spec: RunSpec = NO_RUN_SPEC
-    #: Whether the class keeps `Task.copy` (a call may then copy the template's attributes directly).
+    #: Whether the class keeps `Task.copy` and `Task.bind` (a call may then copy the template's
+    #: attributes directly and add the copy to the graph in one step).
     _plain_copy: ClassVar[bool] = True
 
     # Defaults of the attributes set by __init__ (an instance stores only what differs).
@@ -151,7 +152,7 @@ class Task:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._plain_copy = cls.copy is Task.copy
+        cls._plain_copy = cls.copy is Task.copy and cls.bind is Task.bind
         if "name" not in cls.__dict__:
             cls.name = cls.__name__
         run = cls.__dict__.get("run")
