@@ -298,9 +298,8 @@ class TaskGraph:
         if spec is NO_RUN_SPEC:
             return False
         names, open_kw = spec.names, spec.var_kw
-        consts: dict[str, Any] | None = None
         ups = 0
-        for key, value in arguments.items():  # checked and sorted out before anything changes
+        for key, value in arguments.items():  # all checked before anything changes
             if not (open_kw or key in names):
                 return False
             if isinstance(value, Task):
@@ -309,10 +308,6 @@ class TaskGraph:
                 ups += 1
             elif type(value) not in SCALARS:
                 return False
-            elif consts is None:
-                consts = {key: value}
-            else:
-                consts[key] = value
         attrs = task.__dict__
         if "slug" in attrs:
             self.add_task(task)  # the user's slug, checked
@@ -328,8 +323,10 @@ class TaskGraph:
             attrs["_auto_slug"] = True
             slugs[slug] = task
             tasks[task] = None
-        if consts is not None:
-            self.constants[task] = consts
+        if ups < len(arguments):
+            self.constants[task] = (
+                arguments.copy() if not ups else {k: v for k, v in arguments.items() if not isinstance(v, Task)}
+            )
         if ups:
             edges, edges_from = self._edges, self._edges_from
             into = []
