@@ -397,7 +397,7 @@ class Task:
                 else:
                     callargs = dict(zip(spec.positional, args, strict=False))
                 new = object.__new__(type(self))
-                new.__dict__.update(attrs)
+                new.__dict__ = attrs.copy()
                 if not flow.graph.add_call(new, callargs):
                     flow.set_dependencies(task=new, keyword_tasks=callargs)
                 return new
