@@ -41,6 +41,7 @@ class TaskGraph:
         "_slugs",
         "_sorted_cache",
         "_tasks",
+        "_unindexed",
         "_version",
         "constants",
         "edges",
@@ -63,7 +64,11 @@ class TaskGraph:
         # run arguments bound per task, a cache for the tasks bound more than once: one key as a
         # str, more as a set; a task without an entry has the keys of its constants and edges in
         self._keys: dict[Task, str | set[str]] = {}
+        # slug -> task, but for the automatic slugs add_call gives (it counts them in _unindexed;
+        # they cannot collide with later automatic ones, and a given slug that looks like one
+        # makes _index_slugs add them all first); None once every task is indexed as it comes
         self._slugs: dict[str, Task] = {}
+        self._unindexed: int | None = 0
         self._slug_counts: dict[str, int] = {}
         self.constants: dict[Task, dict[str, Any]] = {}
         """Plain values bound to run arguments: task → {argument: value} (``Flow.constants``)."""
@@ -219,6 +224,8 @@ class TaskGraph:
             raise TypeError(f"Flows hold Tasks, got {task!r}: wrap values with aflow's Constant or a @task")
         if task.run_spec is NO_RUN_SPEC:
             require_run(task)
+        if task.slug is not None and self._unindexed:
+            self._index_slugs(task.slug)
         slugs = self._slugs
         if task.slug is None or (task.slug in slugs and task.__dict__.get("_auto_slug")):
             # an automatic slug (never a user's) is renamed when it collides, e.g. in update()
@@ -321,7 +328,10 @@ class TaskGraph:
             self._slug_counts[name] = n
             attrs["slug"] = slug
             attrs["_auto_slug"] = True
-            slugs[slug] = task
+            if self._unindexed is None:
+                slugs[slug] = task
+            else:
+                self._unindexed += 1
             tasks[task] = None
         if ups < len(arguments):
             self.constants[task] = (
@@ -434,11 +444,22 @@ class TaskGraph:
         new._edges_from = {t: es if type(es) is tuple else list(es) for t, es in self._edges_from.items()}
         new._keys = {t: ks if isinstance(ks, str) else set(ks) for t, ks in self._keys.items()}
         new._slugs = dict(self._slugs)
+        new._unindexed = self._unindexed
         new._slug_counts = dict(self._slug_counts)
         new.constants = {t: dict(c) for t, c in self.constants.items()}
         new._reference_tasks = self._reference_tasks
         new._version = self._version
         return new
+
+    def _index_slugs(self, given: str) -> None:
+        """Index the automatic slugs add_call gave, if ``given`` could be one of them."""
+        name, dash, number = given.rpartition("-")
+        if dash and number.isdigit() and name in self._slug_counts:
+            slugs = self._slugs
+            for t in self._tasks:
+                if t.slug is not None:
+                    slugs.setdefault(t.slug, t)
+            self._unindexed = None  # from now on every task is indexed as it comes
 
     def _reserve_key(self, task: Task, key: str) -> None:
         self.check_key(task, key)

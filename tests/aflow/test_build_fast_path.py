@@ -116,3 +116,24 @@ async def test_a_long_list_keeps_its_order() -> None:
     assert keys == [f"arg_{i}" for i in range(n)]
     state = await flow.run()
     assert state.result[collected].result == list(range(n))
+
+
+def test_slugs_given_by_calls_still_collide_with_given_ones() -> None:
+    with Flow("f") as flow:
+        a = add(1)
+        add(2)
+    assert a.slug == "add-1"
+    clash = add.copy()
+    clash.slug = "add-1"
+    with pytest.raises(FlowValidationError, match="already has a task with slug 'add-1'"):
+        flow.add_task(clash)
+    flow.graph.remove(a)  # its slug is free again
+    flow.add_task(clash)
+    with Flow("other") as other:
+        foreign = add(3)  # "add-1" there too: renamed when merged
+    flow.update(other)
+    assert foreign.slug == "add-3"
+    with flow:
+        c = add(4)
+    assert c.slug == "add-4"
+    assert len({t.slug for t in flow.graph.tasks}) == len(flow.graph)
