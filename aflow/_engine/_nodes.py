@@ -12,29 +12,29 @@ if TYPE_CHECKING:
     from .._model._edge import Edge
     from .._model._task import Task
 
-__all__ = ("NO_LISTENERS", "Node", "child_inputs", "flatten_value", "inputs_and_states", "plan_children")
+__all__ = (
+    "NO_LISTENERS",
+    "MappedNode",
+    "Node",
+    "add_listener",
+    "child_inputs",
+    "flatten_value",
+    "inputs_and_states",
+    "new_node",
+    "plan_children",
+)
 
 
 class Node:
     """The run-time record of one task of the flow."""
 
-    __slots__ = (
-        "child_listeners",
-        "child_states",
-        "child_waiting",
-        "children_left",
-        "consts",
-        "df_getters",
-        "edges_in",
-        "finish_listeners",
-        "is_mapped",
-        "resolve_listeners",
-        "resolved",
-        "state",
-        "task",
-        "waiting",
-        "width",
-    )
+    __slots__ = ("consts", "edges_in", "finish_listeners", "state", "task", "waiting")
+
+    is_mapped: bool = False
+    #: The children a mapped task has, once known (None: not mapped yet, or not a mapped task).
+    width: int | None = None
+    #: Nodes waiting for a mapped task's width, not its end (depth-first mapping); a `MappedNode`'s own.
+    resolve_listeners: Sequence[Node] = ()
 
     def __init__(self, task: Task, edges_in: Sequence[Edge], consts: dict[str, Any] | None) -> None:
         self.task = task
@@ -42,20 +42,54 @@ class Node:
         self.consts = consts
         self.state: State | None = None
         self.waiting = 0
-        self.finish_listeners: list[Node] = NO_LISTENERS
-        self.resolve_listeners: list[Node] = NO_LISTENERS
+        self.finish_listeners: Sequence[Node] = NO_LISTENERS
+
+
+class MappedNode(Node):
+    """The run-time record of a mapped task: a `Node` with its width and its children's."""
+
+    __slots__ = (
+        "child_listeners",
+        "child_states",
+        "child_waiting",
+        "children_left",
+        "df_getters",
+        "resolve_listeners",
+        "resolved",
+        "width",
+    )
+
+    is_mapped = True
+
+    def __init__(self, task: Task, edges_in: Sequence[Edge], consts: dict[str, Any] | None) -> None:
+        super().__init__(task, edges_in, consts)
+        self.resolve_listeners = NO_LISTENERS
         self.resolved = False
-        self.is_mapped = any(e.mapped for e in edges_in) if edges_in else False
-        self.width: int | None = None  # known once a mapped task has mapped
-        # set by _map_parent, for mapped tasks only:
+        self.width = None
+        # set by _map_parent:
         self.child_states: list[State | None]
         self.children_left: int
         self.child_waiting: list[int]
-        self.child_listeners: list[Node]
+        self.child_listeners: list[MappedNode]
         self.df_getters: list[Any]
 
 
-NO_LISTENERS: list[Node] = []  # shared "no listeners" marker; never appended to
+def new_node(task: Task, edges_in: Sequence[Edge], consts: dict[str, Any] | None) -> Node:
+    """A `MappedNode` for a task with a mapped edge in, else a `Node` (without the children's slots)."""
+    if edges_in and any(e.mapped for e in edges_in):
+        return MappedNode(task, edges_in, consts)
+    return Node(task, edges_in, consts)
+
+
+NO_LISTENERS: Sequence[Node] = ()  # no listeners (yet)
+
+
+def add_listener(listeners: Sequence[Node], node: Node) -> Sequence[Node]:
+    """``listeners`` with ``node`` added: a tuple of one (most nodes have one), then a list."""
+    if type(listeners) is list:
+        listeners.append(node)
+        return listeners
+    return [*listeners, node] if listeners else (node,)
 
 
 def flatten_value(value: Any, name: str) -> list[Any]:
@@ -108,7 +142,7 @@ def inputs_and_states(node: Node, nodes: Mapping[Task, Node]) -> tuple[dict[str,
     return inputs, upstream
 
 
-def plan_children(node: Node, nodes: Mapping[Task, Node]) -> int:
+def plan_children(node: MappedNode, nodes: Mapping[Task, Node]) -> int:
     """Fill ``node.df_getters`` (how child i gets each input) and return the width."""
     getters: list[tuple[str, Edge, Any]] = []
     widths: list[int] = []
@@ -143,7 +177,7 @@ def plan_children(node: Node, nodes: Mapping[Task, Node]) -> int:
     return min(widths)
 
 
-def child_inputs(node: Node, i: int) -> tuple[dict[str, Any], dict[Edge, State]]:
+def child_inputs(node: MappedNode, i: int) -> tuple[dict[str, Any], dict[Edge, State]]:
     inputs = dict(node.consts) if node.consts else {}
     upstream: dict[Edge, State] = {}
     for kind, e, src in node.df_getters:

@@ -30,7 +30,7 @@ from ._cancel import ignored_message, stop_all
 from ._checkpoints import Persistence
 from ._executor import LocalExecutor
 from ._flow_hooks import final_state, flow_state
-from ._nodes import NO_LISTENERS, Node, child_inputs, inputs_and_states, plan_children
+from ._nodes import MappedNode, Node, add_listener, child_inputs, inputs_and_states, new_node, plan_children
 from ._task_runner import UPSTREAM_SKIPPED, TaskRunEnv, check_trigger, redact_state, run_task
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ class FlowRunner:
         edges_into = graph.edges_into
         constants = graph.constants
         for task in self.order:
-            nodes[task] = Node(task, edges_into(task), constants.get(task))
+            nodes[task] = new_node(task, edges_into(task), constants.get(task))
         self.pending = len(nodes)
         ready: list[Node] = []
         for node in nodes.values():
@@ -192,14 +192,10 @@ class FlowRunner:
                     df = e.mapped and not e.flattened and up.is_mapped
                     by_up[up] = by_up.get(up, True) and df
                 for up, df in by_up.items():
-                    if df:
-                        if up.resolve_listeners is NO_LISTENERS:
-                            up.resolve_listeners = []
-                        up.resolve_listeners.append(node)
+                    if df and isinstance(up, MappedNode):  # (df needs up.is_mapped)
+                        up.resolve_listeners = add_listener(up.resolve_listeners, node)
                     else:
-                        if up.finish_listeners is NO_LISTENERS:
-                            up.finish_listeners = []
-                        up.finish_listeners.append(node)
+                        up.finish_listeners = add_listener(up.finish_listeners, node)
                 node.waiting = len(by_up)
             else:
                 ready.append(node)
@@ -230,7 +226,7 @@ class FlowRunner:
             self._finish_node(node, Success("Parameter value", result=self.parameters[task.name]))
         elif isinstance(task, Constant):
             self._finish_node(node, Success("Constant value", result=task.value))
-        elif node.is_mapped:
+        elif isinstance(node, MappedNode):
             self._spawn(self._guard(self._map_parent(node)), node)
         else:
             self._spawn(self._run_single(node), node)
@@ -254,7 +250,7 @@ class FlowRunner:
 
     # -- notifications ------------------------------------------------------------------------
 
-    def _resolve(self, node: Node) -> None:
+    def _resolve(self, node: MappedNode) -> None:
         if node.resolved:
             return
         node.resolved = True
@@ -267,7 +263,8 @@ class FlowRunner:
         node.state = redact_state(state)
         if self.observer is not None:
             self.observer.task_finished(node.task, None, state)
-        self._resolve(node)
+        if isinstance(node, MappedNode):
+            self._resolve(node)
         for down in node.finish_listeners:
             down.waiting -= 1
             if down.waiting == 0:
@@ -298,7 +295,7 @@ class FlowRunner:
 
     # -- mapped tasks -------------------------------------------------------------------------
 
-    async def _map_parent(self, node: Node) -> None:
+    async def _map_parent(self, node: MappedNode) -> None:
         """Decide a mapped task's width, then start each child when its own inputs are ready."""
         assert self.runner is not None
         task = node.task
@@ -344,7 +341,7 @@ class FlowRunner:
         ready = [i for i in range(width) if node.child_waiting[i] == 0]  # decided now, started in chunks
         self._each(lambda i: self._spawn(self._run_child(node, i), node, i), iter(ready))
 
-    async def _run_child(self, node: Node, i: int) -> None:
+    async def _run_child(self, node: MappedNode, i: int) -> None:
         try:
             observer = self.observer
             if observer is not None:
@@ -369,7 +366,7 @@ class FlowRunner:
         finally:
             self.running.pop(asyncio.current_task(), None)
 
-    async def _finish_mapped(self, node: Node) -> None:
+    async def _finish_mapped(self, node: MappedNode) -> None:
         children: list[State] = node.child_states  # type: ignore[assignment]
         state: State = Mapped(f"Mapped {len(children)} children.", [s.result for s in children], children)
         runner = self.runner
@@ -427,7 +424,7 @@ class FlowRunner:
         if recorder.running:  # the cancelled attempts' Running rows come first
             recorder.rows.extend(recorder.running_rows())
         task = node.task
-        if node.is_mapped and node.width is not None:
+        if isinstance(node, MappedNode) and node.width is not None:
             for i, child in enumerate(node.child_states):
                 if child is None:
                     runner.record(task, i, Cancelled(state.message))
@@ -463,6 +460,7 @@ class FlowRunner:
                 node.state = Cancelled(msg)
                 self._record_cancelled(node, node.state)
             return
+        assert isinstance(node, MappedNode)  # a child's index: a mapped task
         if node.child_states[index] is None:
             node.child_states[index] = Cancelled(msg)
             if self.runner is not None:

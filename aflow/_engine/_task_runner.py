@@ -144,6 +144,12 @@ def trigger_step(task: Task, upstream: Mapping[Edge, State] | None) -> State | N
     Skipped on an upstream skip (`skipped_upstream`), else the trigger's verdict (`gate`).
     """
     if upstream:  # skipped_upstream and gate, inlined: the hot path
+        if task.trigger is triggers.all_successful:
+            for s in upstream.values():
+                if type(s) is not Success:  # a skip, a failure, a Mapped, a Success subclass...
+                    break
+            else:
+                return None  # every upstream a plain Success: no skip, and the default trigger passes
         if task.skip_on_upstream_skip and any(isinstance(s, Skipped) for s in expanded(upstream.values())):
             return Skipped(UPSTREAM_SKIPPED)
         return check_trigger(task, upstream)

@@ -8,15 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import FlowValidationError
 from ._builtin_tasks import as_task, contains_task
-from ._edge import flatten, is_mappable, mapped, unmapped
+from ._edge import SCALARS, flatten, is_mappable, mapped, unmapped
 from ._task import Task
 
 if TYPE_CHECKING:
     from ._flow import Flow
 
 __all__ = ("wire",)
-
-_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})  # values that can hold no task
 
 
 def wire(
@@ -43,7 +41,7 @@ def wire(
             if isinstance(arg, Task):
                 graph.add_edge(arg, task, key)  # a plain data edge: what Flow.add_edge does too
                 continue
-            if type(arg) in _SCALARS:
+            if type(arg) in SCALARS:
                 graph.add_constant(task, key, arg)
                 continue
         is_mapped, flattened, value = _unwrap(arg, mapped)

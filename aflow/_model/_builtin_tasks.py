@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, final
 
 from .._runtime._run_context import flow_run_var
+from ._building import building
 from ._edge import flatten, mapped, unmapped
 from ._task import GetItem, Task
 
@@ -82,7 +85,8 @@ class Constant(Task):
 
 
 def _positional(kwargs: dict[str, Any]) -> list[Any]:
-    return [kwargs[f"arg_{i}"] for i in range(len(kwargs))]
+    # by the strings the keys were made from (found by identity), as far as they are shared
+    return [kwargs[name] for name in _arg_keys(len(kwargs))]
 
 
 @final
@@ -160,5 +164,27 @@ def as_task(value: Any, flow: Flow | None = None) -> Task:
         return Constant(value)
     if isinstance(value, dict):
         return Dict().bind(keys=list(value), values=list(value.values()), flow=flow)
-    cls = _COLLECTIONS[type(value)]
-    return cls().bind(flow=flow, **{f"arg_{i}": v for i, v in enumerate(value)})
+    arguments = dict(zip(_arg_keys(len(value)), value, strict=True))
+    task = _COLLECTIONS[type(value)]()
+    found = flow if flow is not None else building.get()
+    if found is not None and found.graph.add_call(task, arguments):
+        return task  # items that are tasks of the flow or scalars: bound in one step
+    return task.bind(flow=flow, **arguments)
+
+
+_MAX_SHARED_NAMES = 16_384
+_arg_names = [f"arg_{i}" for i in range(1024)]  # "arg_0"...: shared by the collection tasks
+
+
+def _arg_keys(n: int) -> Iterable[str]:
+    """The ``n`` argument names ``arg_0``...: shared strings (up to `_MAX_SHARED_NAMES`), then new ones.
+
+    The shared list is replaced when it grows, never changed in place (threads may be reading it).
+    """
+    global _arg_names
+    names = _arg_names
+    if n > len(names) and len(names) < _MAX_SHARED_NAMES:
+        names = _arg_names = names + [f"arg_{i}" for i in range(len(names), min(2 * n, _MAX_SHARED_NAMES))]
+    if n <= len(names):
+        return names[:n]
+    return itertools.chain(names, (f"arg_{i}" for i in range(len(names), n)))

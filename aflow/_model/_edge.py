@@ -6,9 +6,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 if TYPE_CHECKING:
     from ._task import Task
 
-__all__ = ("Edge", "flatten", "is_mappable", "mapped", "unmapped")
+__all__ = ("SCALARS", "Edge", "flatten", "is_mappable", "mapped", "new_edge", "unmapped")
 
 T = TypeVar("T")
+
+SCALARS = frozenset({int, float, str, bytes, bool, type(None)})  # types of values that can hold no task
 
 
 def is_mappable(value: Any) -> bool:
@@ -46,13 +48,12 @@ class Edge:
     ) -> None:
         if key is not None and not key.isidentifier():
             raise ValueError(f"Edge key {key!r} is not a valid Python identifier")
-        init = object.__setattr__
-        init(self, "upstream_task", upstream_task)
-        init(self, "downstream_task", downstream_task)
-        init(self, "key", key)
-        init(self, "mapped", mapped)
-        init(self, "flattened", flattened)
-        init(self, "_hash", hash((id(upstream_task), id(downstream_task), key, mapped, flattened)))
+        _set_up(self, upstream_task)
+        _set_down(self, downstream_task)
+        _set_key(self, key)
+        _set_mapped(self, mapped)
+        _set_flattened(self, flattened)
+        _set_hash(self, hash((id(upstream_task), id(downstream_task), key, mapped, flattened)))
 
     def _tuple(self) -> tuple[int, int, str | None, bool, bool]:
         return (id(self.upstream_task), id(self.downstream_task), self.key, self.mapped, self.flattened)
@@ -72,6 +73,25 @@ class Edge:
         flags = "".join(f", {f}=True" for f in ("mapped", "flattened") if getattr(self, f))
         key = f", key={self.key!r}" if self.key else ""
         return f"<Edge {self.upstream_task.name} -> {self.downstream_task.name}{key}{flags}>"
+
+
+_new = object.__new__
+# the slots' own setters: what object.__setattr__ ends up calling, without the look-up by name
+_set_up, _set_down, _set_key, _set_mapped, _set_flattened, _set_hash = (
+    vars(Edge)[name].__set__ for name in ("upstream_task", "downstream_task", "key", "mapped", "flattened", "_hash")
+)
+
+
+def new_edge(upstream_task: Task, downstream_task: Task, key: str) -> Edge:
+    """A plain data edge, as ``Edge(upstream_task, downstream_task, key)``, for a key known valid."""
+    edge: Edge = _new(Edge)
+    _set_up(edge, upstream_task)
+    _set_down(edge, downstream_task)
+    _set_key(edge, key)
+    _set_mapped(edge, False)
+    _set_flattened(edge, False)
+    _set_hash(edge, hash((id(upstream_task), id(downstream_task), key, False, False)))
+    return edge
 
 
 class _Annotation(Generic[T]):

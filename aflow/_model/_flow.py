@@ -323,6 +323,8 @@ class Flow(FlowRunning):
                 an upstream of a Parameter.
         """
         graph = self.graph
+        if keyword_tasks and not (mapped or upstream_tasks or downstream_tasks) and graph.add_call(task, keyword_tasks):
+            return  # a new task called with tasks of the flow and scalars: the common case, in one step
         marks = graph.marks(task)
         try:
             wire(self, task, upstream_tasks, downstream_tasks, keyword_tasks, mapped)

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..exceptions import FlowValidationError
 from ._builtin_tasks import Parameter
-from ._edge import Edge
+from ._edge import SCALARS, Edge, new_edge
 from ._task import Task, require_run
 from ._task_spec import NO_RUN_SPEC
 
@@ -42,6 +42,7 @@ class TaskGraph:
         "_slugs",
         "_sorted_cache",
         "_tasks",
+        "_unindexed",
         "_version",
         "constants",
         "edges",
@@ -57,11 +58,18 @@ class TaskGraph:
         """The tasks, in the order they were added (a live read-only view)."""
         self.edges: KeysView[Edge] = self._edges.keys()
         """The edges, in the order they were added (a live read-only view)."""
-        self._edges_to: dict[Task, list[Edge]] = {}
-        self._edges_from: dict[Task, list[Edge]] = {}
-        # run arguments bound per task: one key as a str (the common case, no set), more as a set
+        # edges into and out of each task: a tuple (most tasks have one; no list to grow), turned
+        # into a list when more are added one by one
+        self._edges_to: dict[Task, Sequence[Edge]] = {}
+        self._edges_from: dict[Task, Sequence[Edge]] = {}
+        # run arguments bound per task, a cache for the tasks bound more than once: one key as a
+        # str, more as a set; a task without an entry has the keys of its constants and edges in
         self._keys: dict[Task, str | set[str]] = {}
+        # slug -> task, but for the automatic slugs add_call gives (it counts them in _unindexed;
+        # they cannot collide with later automatic ones, and a given slug that looks like one
+        # makes _index_slugs add them all first); None once every task is indexed as it comes
         self._slugs: dict[str, Task] = {}
+        self._unindexed: int | None = 0
         self._slug_counts: dict[str, int] = {}
         self.constants: dict[Task, dict[str, Any]] = {}
         """Plain values bound to run arguments: task → {argument: value} (``Flow.constants``)."""
@@ -226,6 +234,8 @@ class TaskGraph:
             raise TypeError(f"Flows hold Tasks, got {task!r}: wrap values with aflow's Constant or a @task")
         if task.run_spec is NO_RUN_SPEC:
             require_run(task)
+        if task.slug is not None and self._unindexed:
+            self._index_slugs(task.slug)
         slugs = self._slugs
         if task.slug is None or (task.slug in slugs and task.__dict__.get("_auto_slug")):
             # an automatic slug (never a user's) is renamed when it collides, e.g. in update()
@@ -281,18 +291,81 @@ class TaskGraph:
         if key is not None:
             self._reserve_key(downstream, key)
         self._edges[edge] = None
-        into = self._edges_to.get(downstream)
-        if into is None:
-            self._edges_to[downstream] = [edge]
-        else:
-            into.append(edge)
-        out = self._edges_from.get(upstream)
-        if out is None:
-            self._edges_from[upstream] = [edge]
-        else:
-            out.append(edge)
+        _append(self._edges_to, downstream, edge)
+        _append(self._edges_from, upstream, edge)
         self._version += 1
         return edge
+
+    def add_call(self, task: Task, arguments: dict[str, Any]) -> bool:
+        """Add a new task with the arguments of one call in one step, when that is simple.
+
+        Simple: ``task`` is not in the graph yet (nothing is downstream of it, so none of its
+        edges can close a cycle) and is no Parameter, and each argument is a task of the graph
+        (a data edge) or a scalar (a constant), under a name ``run`` takes. Otherwise nothing
+        changes and the result is False: the caller goes the general way (`add_edge`,
+        `add_constant`), which explains what is wrong, if anything.
+
+        Raises:
+            FlowValidationError: As `add_task` (before anything changed).
+        """
+        tasks = self._tasks
+        if task in tasks or isinstance(task, Parameter) or not isinstance(task, Task):
+            return False
+        spec = task.run_spec
+        if spec is NO_RUN_SPEC:
+            return False
+        names, open_kw = spec.names, spec.var_kw
+        ups = 0
+        for key, value in arguments.items():  # all checked before anything changes
+            if not (open_kw or key in names):
+                return False
+            if isinstance(value, Task):
+                if value not in tasks or not key.isidentifier():
+                    return False
+                ups += 1
+            elif type(value) not in SCALARS:
+                return False
+        attrs = task.__dict__
+        if "slug" in attrs:
+            self.add_task(task)  # the user's slug, checked
+        else:  # add_task's automatic slug, inline
+            name, slugs = task.name, self._slugs
+            n = self._slug_counts.get(name, 0) + 1
+            slug = f"{name}-{n}"
+            while slug in slugs:
+                n += 1
+                slug = f"{name}-{n}"
+            self._slug_counts[name] = n
+            attrs["slug"] = slug
+            attrs["_auto_slug"] = True
+            if self._unindexed is None:
+                slugs[slug] = task
+            else:
+                self._unindexed += 1
+            tasks[task] = None
+        if ups < len(arguments):
+            self.constants[task] = (
+                arguments.copy() if not ups else {k: v for k, v in arguments.items() if not isinstance(v, Task)}
+            )
+        if ups:
+            edges, edges_from = self._edges, self._edges_from
+            into = []
+            for key, value in arguments.items():
+                if not isinstance(value, Task):
+                    continue
+                edge = new_edge(value, task, key)
+                edges[edge] = None
+                into.append(edge)
+                out = edges_from.get(value)  # _append, inline
+                if out is None:
+                    edges_from[value] = (edge,)
+                elif type(out) is list:
+                    out.append(edge)
+                else:
+                    edges_from[value] = [*out, edge]
+            self._edges_to[task] = tuple(into)
+        self._version += 1
+        return True
 
     def add_constant(self, task: Task, key: str, value: Any) -> None:
         """Bind a plain value to a run argument: kept out of the edges, passed to ``run``.
@@ -334,8 +407,8 @@ class TaskGraph:
         n_tasks, n_edges, n_consts = marks
         for e in list(self._edges)[n_edges:]:
             self._edges.pop(e, None)
-            self._edges_to[e.downstream_task].remove(e)
-            self._edges_from[e.upstream_task].remove(e)
+            _discard(self._edges_to, e.downstream_task, e)
+            _discard(self._edges_from, e.upstream_task, e)
             if e.key is not None:
                 self._release_key(e.downstream_task, e.key)
         consts = self.constants.get(task)
@@ -353,12 +426,12 @@ class TaskGraph:
 
     def remove(self, task: Task) -> None:
         """Take ``task`` out with its edges and constants (a no-op for an unknown task)."""
-        for e in self._edges_to.pop(task, []) + self._edges_from.pop(task, []):
+        for e in [*self._edges_to.pop(task, ()), *self._edges_from.pop(task, ())]:
             self._edges.pop(e, None)
             other = e.upstream_task if e.downstream_task is task else e.downstream_task
             for index in (self._edges_to, self._edges_from):
-                if other in index and e in index[other]:
-                    index[other].remove(e)
+                if e in index.get(other, ()):
+                    _discard(index, other, e)
             if e.key is not None and e.downstream_task is not task:
                 self._release_key(e.downstream_task, e.key)
         self._keys.pop(task, None)
@@ -377,22 +450,36 @@ class TaskGraph:
         new._edges = dict(self._edges)
         new.tasks = new._tasks.keys()
         new.edges = new._edges.keys()
-        new._edges_to = {t: list(es) for t, es in self._edges_to.items()}
-        new._edges_from = {t: list(es) for t, es in self._edges_from.items()}
+        new._edges_to = {t: es if type(es) is tuple else list(es) for t, es in self._edges_to.items()}
+        new._edges_from = {t: es if type(es) is tuple else list(es) for t, es in self._edges_from.items()}
         new._keys = {t: ks if isinstance(ks, str) else set(ks) for t, ks in self._keys.items()}
         new._slugs = dict(self._slugs)
+        new._unindexed = self._unindexed
         new._slug_counts = dict(self._slug_counts)
         new.constants = {t: dict(c) for t, c in self.constants.items()}
         new._reference_tasks = self._reference_tasks
         new._version = self._version
         return new
 
+    def _index_slugs(self, given: str) -> None:
+        """Index the automatic slugs add_call gave, if ``given`` could be one of them."""
+        name, dash, number = given.rpartition("-")
+        if dash and number.isdigit() and name in self._slug_counts:
+            slugs = self._slugs
+            for t in self._tasks:
+                if t.slug is not None:
+                    slugs.setdefault(t.slug, t)
+            self._unindexed = None  # from now on every task is indexed as it comes
+
     def _reserve_key(self, task: Task, key: str) -> None:
         self.check_key(task, key)
         keys = self._keys.get(task)
-        if keys is None:
-            self._keys[task] = key
-            return
+        if keys is None:  # not cached yet: the keys of its edges and constants
+            bound = {e.key for e in self._edges_to.get(task, ()) if e.key is not None}
+            bound.update(self.constants.get(task, ()))
+            keys = self._keys[task] = bound if len(bound) > 1 else next(iter(bound), key)
+            if not bound:
+                return
         if key == keys or (isinstance(keys, set) and key in keys):
             raise FlowValidationError(f"Argument {key!r} of {task.name!r} is bound twice in flow {self.name!r}")
         if isinstance(keys, str):
@@ -406,3 +493,25 @@ class TaskGraph:
             del self._keys[task]
         elif isinstance(keys, set):
             keys.discard(key)
+
+
+def _append(index: dict[Task, Sequence[Edge]], task: Task, edge: Edge) -> None:
+    """Add ``edge`` to ``task``'s edges in ``index``: a tuple of one, then a list."""
+    have = index.get(task)
+    if have is None:
+        index[task] = (edge,)
+    elif type(have) is list:
+        have.append(edge)
+    else:
+        index[task] = [*have, edge]
+
+
+def _discard(index: dict[Task, Sequence[Edge]], task: Task, edge: Edge) -> None:
+    """Take ``edge`` out of ``task``'s edges in ``index`` (as ``list.remove``)."""
+    have = index[task]
+    if type(have) is list:
+        have.remove(edge)
+    else:
+        kept = list(have)
+        kept.remove(edge)
+        index[task] = tuple(kept)

@@ -118,6 +118,9 @@ class Task:
     run_is_async: bool = True
     #: The checked signature of ``run``: the argument names a call or an edge may bind; set by aflow.
     run_spec: RunSpec = NO_RUN_SPEC
+    #: Whether the class keeps `Task.copy` and `Task.bind` (a call may then copy the template's
+    #: attributes directly and add the copy to the graph in one step).
+    _plain_copy: ClassVar[bool] = True
 
     # Defaults of the attributes set by __init__ (an instance stores only what differs).
     name: str = "Task"
@@ -149,6 +152,7 @@ class Task:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls._plain_copy = cls.copy is Task.copy and cls.bind is Task.bind
         if "name" not in cls.__dict__:
             cls.name = cls.__name__
         run = cls.__dict__.get("run")
@@ -379,6 +383,24 @@ class Task:
         **kwargs: Any,
     ) -> Task:
         """Copy the task and bind the arguments to the copy (see `bind`); returns the copy."""
+        attrs = self.__dict__
+        if not (task_args or mapped or upstream_tasks is not None or "slug" in attrs or "_logger" in attrs):
+            # the common call: what copy() and bind() do, when there is nothing to drop, replace
+            # or tag in the copy and no flow-level wiring beyond the arguments
+            flow = flow if flow is not None else building.get()
+            spec = self.run_spec
+            if flow is not None and spec is not NO_RUN_SPEC and self._plain_copy and not _tags_var.get():
+                if kwargs or not spec.enough <= len(args) <= len(spec.positional):
+                    callargs = spec.bind(self.name, args, kwargs)
+                elif len(args) == 1:  # RunSpec.bind's first case, inline
+                    callargs = {spec.positional[0]: args[0]}
+                else:
+                    callargs = dict(zip(spec.positional, args, strict=False))
+                new = object.__new__(type(self))
+                new.__dict__ = attrs.copy()
+                if not flow.graph.add_call(new, callargs):
+                    flow.set_dependencies(task=new, keyword_tasks=callargs)
+                return new
         new = self.copy(**(task_args or {}))
         return new.bind(*args, mapped=mapped, upstream_tasks=upstream_tasks, flow=flow, **kwargs)
 

@@ -69,7 +69,7 @@ def seconds(value: float | timedelta | None, what: str) -> float | None:
 class RunSpec:
     """What binding needs to know about a ``run`` signature, computed once per class."""
 
-    __slots__ = ("names", "positional", "required", "signature", "var_kw")
+    __slots__ = ("enough", "names", "positional", "required", "signature", "var_kw")
 
     def __init__(self, signature: inspect.Signature) -> None:
         params = signature.parameters.values()
@@ -78,6 +78,15 @@ class RunSpec:
         self.required = tuple(p.name for p in params if p.default is p.empty and p.kind is not p.VAR_KEYWORD)
         self.names = frozenset(p.name for p in params if p.kind is not p.VAR_KEYWORD)
         self.var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
+        # how many positional arguments cover every required one (a call with that many or more,
+        # up to all, and no keywords needs no further check); past the end if a required one is
+        # keyword-only
+        pos = self.positional
+        self.enough = (
+            max((pos.index(n) + 1 for n in self.required), default=0)
+            if all(n in pos for n in self.required)
+            else len(pos) + 1
+        )
 
     def accepts(self, key: str) -> bool:
         """Whether ``run`` takes an argument named ``key``."""
@@ -89,6 +98,8 @@ class RunSpec:
         Raises:
             TaskDefinitionError: For too many, unknown, repeated or missing arguments.
         """
+        if not kwargs and self.enough <= len(args) <= len(self.positional):
+            return dict(zip(self.positional, args, strict=False))  # the common call, checked already
         if len(args) > len(self.positional):
             self._fail(owner, f"takes {len(self.positional)} positional arguments but {len(args)} were given")
         out = dict(zip(self.positional, args, strict=False))
