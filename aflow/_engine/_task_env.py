@@ -68,15 +68,20 @@ class TaskPlan:
         handlers: The task has state handlers (every transition goes through them).
         track: Transitions are seen by someone: state handlers or the run store.
         persist: The run's `Persistence` when the task has a target, cache or checkpoint, else None.
+        reads: A run first looks its value up (a target or a cache); a task that only
+            checkpoints writes without looking.
     """
 
-    __slots__ = ("direct_body", "handlers", "persist", "track")
+    __slots__ = ("direct_body", "handlers", "persist", "reads", "track")
 
-    def __init__(self, direct_body: bool, handlers: bool, track: bool, persist: Persistence | None) -> None:
+    def __init__(
+        self, direct_body: bool, handlers: bool, track: bool, persist: Persistence | None, reads: bool = False
+    ) -> None:
         self.direct_body = direct_body
         self.handlers = handlers
         self.track = track
         self.persist = persist
+        self.reads = reads
 
 
 def plan_for(task: Task, env: TaskRunEnv) -> TaskPlan:
@@ -94,8 +99,8 @@ def plan_for(task: Task, env: TaskRunEnv) -> TaskPlan:
 def make_plan(task: Task, env: TaskRunEnv) -> TaskPlan:
     """Derive the plan of ``task`` from its configuration and the run settings of ``env``.
 
-    Tasks without persistence share one plan per combination of flags (kept in ``env``): a
-    flow of many task copies allocates no plan per task.
+    Tasks share one plan per combination of flags (kept in ``env``): a flow of many task
+    copies allocates no plan per task.
     """
     persist = env.persist
     if persist is not None and not persist.active(task):
@@ -109,12 +114,13 @@ def make_plan(task: Task, env: TaskRunEnv) -> TaskPlan:
     )
     handlers = bool(task.state_handlers)
     track = handlers or env.recorder is not None
-    if persist is not None:
-        return TaskPlan(direct, handlers, track, persist)
     key = (4 if direct else 0) | (2 if handlers else 0) | (1 if track else 0)
+    if persist is not None:
+        reads = task.target is not None or task.cache_seconds is not None
+        key |= 24 if reads else 8
     plan = env.shared_plans[key]
     if plan is None:
-        plan = env.shared_plans[key] = TaskPlan(direct, handlers, track, None)
+        plan = env.shared_plans[key] = TaskPlan(direct, handlers, track, persist, key >= 24)
     return plan
 
 
@@ -161,8 +167,8 @@ class TaskRunEnv:
         self.limited = self.global_limit is not None or bool(self.tag_limits)
         self._limits_cache: dict[Task, tuple[asyncio.Semaphore, ...]] = {}
         self.plans: dict[Task, TaskPlan] = {}  # see plan_for; filled once the run's settings are set
-        # the plans without persistence, by direct_body << 2 | handlers << 1 | track
-        self.shared_plans: list[TaskPlan | None] = [None] * 8
+        # shared plans, by reads << 4 | persist << 3 | direct_body << 2 | handlers << 1 | track
+        self.shared_plans: list[TaskPlan | None] = [None] * 32
         self.logger = logger  # a logger when DEBUG is on, else None (checked once per run)
         self.observer: SlotObserver | None = None  # told of slot waits and retries (progress display)
 

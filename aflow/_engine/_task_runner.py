@@ -385,15 +385,15 @@ async def run_task(
     plan = make_plan(task, runner) if map_index is None else plan_for(task, runner)
     track, persist = plan.track, plan.persist
     state: State = Pending() if plan.handlers else _UNSEEN  # the old state only matters to handlers
-    stop = trigger_step(task, upstream) if persist is None else skipped_upstream(task, upstream)
+    stop = skipped_upstream(task, upstream) if plan.reads else trigger_step(task, upstream)
     if stop is not None:
         return await runner.transition(task, map_index, state, stop) if track else stop
     ctx = TaskRunContext(task, runner.frun, map_index)
     task_run_var.set(ctx)  # each task run is its own asyncio task, with its own context copy
     if task.task_run_name is not None:
         stop = _name_run(task, ctx, inputs)
-    if stop is None and persist is not None:
-        stop = await look_up(task, persist, ctx, inputs, upstream)
+    if stop is None and plan.reads:  # the target or cache comes before the trigger (Prefect 1)
+        stop = await look_up(task, persist, ctx, inputs, upstream)  # type: ignore[arg-type]
     if stop is not None:
         return await runner.transition(task, map_index, state, stop) if track else stop
     while True:
