@@ -11,7 +11,6 @@ decompression are off: httpx does each of those once.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import ssl
 from collections.abc import AsyncIterator
@@ -69,10 +68,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise RuntimeError("the transport was closed")
         verify, cert, trust_env = self._ssl_options
         keepalive = self._limits.keepalive_expiry
+        options: dict[str, Any] = {} if keepalive is None else {"keepalive_timeout": keepalive}
         connector = aiohttp.TCPConnector(
-            limit=self._limits.max_connections or 0,
-            ssl=_ssl_context(verify, cert, trust_env),
-            **({} if keepalive is None else {"keepalive_timeout": keepalive}),
+            limit=self._limits.max_connections or 0, ssl=_ssl_context(verify, cert, trust_env), **options
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -104,7 +102,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 timeout=_client_timeout(**extensions.get("timeout", {})),
                 server_hostname=extensions.get("sni_hostname"),
             )
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise _httpx_error(exc, request) from exc
         return httpx.Response(
             response.status,
@@ -135,7 +133,7 @@ class _Body(httpx.AsyncByteStream):
         try:
             while chunk := await content.readany():
                 yield chunk
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise _httpx_error(exc, self._request) from exc
 
     async def aclose(self) -> None:
@@ -149,7 +147,7 @@ def _httpx_error(exc: BaseException, request: httpx.Request) -> httpx.TransportE
     kind: type[httpx.TransportError]
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         kind = httpx.ConnectTimeout
-    elif isinstance(exc, asyncio.TimeoutError):  # aiohttp.SocketTimeoutError and others
+    elif isinstance(exc, TimeoutError):  # aiohttp.SocketTimeoutError and others
         kind = httpx.ReadTimeout
     elif isinstance(exc, aiohttp.ClientConnectorError):
         kind = httpx.ConnectError
@@ -166,7 +164,7 @@ def _httpx_error(exc: BaseException, request: httpx.Request) -> httpx.TransportE
 def _client_timeout(
     connect: float | None = None, read: float | None = None, write: float | None = None, pool: float | None = None
 ) -> aiohttp.ClientTimeout:
-    """aiohttp's timeouts for httpx's (one object per distinct timeout, not one per request)."""
+    """The aiohttp timeouts for httpx's (one object per distinct timeout, not one per request)."""
     return aiohttp.ClientTimeout(total=None, connect=pool, sock_connect=connect, sock_read=read)
 
 

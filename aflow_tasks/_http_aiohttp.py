@@ -40,7 +40,7 @@ def aiohttp_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.A
 
 
 def aiohttp_transport(**options: Any) -> httpx.AsyncBaseTransport:
-    """aflow's ``httpx.AsyncBaseTransport`` over one ``aiohttp.ClientSession``.
+    """An ``httpx.AsyncBaseTransport`` of aflow's over one ``aiohttp.ClientSession``.
 
     The session is opened on the first request (inside the running loop) and closed with the
     transport; httpx's request goes to aiohttp as it is and the response comes back as an

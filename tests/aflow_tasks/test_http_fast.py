@@ -15,7 +15,7 @@ from aflow_tasks.http import HttpRequest, HttpStatusFail, aiohttp_client, aiohtt
 from tests.net import free_port
 
 pytest.importorskip("aiohttp")
-from aflow_tasks._aiohttp_transport import AiohttpTransport  # noqa: E402
+from aflow_tasks._aiohttp_transport import AiohttpTransport
 
 
 @pytest.fixture(scope="module")
