@@ -21,7 +21,7 @@ import httpx
 from multidict import CIMultiDict
 from yarl import URL
 
-__all__ = ("AiohttpTransport",)
+__all__ = ("AiohttpClient", "AiohttpTransport")
 
 _NO_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 # aiohttp adds these unless told not to; httpx has already set them, or left them out on purpose
@@ -117,6 +117,37 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+class AiohttpClient(httpx.AsyncClient):
+    """An ``httpx.AsyncClient`` that reads cookies only from the responses that set some.
+
+    httpx's client hands every response to the standard library's cookie jar, which builds a
+    ``urllib`` request and an ``email`` message of its headers first: a sixth of the client's
+    CPU on a small request. Here a response without ``Set-Cookie`` skips that; cookies behave
+    as on any ``httpx.AsyncClient`` (``client.cookies`` reads and sets them).
+    """
+
+    def __init__(self, *, cookies: Any = None, **kwargs: Any) -> None:
+        self._set_cookies = _Cookies(cookies)
+        super().__init__(**kwargs)
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        """The client's cookies (``httpx.Cookies``)."""
+        return self._set_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._set_cookies = _Cookies(cookies)
+
+
+class _Cookies(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        for key, _ in response.headers.raw:
+            if key.lower() in (b"set-cookie", b"set-cookie2"):
+                super().extract_cookies(response)
+                return
 
 
 class _Body(httpx.AsyncByteStream):

@@ -6,6 +6,8 @@ imported when first used (the transport itself is `aflow_tasks._aiohttp_transpor
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,7 +38,10 @@ def aiohttp_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.A
     """
     import httpx
 
-    return httpx.AsyncClient(transport=transport or aiohttp_transport(), follow_redirects=True)
+    if transport is not None:
+        return httpx.AsyncClient(transport=transport, follow_redirects=True)
+    client: httpx.AsyncClient = _transport_module().AiohttpClient(transport=aiohttp_transport(), follow_redirects=True)
+    return client
 
 
 def aiohttp_transport(**options: Any) -> httpx.AsyncBaseTransport:
@@ -60,8 +65,12 @@ def aiohttp_transport(**options: Any) -> httpx.AsyncBaseTransport:
     Raises:
         ImportError: If aiohttp is not installed.
     """
+    made: httpx.AsyncBaseTransport = _transport_module().AiohttpTransport(**options)
+    return made
+
+
+def _transport_module() -> ModuleType:
     try:
-        from aflow_tasks._aiohttp_transport import AiohttpTransport
+        return importlib.import_module("aflow_tasks._aiohttp_transport")
     except ImportError as exc:
         raise ImportError("aiohttp_client needs aiohttp: pip install aflow-engine[http-fast]") from exc
-    return AiohttpTransport(**options)

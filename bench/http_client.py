@@ -17,8 +17,8 @@ of CPU microseconds per request (and of wall time) are printed with the ratio to
   it). Emulated by a finder that searches all of the import system for a missing name and then
   fails the import, as a missing sniffio would;
 - raw httpx + sniffio: the same with sniffio importable (what ``aflow-engine[http]`` installs);
-- raw httpx over aiohttp: the same client with aflow's ``aiohttp_transport()``
-  (``aflow-engine[http-fast]``);
+- raw httpx over aiohttp: the client ``aiohttp_client()`` makes, httpx's API over aflow's
+  aiohttp transport (``aflow-engine[http-fast]``);
 - raw httpx over httpx-aiohttp: the same with ``httpx_aiohttp.AiohttpTransport()`` (what the
   fast path used before; left out when httpx-aiohttp is not installed);
 - HttpRequest.map: the flow's shared client, httpx's own transport (sniffio importable);
@@ -144,8 +144,10 @@ async def raw_aiohttp(base: str, n: int, c: int) -> None:
         check(await workers(c, n, one), n)
 
 
-async def raw_httpx(base: str, n: int, c: int, transport: httpx.AsyncBaseTransport | None = None) -> None:
-    async with httpx.AsyncClient(transport=transport) as client:
+async def raw_httpx(
+    base: str, n: int, c: int, transport: httpx.AsyncBaseTransport | None = None, made: httpx.AsyncClient | None = None
+) -> None:
+    async with made or httpx.AsyncClient(transport=transport) as client:
 
         async def one(i: int) -> Any:
             resp = await client.get(f"{base}/item/{i}")
@@ -161,7 +163,7 @@ async def raw_httpx_no_sniffio(base: str, n: int, c: int) -> None:
 
 
 async def raw_httpx_aiohttp(base: str, n: int, c: int) -> None:
-    await raw_httpx(base, n, c, aflow_http.aiohttp_transport())
+    await raw_httpx(base, n, c, made=aflow_http.aiohttp_client())
 
 
 async def raw_httpx_httpx_aiohttp(base: str, n: int, c: int) -> None:
