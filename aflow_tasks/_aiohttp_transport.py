@@ -11,8 +11,11 @@ decompression are off: httpx does each of those once.
 
 from __future__ import annotations
 
+import datetime
 import functools
+import logging
 import ssl
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +26,8 @@ from yarl import URL
 
 __all__ = ("AiohttpClient", "AiohttpTransport")
 
+_HTTPX_LOG = logging.getLogger("httpx")
+_LEAN = True
 _NO_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 # aiohttp adds these unless told not to; httpx has already set them, or left them out on purpose
 _SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
@@ -83,6 +88,34 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through the session; its body is read by iterating the stream."""
+        response = await self._send(request)
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=_Body(response, request),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode()},
+        )
+
+    async def read_response(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` and read the whole body: the response comes back read and closed."""
+        response = await self._send(request)
+        try:
+            body = await response.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _httpx_error(exc, request) from exc
+        finally:
+            response.release()  # back to the pool; if the read was cut short, closed
+        read = httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=httpx.ByteStream(body),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode()},
+            request=request,
+        )
+        read.read()  # decodes the body as httpx does (Content-Encoding) and closes the response
+        return read
+
+    async def _send(self, request: httpx.Request) -> aiohttp.ClientResponse:
         session = self._session or self._open()
         headers = CIMultiDict([(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw])
         data: Any
@@ -104,12 +137,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _httpx_error(exc, request) from exc
-        return httpx.Response(
-            response.status,
-            headers=response.raw_headers,
-            stream=_Body(response, request),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode()},
-        )
+        return response
 
     async def aclose(self) -> None:
         """Close the session and its connections."""
@@ -128,9 +156,57 @@ class AiohttpClient(httpx.AsyncClient):
     as on any ``httpx.AsyncClient`` (``client.cookies`` reads and sets them).
     """
 
-    def __init__(self, *, cookies: Any = None, **kwargs: Any) -> None:
+    def __init__(self, *, cookies: Any = None, default_encoding: Any = "utf-8", **kwargs: Any) -> None:
         self._set_cookies = _Cookies(cookies)
-        super().__init__(**kwargs)
+        self._encoding = default_encoding
+        super().__init__(default_encoding=default_encoding, **kwargs)
+
+    async def send(
+        self,
+        request: httpx.Request,
+        *,
+        stream: bool = False,
+        auth: Any = httpx.USE_CLIENT_DEFAULT,
+        follow_redirects: Any = httpx.USE_CLIENT_DEFAULT,
+    ) -> httpx.Response:
+        """Send ``request`` as ``httpx.AsyncClient.send`` does.
+
+        A request that needs nothing of httpx's sending machinery (no auth, no event hooks, its
+        body read at once, aflow's aiohttp transport) goes straight to the transport, which
+        reads the body in one call: a third of the client's CPU per small request.
+        """
+        transport = self._transport_for_url(request.url)
+        if (
+            stream
+            or not _LEAN
+            or not isinstance(transport, AiohttpTransport)
+            or auth is not httpx.USE_CLIENT_DEFAULT
+            or self.auth is not None
+            or self.is_closed
+            or any(self.event_hooks.values())
+        ):
+            return await super().send(request, stream=stream, auth=auth, follow_redirects=follow_redirects)
+        start = time.perf_counter()
+        response = await transport.read_response(request)
+        response.elapsed = datetime.timedelta(seconds=time.perf_counter() - start)
+        self.cookies.extract_cookies(response)
+        response.default_encoding = self._encoding
+        _HTTPX_LOG.info(
+            'HTTP Request: %s %s "%s %d %s"',
+            request.method,
+            request.url,
+            response.http_version,
+            response.status_code,
+            response.reason_phrase,
+        )
+        if follow_redirects is httpx.USE_CLIENT_DEFAULT:
+            follow_redirects = self.follow_redirects
+        if not (follow_redirects and response.has_redirect_location):
+            return response
+        # the rest of the way on httpx's own path (the redirect request built as httpx builds it)
+        final = await super().send(self._build_redirect_request(request, response), follow_redirects=True)
+        final.history = [response, *final.history]
+        return final
 
     @property
     def cookies(self) -> httpx.Cookies:
