@@ -199,12 +199,16 @@ class AiohttpClient(httpx.AsyncClient):
             response.status_code,
             response.reason_phrase,
         )
+        if not response.has_redirect_location:
+            return response
+        # the redirect request built as httpx builds it; the rest of the way on httpx's own path
+        next_request = self._build_redirect_request(request, response)
         if follow_redirects is httpx.USE_CLIENT_DEFAULT:
             follow_redirects = self.follow_redirects
-        if not (follow_redirects and response.has_redirect_location):
+        if not follow_redirects:
+            response.next_request = next_request
             return response
-        # the rest of the way on httpx's own path (the redirect request built as httpx builds it)
-        final = await super().send(self._build_redirect_request(request, response), follow_redirects=True)
+        final = await super().send(next_request, follow_redirects=True)
         final.history = [response, *final.history]
         return final
 
