@@ -125,6 +125,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             data = request.stream
             headers.popall("Transfer-Encoding", None)
         extensions = request.extensions
+        timeout = extensions.get("timeout") or {}
         try:
             response = await session.request(
                 request.method,
@@ -132,7 +133,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 headers=headers,
                 data=data,
                 allow_redirects=False,  # the httpx client follows them
-                timeout=_client_timeout(**extensions.get("timeout", {})),
+                timeout=_client_timeout(timeout.get("connect"), timeout.get("read"), timeout.get("pool")),
                 server_hostname=extensions.get("sni_hostname"),
             )
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -272,9 +273,7 @@ def _httpx_error(exc: BaseException, request: httpx.Request) -> httpx.TransportE
 
 
 @functools.lru_cache(maxsize=64)
-def _client_timeout(
-    connect: float | None = None, read: float | None = None, write: float | None = None, pool: float | None = None
-) -> aiohttp.ClientTimeout:
+def _client_timeout(connect: float | None, read: float | None, pool: float | None) -> aiohttp.ClientTimeout:
     """The aiohttp timeouts for httpx's (one object per distinct timeout, not one per request)."""
     return aiohttp.ClientTimeout(total=None, connect=pool, sock_connect=connect, sock_read=read)
 

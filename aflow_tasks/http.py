@@ -293,7 +293,6 @@ async def send_request(
         hidden = [s for s in hidden if s]
         register(hidden)  # aflow's loggers and failed-state messages redact them too
         token = _hidden_var.set(tuple(hidden))
-    # the label is made only when a message needs it (it parses the URL): not on the way of a success
     labelled = functools.partial(_label, method, url, label, hidden)
     request: dict[str, Any] = {"params": params, "json": json, "data": data, "content": content}
     if httpx_auth is not None:
@@ -304,16 +303,18 @@ async def send_request(
         if token is not None:
             _hidden_var.reset(token)
     status = response.status_code
-    logger = task.logger
-    if logger.isEnabledFor(logging.DEBUG):
-        logger.debug("%s -> %d", labelled(), status)
+    if task.logger.isEnabledFor(logging.DEBUG):
+        task.logger.debug("%s -> %d", labelled(), status)
     if not raise_for_status or status < 400:
         return response
     raise _status_failure(task, response, labelled(), hidden)
 
 
 def _label(method: str, url: str, label: str | None, hidden: list[str]) -> str:
-    """How messages name a request: ``label``, else the method and the URL without query; redacted."""
+    """How messages name a request: ``label``, else the method and the URL without query; redacted.
+
+    Made only when a message needs it (it parses the URL), not on the way of a success.
+    """
     label = label or f"{method} {redact_url(url)}"
     return _redact_values(label, hidden) if hidden else label
 
