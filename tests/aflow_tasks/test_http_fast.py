@@ -153,3 +153,14 @@ async def test_a_factory_of_ones_own_with_transport_options(httpserver: HTTPServ
     finally:
         set_client_factory(previous)
     assert len(made) == 2
+
+
+async def test_aiohttp_client_takes_transport_options(httpserver: HTTPServer):
+    httpserver.expect_request("/opts").respond_with_json("opts")
+    limits = httpx.Limits(max_connections=3)
+    async with aiohttp_client(limits=limits, verify=False) as client:
+        assert (await client.get(httpserver.url_for("/opts"))).json() == "opts"
+        transport = client._transport
+        assert isinstance(transport, AiohttpTransport)
+        assert transport._session is not None
+        assert transport._session.connector.limit == 3  # type: ignore[union-attr]
