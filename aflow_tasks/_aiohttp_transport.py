@@ -27,7 +27,7 @@ from yarl import URL
 __all__ = ("AiohttpClient", "AiohttpTransport")
 
 _HTTPX_LOG = logging.getLogger("httpx")
-_LEAN = True
+_LEAN = True  # AiohttpClient.send's short way (False: always httpx's own; for A/B measurements)
 _NO_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 # aiohttp adds these unless told not to; httpx has already set them, or left them out on purpose
 _SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
@@ -37,7 +37,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """An ``httpx.AsyncBaseTransport`` sending through one ``aiohttp.ClientSession`` (HTTP/1.1).
 
     The session (and its connection pool) is made on the first request, inside the running
-    loop, and closed by `aclose` (the httpx client closes its transport when it closes).
+    loop, and closed by `aclose` (the httpx client closes its transport when it closes); a
+    request after that opens a new one, as httpx's own transport does.
     aiohttp's errors become httpx's: a refused connection ``httpx.ConnectError``, a server
     hanging up ``httpx.RemoteProtocolError``, timeouts ``httpx.ConnectTimeout`` (getting a
     connection, pool wait included) or ``httpx.ReadTimeout`` (after the request's own timeouts:
@@ -66,11 +67,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._ssl_options = (verify, cert, trust_env)
         self._limits = limits
         self._session: aiohttp.ClientSession | None = None
-        self._closed = False
 
     def _open(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise RuntimeError("the transport was closed")
         verify, cert, trust_env = self._ssl_options
         keepalive = self._limits.keepalive_expiry
         options: dict[str, Any] = {} if keepalive is None else {"keepalive_timeout": keepalive}
@@ -142,7 +140,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         """Close the session and its connections."""
-        self._closed = True
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -187,6 +184,8 @@ class AiohttpClient(httpx.AsyncClient):
             or any(self.event_hooks.values())
         ):
             return await super().send(request, stream=stream, auth=auth, follow_redirects=follow_redirects)
+        if "timeout" not in request.extensions:  # a request not made by build_request
+            request.extensions["timeout"] = self.timeout.as_dict()
         start = time.perf_counter()
         response = await transport.read_response(request)
         response.elapsed = datetime.timedelta(seconds=time.perf_counter() - start)

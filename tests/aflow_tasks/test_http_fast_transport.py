@@ -287,8 +287,19 @@ async def test_outside_a_flow_http_client_closes_its_session():
     transport = client._transport
     assert isinstance(transport, AiohttpTransport)
     assert transport._session is None
-    with pytest.raises(RuntimeError):
-        await transport.handle_async_request(httpx.Request("GET", "http://127.0.0.1/"))
+
+
+async def test_a_closed_transport_reopens_and_a_hand_made_request_gets_the_client_timeout():
+    transport = AiohttpTransport()
+    async with serve(echo_app()) as base:
+        async with AiohttpClient(transport=transport, timeout=0.2) as client:
+            assert (await client.get(f"{base}/echo")).status_code == 201
+        assert transport._session is None
+        async with AiohttpClient(transport=transport, timeout=0.2) as client:  # a task's transport, next run
+            assert (await client.get(f"{base}/echo")).status_code == 201
+            with pytest.raises(httpx.ReadTimeout):
+                await client.send(httpx.Request("GET", f"{base}/slow?s=5"))
+        assert transport._session is None
 
 
 async def test_transport_options():
