@@ -78,7 +78,13 @@ def echo_app(connections: set[int] | None = None) -> web.Application:
         await asyncio.sleep(float(request.query.get("s", "5")))
         return web.json_response("late")
 
+    async def gzipped(request: web.Request) -> web.Response:
+        response = web.Response(text="squeezed " * 1000)
+        response.enable_compression(web.ContentCoding.gzip)
+        return response
+
     app = web.Application()
+    app.router.add_get("/gzip", gzipped)
     app.router.add_route("*", "/echo", echo)
     app.router.add_get("/big", big)
     app.router.add_get("/old", old)
@@ -101,6 +107,11 @@ async def test_headers_status_and_body_round_trip():
         assert "content-type" not in got["headers"]  # aiohttp adds none of its own
         assert response.elapsed.total_seconds() > 0
         assert response.is_closed
+        squeezed = await client.get(f"{base}/gzip")
+        assert squeezed.headers["content-encoding"] == "gzip"
+        assert squeezed.text == "squeezed " * 1000  # decoded once, by httpx
+        async with client.stream("GET", f"{base}/gzip") as streamed:
+            assert await streamed.aread() == b"squeezed " * 1000
 
 
 async def test_post_bytes_and_json_and_a_streamed_body():
