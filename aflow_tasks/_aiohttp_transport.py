@@ -149,8 +149,8 @@ class AiohttpClient(httpx.AsyncClient):
     """An ``httpx.AsyncClient`` that reads cookies only from the responses that set some.
 
     httpx's client hands every response to the standard library's cookie jar, which builds a
-    ``urllib`` request and an ``email`` message of its headers first: a sixth of the client's
-    CPU on a small request. Here a response without ``Set-Cookie`` skips that; cookies behave
+    ``urllib`` request and an ``email`` message of its headers first: about a fifth of the
+    client's CPU on a small request. Here a response without ``Set-Cookie`` skips that; cookies behave
     as on any ``httpx.AsyncClient`` (``client.cookies`` reads and sets them).
     """
 
@@ -171,7 +171,9 @@ class AiohttpClient(httpx.AsyncClient):
 
         A request that needs nothing of httpx's sending machinery (no auth, no event hooks, its
         body read at once, aflow's aiohttp transport) goes straight to the transport, which
-        reads the body in one call: a third of the client's CPU per small request.
+        reads the body in one call: about a tenth less client CPU per small request. A redirect
+        is followed on httpx's own path from the second request on (``max_redirects`` counts
+        from there).
         """
         transport = self._transport_for_url(request.url)
         if (
