@@ -27,7 +27,9 @@ from yarl import URL
 __all__ = ("AiohttpClient", "AiohttpTransport")
 
 _HTTPX_LOG = logging.getLogger("httpx")
-_LEAN = True  # AiohttpClient.send's short way (False: always httpx's own; for A/B measurements)
+# AiohttpClient.send's short way (False: always httpx's own; for A/B measurements). It uses two
+# of httpx's client internals (0.23 to 0.28 have them); without them, httpx's own way.
+_LEAN = all(hasattr(httpx.AsyncClient, name) for name in ("_transport_for_url", "_build_redirect_request"))
 _NO_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 # aiohttp adds these unless told not to; httpx has already set them, or left them out on purpose
 _SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
