@@ -288,26 +288,35 @@ async def send_request(
     httpx_auth = await _prepare_auth(auth, sent_headers, hidden) if auth is not None else None
     if isinstance(data, str | bytes):
         content, data = data, None
-    label = label or f"{method} {redact_url(url)}"
     token = None
     if hidden:
         hidden = [s for s in hidden if s]
         register(hidden)  # aflow's loggers and failed-state messages redact them too
-        label = _redact_values(label, hidden)
         token = _hidden_var.set(tuple(hidden))
+    labelled = functools.partial(_label, method, url, label, hidden)
     request: dict[str, Any] = {"params": params, "json": json, "data": data, "content": content}
     if httpx_auth is not None:
         request["auth"] = httpx_auth
     try:
-        response = await _send(transport, method, url, sent_headers, request_timeout, request, label, hidden)
+        response = await _send(transport, method, url, sent_headers, request_timeout, request, labelled, hidden)
     finally:
         if token is not None:
             _hidden_var.reset(token)
     status = response.status_code
-    task.logger.debug("%s -> %d", label, status)
+    if task.logger.isEnabledFor(logging.DEBUG):
+        task.logger.debug("%s -> %d", labelled(), status)
     if not raise_for_status or status < 400:
         return response
-    raise _status_failure(task, response, label, hidden)
+    raise _status_failure(task, response, labelled(), hidden)
+
+
+def _label(method: str, url: str, label: str | None, hidden: list[str]) -> str:
+    """How messages name a request: ``label``, else the method and the URL without query; redacted.
+
+    Made only when a message needs it (it parses the URL), not on the way of a success.
+    """
+    label = label or f"{method} {redact_url(url)}"
+    return _redact_values(label, hidden) if hidden else label
 
 
 async def _send(
@@ -317,7 +326,7 @@ async def _send(
     headers: dict[str, str],
     request_timeout: float | None,
     request: dict[str, Any],
-    label: str,
+    label: Callable[[], str],
     hidden: list[str],
 ) -> httpx.Response:
     """Send on the run's shared client; a transport error raises `FAIL` (or `RETRY`)."""
@@ -330,7 +339,7 @@ async def _send(
             return await client.request(method, url, headers=headers, timeout=request_timeout, **request)
     except (httpx.RequestError, httpx.InvalidURL) as exc:
         # no traceback chained: it may hold secrets
-        raise _transport_failure(exc, label, request_timeout, hidden).signal(None) from None
+        raise _transport_failure(exc, label(), request_timeout, hidden).signal(None) from None
 
 
 async def _resolve_headers(headers: Mapping[str, Any] | None, hidden: list[str]) -> dict[str, str]:
@@ -357,7 +366,9 @@ def _status_failure(task: Task, response: httpx.Response, label: str, hidden: li
     return fail(problem)
 
 
-def decode_response(response: httpx.Response, response_format: str, label: str = "the response") -> Any:
+def decode_response(
+    response: httpx.Response, response_format: str, label: str | Callable[[], str] = "the response"
+) -> Any:
     """Return the body of ``response`` as ``response_format`` says.
 
     Args:
@@ -365,7 +376,7 @@ def decode_response(response: httpx.Response, response_format: str, label: str =
         response_format: ``"json"`` (an empty body gives None), ``"text"``, ``"bytes"``, or
             ``"auto"``: JSON for a JSON content type, text for ``text/*``, XML and JavaScript,
             else bytes.
-        label: How a FAIL message names the request.
+        label: How a FAIL message names the request (or a function making that name when needed).
 
     Raises:
         FAIL: If the body is not the JSON it should be.
@@ -389,8 +400,9 @@ def decode_response(response: httpx.Response, response_format: str, label: str =
         return response.json()
     except ValueError:
         ctype = response.headers.get("content-type", "no content type")
+        name = label if isinstance(label, str) else label()
         raise FAIL(
-            f"{label}: expected a JSON body but got {ctype}: {_excerpt(response)} "
+            f"{name}: expected a JSON body but got {ctype}: {_excerpt(response)} "
             '(use response_format="text", "bytes" or "auto")'
         ) from None
 
@@ -513,7 +525,10 @@ class HttpRequest(Task):
             raise ValueError(
                 "HttpRequest needs a url: give it at initialization (HttpRequest(url=...)) or to the call (url=...)"
             )
-        url_is_secret = is_lazy(url) or is_lazy(self.url)  # a webhook, a key in the query...
+        # a webhook, a key in the query... (a plain str, the common case, is not lazy)
+        url_is_secret = (type(url) is not str and is_lazy(url)) or (
+            self.url is not None and type(self.url) is not str and is_lazy(self.url)
+        )
         if url_is_secret:
             url = await resolve_value(url)
         url = str(url)
@@ -523,10 +538,7 @@ class HttpRequest(Task):
         if url_is_secret:
             path = urlsplit(url).path.strip("/")
             secrets += [url, path] if len(path) >= 8 else [url]
-            label = f"{method} {_origin(url)}"
-        label = label or f"{method} {redact_url(url)}"
-        if secrets:
-            label = _redact_values(label, secrets)
+            label = _redact_values(f"{method} {_origin(url)}", secrets)
         response = await send_request(
             self,
             method,
@@ -542,4 +554,5 @@ class HttpRequest(Task):
             label=label,
             secrets=secrets,
         )
-        return decode_response(response, response_format or "json", label)
+        named = label or functools.partial(_label, method, url, None, [])
+        return decode_response(response, response_format or "json", named)

@@ -17,13 +17,16 @@ of CPU microseconds per request (and of wall time) are printed with the ratio to
   it). Emulated by a finder that searches all of the import system for a missing name and then
   fails the import, as a missing sniffio would;
 - raw httpx + sniffio: the same with sniffio importable (what ``aflow-engine[http]`` installs);
-- raw httpx over aiohttp: the same client with ``httpx_aiohttp.AiohttpTransport()``
-  (``aflow-engine[http-fast]``; left out when httpx-aiohttp is missing);
+- raw httpx over aiohttp: the client ``aiohttp_client()`` makes, httpx's API over aflow's
+  aiohttp transport (``aflow-engine[http-fast]``);
+- raw httpx over httpx-aiohttp: the same with ``httpx_aiohttp.AiohttpTransport()`` (what the
+  fast path used before; left out when httpx-aiohttp is not installed);
 - HttpRequest.map: the flow's shared client, httpx's own transport (sniffio importable);
 - HttpRequest.map, aiohttp: the same with ``set_client_factory(aiohttp_client)``.
 
     python bench/http_client.py            # N=2,000, C=20, 7 repetitions
     python bench/http_client.py --quick    # N=200, 3 repetitions
+    python bench/http_client.py --only "raw httpx over aiohttp;HttpRequest.map, aiohttp"
 """
 
 from __future__ import annotations
@@ -141,8 +144,10 @@ async def raw_aiohttp(base: str, n: int, c: int) -> None:
         check(await workers(c, n, one), n)
 
 
-async def raw_httpx(base: str, n: int, c: int, transport: httpx.AsyncBaseTransport | None = None) -> None:
-    async with httpx.AsyncClient(transport=transport) as client:
+async def raw_httpx(
+    base: str, n: int, c: int, transport: httpx.AsyncBaseTransport | None = None, made: httpx.AsyncClient | None = None
+) -> None:
+    async with made or httpx.AsyncClient(transport=transport) as client:
 
         async def one(i: int) -> Any:
             resp = await client.get(f"{base}/item/{i}")
@@ -158,6 +163,10 @@ async def raw_httpx_no_sniffio(base: str, n: int, c: int) -> None:
 
 
 async def raw_httpx_aiohttp(base: str, n: int, c: int) -> None:
+    await raw_httpx(base, n, c, made=aflow_http.aiohttp_client())
+
+
+async def raw_httpx_httpx_aiohttp(base: str, n: int, c: int) -> None:
     assert AiohttpTransport is not None
     await raw_httpx(base, n, c, AiohttpTransport())
 
@@ -176,7 +185,7 @@ async def run_flow(built: tuple[Flow, Any], n: int, c: int) -> None:
     check(state.result[bodies].result, n)
 
 
-async def main(n: int, c: int, repeat: int) -> None:
+async def main(n: int, c: int, repeat: int, only: list[str] | None = None) -> None:
     variants: dict[str, Callable[[str], Awaitable[None]] | None] = {}
     with server() as base:
         variants = {
@@ -184,11 +193,13 @@ async def main(n: int, c: int, repeat: int) -> None:
             "raw httpx, no sniffio": lambda b: raw_httpx_no_sniffio(b, n, c),
             "raw httpx + sniffio": lambda b: raw_httpx(b, n, c),
         }
-        fast = getattr(aflow_http, "aiohttp_client", None)
+        fast = aflow_http.aiohttp_client
+        variants["raw httpx over aiohttp"] = lambda b: raw_httpx_aiohttp(b, n, c)
         if AiohttpTransport is not None:
-            variants["raw httpx over aiohttp"] = lambda b: raw_httpx_aiohttp(b, n, c)
-        flows = ["HttpRequest.map"] + (["HttpRequest.map, aiohttp"] if fast and AiohttpTransport else [])
-        cpu: dict[str, list[float]] = {name: [] for name in [*variants, *flows]}
+            variants["raw httpx over httpx-aiohttp"] = lambda b: raw_httpx_httpx_aiohttp(b, n, c)
+        flows = ["HttpRequest.map", "HttpRequest.map, aiohttp"]
+        names = [name for name in [*variants, *flows] if name == "raw aiohttp" or not only or name in only]
+        cpu: dict[str, list[float]] = {name: [] for name in names}
         wall: dict[str, list[float]] = {name: [] for name in cpu}
         print(f"aiohttp server at {base}; N={n:,} GETs at concurrency {c}, {repeat} repetitions")
         print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -216,8 +227,8 @@ async def main(n: int, c: int, repeat: int) -> None:
     base_cpu = statistics.median(cpu["raw aiohttp"])
     for name in cpu:
         m, w = statistics.median(cpu[name]), statistics.median(wall[name])
-        print(f"  {name:26} CPU {m:7.1f} us/request ({m / base_cpu:.2f}x raw aiohttp); wall {w:.3f}s ({n / w:,.0f}/s)")
-    if "raw httpx over aiohttp" in cpu:
+        print(f"  {name:28} CPU {m:7.1f} us/request ({m / base_cpu:.2f}x raw aiohttp); wall {w:.3f}s ({n / w:,.0f}/s)")
+    if "raw httpx over aiohttp" in cpu and "raw httpx + sniffio" in cpu:
         h, a = statistics.median(cpu["raw httpx + sniffio"]), statistics.median(cpu["raw httpx over aiohttp"])
         print(f"  httpx over aiohttp / httpx + sniffio (CPU): {a / h:.2f}x")
     for flow_name, raw_name in (
@@ -235,7 +246,8 @@ if __name__ == "__main__":
     parser.add_argument("-n", type=int, default=None, help="requests per variant (default 2,000)")
     parser.add_argument("-c", type=int, default=20, help="concurrency (default 20)")
     parser.add_argument("--repeat", type=int, default=None)
+    parser.add_argument("--only", help="variant names, separated by ';', to run (raw aiohttp always runs)")
     args = parser.parse_args()
     n = args.n or (200 if args.quick else 2_000)
     repeat = args.repeat or (3 if args.quick else 7)
-    asyncio.run(main(n, args.c, repeat))
+    asyncio.run(main(n, args.c, repeat, args.only.split(";") if args.only else None))

@@ -1,4 +1,4 @@
-"""``aiohttp_client``: the HTTP tasks' shared client over httpx-aiohttp's transport (extra http-fast)."""
+"""``aiohttp_client``: the HTTP tasks' shared client over aflow's aiohttp transport (extra http-fast)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from aflow import Flow, signals
 from aflow_tasks.http import HttpRequest, HttpStatusFail, aiohttp_client, aiohttp_transport, set_client_factory
 from tests.net import free_port
 
-httpx_aiohttp = pytest.importorskip("httpx_aiohttp")
+pytest.importorskip("aiohttp")
+from aflow_tasks._aiohttp_transport import AiohttpTransport
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ async def test_a_mapped_flow_shares_one_aiohttp_client_closed_at_the_end(httpser
     assert state.result[bodies].result == [{"n": i} for i in range(5)]
     assert len(fast.clients) == 1
     (client,) = fast.clients
-    assert isinstance(client._transport.inner, httpx_aiohttp.AiohttpTransport)  # type: ignore[attr-defined]
+    assert isinstance(client._transport, AiohttpTransport)
     assert client.is_closed
 
 
@@ -127,8 +128,9 @@ async def test_a_task_transport_still_wins(fast: Recording):
     assert isinstance(fast.clients[-1]._transport, httpx.MockTransport)
 
 
-async def test_without_httpx_aiohttp_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setitem(sys.modules, "httpx_aiohttp", None)
+async def test_without_aiohttp_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(sys.modules, "aiohttp", None)
+    monkeypatch.delitem(sys.modules, "aflow_tasks._aiohttp_transport")
     with pytest.raises(ImportError, match=r"pip install aflow-engine\[http-fast\]"):
         aiohttp_client(None)
 
@@ -151,3 +153,14 @@ async def test_a_factory_of_ones_own_with_transport_options(httpserver: HTTPServ
     finally:
         set_client_factory(previous)
     assert len(made) == 2
+
+
+async def test_aiohttp_client_takes_transport_options(httpserver: HTTPServer):
+    httpserver.expect_request("/opts").respond_with_json("opts")
+    limits = httpx.Limits(max_connections=3)
+    async with aiohttp_client(limits=limits, verify=False) as client:
+        assert (await client.get(httpserver.url_for("/opts"))).json() == "opts"
+        transport = client._transport
+        assert isinstance(transport, AiohttpTransport)
+        assert transport._session is not None
+        assert transport._session.connector.limit == 3  # type: ignore[union-attr]
