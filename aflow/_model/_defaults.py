@@ -13,6 +13,9 @@ import anyio.from_thread
 
 __all__ = ("LazyDefault", "defaults_from_attrs", "is_lazy", "resolve_defaults", "resolve_lazy")
 
+# values of these types are never lazy: `_fill` skips the inspection for them (the common case)
+_PLAIN = frozenset({str, int, float, bool, bytes, dict, list, tuple})
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -81,7 +84,7 @@ def _fill(
         if name in kwargs or position < len(args):
             continue  # given by the caller (an explicit None included)
         value = getattr(owner, name)
-        if value is not None and is_lazy(value):
+        if value is not None and type(value) not in _PLAIN and is_lazy(value):
             lazy[name] = value
         else:
             kwargs[name] = value
