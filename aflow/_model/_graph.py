@@ -7,7 +7,7 @@ sequences themselves (no copies: the engine reads them once per run); only this 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, KeysView, Sequence
+from collections.abc import Iterable, KeysView, Mapping, Sequence
 from typing import Any
 
 from ..exceptions import FlowValidationError
@@ -297,14 +297,15 @@ class TaskGraph:
         self._version += 1
         return edge
 
-    def add_call(self, task: Task, arguments: dict[str, Any]) -> bool:
+    def add_call(self, task: Task, arguments: Mapping[str, Any], keep: bool = False) -> bool:
         """Add a new task with the arguments of one call in one step, when that is simple.
 
         Simple: ``task`` is not in the graph yet (nothing is downstream of it, so none of its
         edges can close a cycle) and is no Parameter, and each argument is a task of the graph
         (a data edge) or a scalar (a constant), under a name ``run`` takes. Otherwise nothing
         changes and the result is False: the caller goes the general way (`add_edge`,
-        `add_constant`), which explains what is wrong, if anything.
+        `add_constant`), which explains what is wrong, if anything. With ``keep``, the caller
+        hands ``arguments`` over: when they are all constants, the dict itself becomes the task's.
 
         Raises:
             FlowValidationError: As `add_task` (before anything changed).
@@ -346,7 +347,9 @@ class TaskGraph:
             tasks[task] = None
         if ups < len(arguments):
             self.constants[task] = (
-                arguments.copy() if not ups else {k: v for k, v in arguments.items() if not isinstance(v, Task)}
+                (arguments if keep and type(arguments) is dict else dict(arguments))
+                if not ups
+                else {k: v for k, v in arguments.items() if not isinstance(v, Task)}
             )
         if ups:
             edges = self._edges
