@@ -297,21 +297,22 @@ class TaskGraph:
         self._version += 1
         return edge
 
-    def add_call(self, task: Task, arguments: Mapping[str, Any], keep: bool = False) -> bool:
+    def add_call(self, task: Task, arguments: Mapping[str, Any], fresh: bool = False) -> bool:
         """Add a new task with the arguments of one call in one step, when that is simple.
 
         Simple: ``task`` is not in the graph yet (nothing is downstream of it, so none of its
         edges can close a cycle) and is no Parameter, and each argument is a task of the graph
         (a data edge) or a scalar (a constant), under a name ``run`` takes. Otherwise nothing
         changes and the result is False: the caller goes the general way (`add_edge`,
-        `add_constant`), which explains what is wrong, if anything. With ``keep``, the caller
-        hands ``arguments`` over: when they are all constants, the dict itself becomes the task's.
+        `add_constant`), which explains what is wrong, if anything. With ``fresh``, the caller
+        vouches that ``task`` is a new copy (in no graph) of a task that is no Parameter, and hands
+        ``arguments`` over: when they are all constants, the dict itself becomes the task's.
 
         Raises:
             FlowValidationError: As `add_task` (before anything changed).
         """
         tasks = self._tasks
-        if task in tasks or isinstance(task, Parameter) or not isinstance(task, Task):
+        if not fresh and (task in tasks or isinstance(task, Parameter) or not isinstance(task, Task)):
             return False
         spec = task.run_spec
         if spec is NO_RUN_SPEC:
@@ -334,7 +335,7 @@ class TaskGraph:
             name, slugs = task.name, self._slugs
             n = self._slug_counts.get(name, 0) + 1
             slug = f"{name}-{n}"
-            while slug in slugs:
+            while slugs and slug in slugs:  # (no slug is indexed in most flows)
                 n += 1
                 slug = f"{name}-{n}"
             self._slug_counts[name] = n
@@ -347,7 +348,7 @@ class TaskGraph:
             tasks[task] = None
         if ups < len(arguments):
             self.constants[task] = (
-                (arguments if keep and type(arguments) is dict else dict(arguments))
+                (arguments if fresh and type(arguments) is dict else dict(arguments))
                 if not ups
                 else {k: v for k, v in arguments.items() if not isinstance(v, Task)}
             )
