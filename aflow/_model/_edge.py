@@ -21,13 +21,12 @@ def is_mappable(value: Any) -> bool:
 class _EdgeFields:
     """The fields of an `Edge` (its slots), shared with the mutable twin `new_edge` fills in."""
 
-    __slots__ = ("_hash", "downstream_task", "flattened", "key", "mapped", "upstream_task")
+    __slots__ = ("downstream_task", "flattened", "key", "mapped", "upstream_task")
     upstream_task: Task
     downstream_task: Task
     key: str | None
     mapped: bool
     flattened: bool
-    _hash: int
 
 
 @final
@@ -59,7 +58,6 @@ class Edge(_EdgeFields):
         _set_key(self, key)
         _set_mapped(self, mapped)
         _set_flattened(self, flattened)
-        _set_hash(self, hash((id(upstream_task), id(downstream_task), key, mapped, flattened)))
 
     def _tuple(self) -> tuple[int, int, str | None, bool, bool]:
         return (id(self.upstream_task), id(self.downstream_task), self.key, self.mapped, self.flattened)
@@ -67,10 +65,10 @@ class Edge(_EdgeFields):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Edge):
             return NotImplemented
-        return self._hash == other._hash and self._tuple() == other._tuple()
+        return self._tuple() == other._tuple()
 
-    def __hash__(self) -> int:
-        return self._hash
+    def __hash__(self) -> int:  # computed when asked (once per dict an edge joins), not stored
+        return hash((id(self.upstream_task), id(self.downstream_task), self.key, self.mapped, self.flattened))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Edge is immutable")
@@ -89,9 +87,8 @@ class _NewEdge(_EdgeFields):
 
 _new = object.__new__
 # the slots' own setters: what object.__setattr__ ends up calling, without the look-up by name
-_set_up, _set_down, _set_key, _set_mapped, _set_flattened, _set_hash = (
-    vars(_EdgeFields)[name].__set__
-    for name in ("upstream_task", "downstream_task", "key", "mapped", "flattened", "_hash")
+_set_up, _set_down, _set_key, _set_mapped, _set_flattened = (
+    vars(_EdgeFields)[name].__set__ for name in ("upstream_task", "downstream_task", "key", "mapped", "flattened")
 )
 
 
@@ -103,7 +100,6 @@ def new_edge(upstream_task: Task, downstream_task: Task, key: str) -> Edge:
     edge.key = key
     edge.mapped = False
     edge.flattened = False
-    edge._hash = hash((id(upstream_task), id(downstream_task), key, False, False))
     edge.__class__ = Edge  # type: ignore[assignment]
     return edge  # type: ignore[return-value]
 
