@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import ItemsView, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, final
 
 from .._runtime._run_context import flow_run_var
@@ -164,12 +164,34 @@ def as_task(value: Any, flow: Flow | None = None) -> Task:
         return Constant(value)
     if isinstance(value, dict):
         return Dict().bind(keys=list(value), values=list(value.values()), flow=flow)
-    arguments = dict(zip(_arg_keys(len(value)), value, strict=True))
+    items = _Items(value if type(value) is list else list(value))
     task = _COLLECTIONS[type(value)]()
     found = flow if flow is not None else building.get()
-    if found is not None and found.graph.add_call(task, arguments):
+    if found is not None and found.graph.add_call(task, items):
         return task  # items that are tasks of the flow or scalars: bound in one step
-    return task.bind(flow=flow, **arguments)
+    return task.bind(flow=flow, **dict(items.items()))
+
+
+class _Items(Mapping[str, Any]):
+    """A collection's items under their ``arg_i`` names, read in order without a dict of them."""
+
+    __slots__ = ("_names", "_values")
+
+    def __init__(self, values: list[Any]) -> None:
+        self._values = values
+        self._names = list(_arg_keys(len(values)))
+
+    def items(self) -> ItemsView[str, Any]:
+        return zip(self._names, self._values, strict=True)  # type: ignore[return-value]  # a pass over them
+
+    def __getitem__(self, key: str) -> Any:
+        return dict(self.items())[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 _MAX_SHARED_NAMES = 16_384

@@ -18,8 +18,19 @@ def is_mappable(value: Any) -> bool:
     return isinstance(value, Sized) and not isinstance(value, (str, bytes, dict))
 
 
+class _EdgeFields:
+    """The fields of an `Edge` (its slots), shared with the mutable twin `new_edge` fills in."""
+
+    __slots__ = ("downstream_task", "flattened", "key", "mapped", "upstream_task")
+    upstream_task: Task
+    downstream_task: Task
+    key: str | None
+    mapped: bool
+    flattened: bool
+
+
 @final
-class Edge:
+class Edge(_EdgeFields):
     """A dependency from ``upstream_task`` to ``downstream_task``.
 
     Args:
@@ -30,13 +41,7 @@ class Edge:
         flattened: Whether the upstream result is un-nested one level before mapping.
     """
 
-    __slots__ = ("_hash", "downstream_task", "flattened", "key", "mapped", "upstream_task")
-    upstream_task: Task
-    downstream_task: Task
-    key: str | None
-    mapped: bool
-    flattened: bool
-    _hash: int
+    __slots__ = ()
 
     def __init__(
         self,
@@ -53,7 +58,6 @@ class Edge:
         _set_key(self, key)
         _set_mapped(self, mapped)
         _set_flattened(self, flattened)
-        _set_hash(self, hash((id(upstream_task), id(downstream_task), key, mapped, flattened)))
 
     def _tuple(self) -> tuple[int, int, str | None, bool, bool]:
         return (id(self.upstream_task), id(self.downstream_task), self.key, self.mapped, self.flattened)
@@ -61,10 +65,10 @@ class Edge:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Edge):
             return NotImplemented
-        return self._hash == other._hash and self._tuple() == other._tuple()
+        return self._tuple() == other._tuple()
 
-    def __hash__(self) -> int:
-        return self._hash
+    def __hash__(self) -> int:  # computed when asked (once per dict an edge joins), not stored
+        return hash((id(self.upstream_task), id(self.downstream_task), self.key, self.mapped, self.flattened))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Edge is immutable")
@@ -75,23 +79,29 @@ class Edge:
         return f"<Edge {self.upstream_task.name} -> {self.downstream_task.name}{key}{flags}>"
 
 
+class _NewEdge(_EdgeFields):
+    """An `Edge` being filled in by `new_edge`: plain slot stores, then it becomes an Edge."""
+
+    __slots__ = ()
+
+
 _new = object.__new__
 # the slots' own setters: what object.__setattr__ ends up calling, without the look-up by name
-_set_up, _set_down, _set_key, _set_mapped, _set_flattened, _set_hash = (
-    vars(Edge)[name].__set__ for name in ("upstream_task", "downstream_task", "key", "mapped", "flattened", "_hash")
+_set_up, _set_down, _set_key, _set_mapped, _set_flattened = (
+    vars(_EdgeFields)[name].__set__ for name in ("upstream_task", "downstream_task", "key", "mapped", "flattened")
 )
 
 
 def new_edge(upstream_task: Task, downstream_task: Task, key: str) -> Edge:
     """A plain data edge, as ``Edge(upstream_task, downstream_task, key)``, for a key known valid."""
-    edge: Edge = _new(Edge)
-    _set_up(edge, upstream_task)
-    _set_down(edge, downstream_task)
-    _set_key(edge, key)
-    _set_mapped(edge, False)
-    _set_flattened(edge, False)
-    _set_hash(edge, hash((id(upstream_task), id(downstream_task), key, False, False)))
-    return edge
+    edge = _new(_NewEdge)  # the slots are set as any attribute (no call per field), then frozen
+    edge.upstream_task = upstream_task
+    edge.downstream_task = downstream_task
+    edge.key = key
+    edge.mapped = False
+    edge.flattened = False
+    edge.__class__ = Edge  # type: ignore[assignment]
+    return edge  # type: ignore[return-value]
 
 
 class _Annotation(Generic[T]):

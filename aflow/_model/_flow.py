@@ -117,11 +117,11 @@ class Flow(FlowRunning):
 
     def __enter__(self) -> Flow:
         self._tokens.append(building.set(self))
-        _gc.relax()  # building a wide flow allocates many long-lived objects at once
+        _gc.relax(build=True)  # building a wide flow allocates many long-lived objects at once
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _gc.restore()
+        _gc.restore(build=True)
         building.reset(self._tokens.pop())
 
     # -- introspection ------------------------------------------------------------------------

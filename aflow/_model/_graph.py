@@ -7,7 +7,7 @@ sequences themselves (no copies: the engine reads them once per run); only this 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, KeysView, Sequence
+from collections.abc import Iterable, KeysView, Mapping, Sequence
 from typing import Any
 
 from ..exceptions import FlowValidationError
@@ -33,7 +33,6 @@ class TaskGraph:
 
     __slots__ = (
         "_edges",
-        "_edges_from",
         "_edges_to",
         "_keys",
         "_reference_cache",
@@ -52,16 +51,17 @@ class TaskGraph:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._tasks: dict[Task, None] = {}
+        # each task -> the edges out of it: None, the one edge, or a list of them in the order
+        # they were added (no index of its own: one dict entry, one look-up, no tuple per task)
+        self._tasks: dict[Task, Edge | list[Edge] | None] = {}
         self._edges: dict[Edge, None] = {}
         self.tasks: KeysView[Task] = self._tasks.keys()
         """The tasks, in the order they were added (a live read-only view)."""
         self.edges: KeysView[Edge] = self._edges.keys()
         """The edges, in the order they were added (a live read-only view)."""
-        # edges into and out of each task: a tuple (most tasks have one; no list to grow), turned
-        # into a list when more are added one by one
+        # edges into each task: a tuple (most tasks have one; no list to grow), turned into a list
+        # when more are added one by one
         self._edges_to: dict[Task, Sequence[Edge]] = {}
-        self._edges_from: dict[Task, Sequence[Edge]] = {}
         # run arguments bound per task, a cache for the tasks bound more than once: one key as a
         # str, more as a set; a task without an entry has the keys of its constants and edges in
         self._keys: dict[Task, str | set[str]] = {}
@@ -102,16 +102,17 @@ class TaskGraph:
 
     def edges_out_of(self, task: Task) -> Sequence[Edge]:
         """The edges out of ``task``, in the order they were added (empty for an unknown task)."""
-        return self._edges_from.get(task, _NO_EDGES)
+        return _out(self._tasks.get(task))
 
     def reaches(self, start: Task, target: Task) -> bool:
         """Whether ``target`` is downstream of ``start``, directly or not."""
-        if not self._edges_from.get(start):
+        tasks = self._tasks
+        if not tasks.get(start):
             return False
         seen = {start}
         stack = [start]
         while stack:
-            for e in self._edges_from.get(stack.pop(), ()):
+            for e in _out(tasks.get(stack.pop())):
                 t = e.downstream_task
                 if t is target:
                     return True
@@ -144,12 +145,12 @@ class TaskGraph:
         return found
 
     def _find_reference_tasks(self) -> set[Task]:
-        tasks, out = self._tasks, self._edges_from
+        tasks = self._tasks
         skip = {t for t in tasks if getattr(t, "not_reference_task", False)}
-        terminal = {t for t in tasks if not out.get(t)}
+        terminal = {t for t, out in tasks.items() if not out}
         if not skip:
             return terminal
-        found = {t for t in tasks if t not in skip and all(e.downstream_task in skip for e in out.get(t, ()))}
+        found = {t for t, out in tasks.items() if t not in skip and all(e.downstream_task in skip for e in _out(out))}
         return found or terminal
 
     def sorted_tasks(self, root_tasks: Iterable[Task] | None = None) -> list[Task]:
@@ -163,7 +164,7 @@ class TaskGraph:
         """
         if root_tasks is None and self._sorted_cache and self._sorted_cache[0] == self._version:
             return list(self._sorted_cache[1])
-        out = self._edges_from
+        tasks = self._tasks
         waiting = {t: len({e.upstream_task for e in self._edges_to.get(t, ())}) for t in self._tasks}
         ready = [t for t, n in waiting.items() if n == 0]
         order: list[Task] = []
@@ -171,7 +172,7 @@ class TaskGraph:
             nxt: list[Task] = []
             for t in ready:
                 order.append(t)
-                for d in dict.fromkeys(e.downstream_task for e in out.get(t, ())):
+                for d in dict.fromkeys(e.downstream_task for e in _out(tasks[t])):
                     waiting[d] -= 1
                     if waiting[d] == 0:
                         nxt.append(d)
@@ -188,7 +189,7 @@ class TaskGraph:
             t = stack.pop()
             if t not in wanted:
                 wanted.add(t)
-                stack.extend(e.downstream_task for e in out.get(t, ()))
+                stack.extend(e.downstream_task for e in _out(tasks.get(t)))
         return [t for t in order if t in wanted]
 
     def validate(self) -> None:
@@ -284,7 +285,7 @@ class TaskGraph:
             self.add_task(upstream)
         if downstream not in self._tasks:
             self.add_task(downstream)
-        if downstream in self._edges_from and self.reaches(downstream, upstream):
+        if self._tasks[downstream] is not None and self.reaches(downstream, upstream):
             raise FlowValidationError(
                 f"Adding {upstream.name!r} -> {downstream.name!r} would create a cycle in flow {self.name!r}"
             )
@@ -292,24 +293,26 @@ class TaskGraph:
             self._reserve_key(downstream, key)
         self._edges[edge] = None
         _append(self._edges_to, downstream, edge)
-        _append(self._edges_from, upstream, edge)
+        self._add_out(upstream, edge)
         self._version += 1
         return edge
 
-    def add_call(self, task: Task, arguments: dict[str, Any]) -> bool:
+    def add_call(self, task: Task, arguments: Mapping[str, Any], fresh: bool = False) -> bool:
         """Add a new task with the arguments of one call in one step, when that is simple.
 
         Simple: ``task`` is not in the graph yet (nothing is downstream of it, so none of its
         edges can close a cycle) and is no Parameter, and each argument is a task of the graph
         (a data edge) or a scalar (a constant), under a name ``run`` takes. Otherwise nothing
         changes and the result is False: the caller goes the general way (`add_edge`,
-        `add_constant`), which explains what is wrong, if anything.
+        `add_constant`), which explains what is wrong, if anything. With ``fresh``, the caller
+        vouches that ``task`` is a new copy (in no graph) of a task that is no Parameter, and hands
+        ``arguments`` over: when they are all constants, the dict itself becomes the task's.
 
         Raises:
             FlowValidationError: As `add_task` (before anything changed).
         """
         tasks = self._tasks
-        if task in tasks or isinstance(task, Parameter) or not isinstance(task, Task):
+        if not fresh and (task in tasks or isinstance(task, Parameter) or not isinstance(task, Task)):
             return False
         spec = task.run_spec
         if spec is NO_RUN_SPEC:
@@ -332,7 +335,7 @@ class TaskGraph:
             name, slugs = task.name, self._slugs
             n = self._slug_counts.get(name, 0) + 1
             slug = f"{name}-{n}"
-            while slug in slugs:
+            while slugs and slug in slugs:  # (no slug is indexed in most flows)
                 n += 1
                 slug = f"{name}-{n}"
             self._slug_counts[name] = n
@@ -345,10 +348,12 @@ class TaskGraph:
             tasks[task] = None
         if ups < len(arguments):
             self.constants[task] = (
-                arguments.copy() if not ups else {k: v for k, v in arguments.items() if not isinstance(v, Task)}
+                (arguments if fresh and type(arguments) is dict else dict(arguments))
+                if not ups
+                else {k: v for k, v in arguments.items() if not isinstance(v, Task)}
             )
         if ups:
-            edges, edges_from = self._edges, self._edges_from
+            edges = self._edges
             into = []
             for key, value in arguments.items():
                 if not isinstance(value, Task):
@@ -356,13 +361,13 @@ class TaskGraph:
                 edge = new_edge(value, task, key)
                 edges[edge] = None
                 into.append(edge)
-                out = edges_from.get(value)  # _append, inline
+                out = tasks[value]  # _add_out, inline
                 if out is None:
-                    edges_from[value] = (edge,)
-                elif type(out) is list:
-                    out.append(edge)
+                    tasks[value] = edge
+                elif type(out) is Edge:
+                    tasks[value] = [out, edge]
                 else:
-                    edges_from[value] = [*out, edge]
+                    out.append(edge)
             self._edges_to[task] = tuple(into)
         self._version += 1
         return True
@@ -408,7 +413,7 @@ class TaskGraph:
         for e in list(self._edges)[n_edges:]:
             self._edges.pop(e, None)
             _discard(self._edges_to, e.downstream_task, e)
-            _discard(self._edges_from, e.upstream_task, e)
+            self._discard_out(e.upstream_task, e)
             if e.key is not None:
                 self._release_key(e.downstream_task, e.key)
         consts = self.constants.get(task)
@@ -426,12 +431,13 @@ class TaskGraph:
 
     def remove(self, task: Task) -> None:
         """Take ``task`` out with its edges and constants (a no-op for an unknown task)."""
-        for e in [*self._edges_to.pop(task, ()), *self._edges_from.pop(task, ())]:
+        for e in [*self._edges_to.pop(task, ()), *_out(self._tasks.get(task))]:
             self._edges.pop(e, None)
             other = e.upstream_task if e.downstream_task is task else e.downstream_task
-            for index in (self._edges_to, self._edges_from):
-                if e in index.get(other, ()):
-                    _discard(index, other, e)
+            if e in self._edges_to.get(other, ()):
+                _discard(self._edges_to, other, e)
+            if e in _out(self._tasks.get(other)):
+                self._discard_out(other, e)
             if e.key is not None and e.downstream_task is not task:
                 self._release_key(e.downstream_task, e.key)
         self._keys.pop(task, None)
@@ -446,12 +452,11 @@ class TaskGraph:
     def copy(self) -> TaskGraph:
         """A new graph with the same tasks, edges and constants (the tasks themselves are shared)."""
         new = TaskGraph(self.name)
-        new._tasks = dict(self._tasks)
+        new._tasks = {t: out if type(out) is not list else list(out) for t, out in self._tasks.items()}
         new._edges = dict(self._edges)
         new.tasks = new._tasks.keys()
         new.edges = new._edges.keys()
         new._edges_to = {t: es if type(es) is tuple else list(es) for t, es in self._edges_to.items()}
-        new._edges_from = {t: es if type(es) is tuple else list(es) for t, es in self._edges_from.items()}
         new._keys = {t: ks if isinstance(ks, str) else set(ks) for t, ks in self._keys.items()}
         new._slugs = dict(self._slugs)
         new._unindexed = self._unindexed
@@ -470,6 +475,26 @@ class TaskGraph:
                 if t.slug is not None:
                     slugs.setdefault(t.slug, t)
             self._unindexed = None  # from now on every task is indexed as it comes
+
+    def _add_out(self, task: Task, edge: Edge) -> None:
+        """Add ``edge`` to the edges out of ``task`` (in the graph): the edge alone, then a list."""
+        out = self._tasks[task]
+        if out is None:
+            self._tasks[task] = edge
+        elif type(out) is Edge:
+            self._tasks[task] = [out, edge]
+        else:
+            out.append(edge)
+
+    def _discard_out(self, task: Task, edge: Edge) -> None:
+        """Take ``edge`` out of the edges out of ``task`` (as ``list.remove``)."""
+        out = self._tasks[task]
+        if type(out) is list:
+            out.remove(edge)
+        elif out == edge:
+            self._tasks[task] = None
+        else:
+            raise ValueError(f"{edge} is not an edge out of {task.name!r}")
 
     def _reserve_key(self, task: Task, key: str) -> None:
         self.check_key(task, key)
@@ -504,6 +529,15 @@ def _append(index: dict[Task, Sequence[Edge]], task: Task, edge: Edge) -> None:
         have.append(edge)
     else:
         index[task] = [*have, edge]
+
+
+def _out(out: Edge | list[Edge] | None) -> Sequence[Edge]:
+    """The edges out of a task as a sequence, from what `TaskGraph._tasks` holds for it."""
+    if out is None:
+        return _NO_EDGES
+    if type(out) is Edge:
+        return (out,)
+    return out
 
 
 def _discard(index: dict[Task, Sequence[Edge]], task: Task, edge: Edge) -> None:

@@ -398,7 +398,7 @@ class Task:
                     callargs = dict(zip(spec.positional, args, strict=False))
                 new = object.__new__(type(self))
                 new.__dict__ = attrs.copy()
-                if not flow.graph.add_call(new, callargs):
+                if not flow.graph.add_call(new, callargs, True):
                     flow.set_dependencies(task=new, keyword_tasks=callargs)
                 return new
         new = self.copy(**(task_args or {}))

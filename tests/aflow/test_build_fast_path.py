@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
 
 from aflow import Flow, Task, task
-from aflow._model._builtin_tasks import List
+from aflow._model._builtin_tasks import List, as_task
 from aflow._model._graph import TaskGraph
+from aflow._runtime import _gc
 from aflow.exceptions import FlowValidationError
 
 
@@ -137,3 +139,43 @@ def test_slugs_given_by_calls_still_collide_with_given_ones() -> None:
         c = add(4)
     assert c.slug == "add-4"
     assert len({t.slug for t in flow.graph.tasks}) == len(flow.graph)
+
+
+def test_edges_out_of_a_task_read_the_same_as_they_grow_and_shrink() -> None:
+    with Flow("f") as flow:
+        a = add(1)
+    graph = flow.graph
+    assert graph.edges_out_of(a) == ()
+    b, c = add.copy(), add.copy()
+    first = graph.add_edge(a, b, key="x")
+    assert list(graph.edges_out_of(a)) == [first]
+    second = graph.add_edge(a, c, key="x")
+    assert list(graph.edges_out_of(a)) == [first, second]
+    graph.remove(b)
+    assert list(graph.edges_out_of(a)) == [second]
+    assert graph.reference_tasks() == {c}
+    graph.remove(c)
+    assert list(graph.edges_out_of(a)) == []
+    assert graph.reference_tasks() == {a}
+
+
+def test_building_keeps_young_collections_small_and_puts_the_thresholds_back() -> None:
+    before = gc.get_threshold()
+    with Flow("f"):
+        inside = gc.get_threshold()
+        _gc.relax()  # a large run starting meanwhile gets the run thresholds
+        running = gc.get_threshold()
+        _gc.restore()
+        assert gc.get_threshold() == inside
+    assert gc.get_threshold() == before
+    assert inside == (max(before[0], 10_000), max(before[1], 1_000), before[2])
+    assert running == (max(before[0], 500_000), before[1], before[2])
+
+
+def test_a_list_past_the_shared_names_binds_its_items_in_order() -> None:
+    with Flow("f") as flow:
+        items = [add(i) for i in range(20_000)]
+        listed = as_task(items)
+    edges = flow.graph.edges_into(listed)
+    assert [e.key for e in edges] == [f"arg_{i}" for i in range(20_000)]
+    assert [e.upstream_task for e in edges] == items
