@@ -79,7 +79,6 @@ class Flow(FlowRunning):
         if not isinstance(name, str) or not name:
             raise ValueError(f"A flow needs a non-empty name, got {name!r}")
         self.graph = TaskGraph(name)
-        self._parameters: tuple[TaskGraph, int, frozenset[Parameter]] | None = None  # by graph and version
         """The flow's `TaskGraph`: its tasks, edges and constants, in order."""
         self.state_handlers: list[FlowStateHandler] = list(state_handlers or ())
         self.on_failure = on_failure
@@ -218,12 +217,7 @@ class Flow(FlowRunning):
 
     def parameters(self) -> set[Parameter]:
         """The flow's parameters."""
-        graph, cached = self.graph, self._parameters  # a run reads them twice (its start, the run store)
-        if cached is not None and cached[0] is graph and cached[1] == graph.version:
-            return set(cached[2])
-        found = {t for t in graph.tasks if isinstance(t, Parameter)}
-        self._parameters = (graph, graph.version, frozenset(found))
-        return found
+        return self.graph.parameters()
 
     def get_tasks(
         self,

@@ -35,6 +35,7 @@ class TaskGraph:
         "_edges",
         "_edges_to",
         "_keys",
+        "_parameters_cache",
         "_reference_cache",
         "_reference_tasks",
         "_slug_counts",
@@ -77,6 +78,7 @@ class TaskGraph:
         self._version = 0
         self._sorted_cache: tuple[int, list[Task]] | None = None
         self._reference_cache: tuple[int, frozenset[Task]] | None = None
+        self._parameters_cache: tuple[int, frozenset[Parameter]] | None = None
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -142,6 +144,15 @@ class TaskGraph:
             return set(cached[1])
         found = self._find_reference_tasks()
         self._reference_cache = (self._version, frozenset(found))
+        return found
+
+    def parameters(self) -> set[Parameter]:
+        """The graph's Parameter tasks (cached by `version`, like the reference tasks)."""
+        cached = self._parameters_cache  # a run reads them twice (its start, the run store)
+        if cached is not None and cached[0] == self._version:
+            return set(cached[1])
+        found = {t for t in self._tasks if isinstance(t, Parameter)}
+        self._parameters_cache = (self._version, frozenset(found))
         return found
 
     def _find_reference_tasks(self) -> set[Task]:
