@@ -73,12 +73,8 @@ def format_location(location: str | Callable[..., str], **kwargs: Any) -> str:
 
 
 def _format_template(template: str, values: dict[str, Any]) -> str:
-    try:
-        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
-    except ValueError as exc:
-        raise ValueError(f"result location template {template!r} is not a valid format string: {exc}") from exc
-    for field in fields:
-        key = re.split(r"[.\[]", field, maxsplit=1)[0]
+    fields, _ = _parse_template(template)
+    for key, field in fields:
         if key == "" or key.isdigit():
             raise ValueError(
                 f"result location template {template!r} has a positional field {{{field}}}: name the value instead"
@@ -158,20 +154,23 @@ def fresh_uuid() -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def _template_keys(template: str) -> tuple[str, ...] | None:
-    """The names a template formats with, parsed once; None if `format_location` must handle it (errors)."""
+def _parse_template(template: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...] | None]:
+    """A template's fields, parsed once (for `_format_template` and `format_lazily`).
+
+    Returns each field as ``(value name, field)``, and the value names without repeats, or None
+    for those when a field is positional (``{}``, ``{0}``: `_format_template` explains).
+
+    Raises:
+        ValueError: ``template`` is not a valid format string (the message says so).
+    """
     try:
         fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
-    except ValueError:
-        return None
-    keys: list[str] = []
-    for field in fields:
-        key = re.split(r"[.\[]", field, maxsplit=1)[0]
-        if key == "" or key.isdigit():
-            return None
-        if key not in keys:
-            keys.append(key)
-    return tuple(keys)
+    except ValueError as exc:
+        raise ValueError(f"result location template {template!r} is not a valid format string: {exc}") from exc
+    named = tuple((re.split(r"[.\[]", field, maxsplit=1)[0], field) for field in fields)
+    keys = [key for key, _ in named]
+    positional = any(key == "" or key.isdigit() for key in keys)
+    return named, None if positional else tuple(dict.fromkeys(keys))
 
 
 def format_lazily(
@@ -204,7 +203,10 @@ def format_lazily(
         if location is None:
             return _default_from(get)
     if isinstance(location, str):
-        keys = _template_keys(location)
+        try:
+            _, keys = _parse_template(location)
+        except ValueError:  # the full path below raises it again
+            keys = None
         if keys is not None:
             values: dict[str, Any] = {}
             for key in keys:
